@@ -1,0 +1,3 @@
+"""Limner: self-hosted text-to-image."""
+
+__version__ = "0.1.0"

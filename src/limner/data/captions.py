@@ -1,0 +1,96 @@
+"""Caption phrasings for a corpus image, built from its name, keywords, style, skin tone and colours.
+
+Several phrasings per image, so that "a crimson apple, 3D" and "red apple emoji in 3D style" both
+land near the same picture. Pure functions of the record and a seeded ``random.Random``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from limner.data.colors import SYNONYMS, Background
+
+STYLE_WORDS: dict[str, list[str]] = {
+    "3D render": ["3D render", "3D style", "3D emoji", "glossy 3D illustration"],
+    "glossy colour icon": [
+        "colourful gradient icon",
+        "glossy colour emoji",
+        "gradient vector icon",
+    ],
+    "flat icon": ["flat icon", "flat vector illustration", "flat design emoji"],
+    "black and white line icon": [
+        "black and white line icon",
+        "high contrast icon",
+        "monochrome outline icon",
+    ],
+    "outlined flat emoji": [
+        "flat emoji with black outlines",
+        "outlined cartoon icon",
+        "line-art emoji",
+    ],
+    "cartoon emoji": ["cartoon emoji", "emoji", "cute cartoon icon"],
+    "clip art": ["clip art", "vector clip art", "clipart drawing"],
+}
+
+
+@dataclass
+class Subject:
+    """What a caption can say about one image."""
+
+    name: str
+    style: str
+    tags: list[str] = field(default_factory=list)
+    group: str = ""
+    skin_tones: list[str] = field(default_factory=list)
+    colours: list[str] = field(default_factory=list)
+
+
+def article(phrase: str) -> str:
+    return ("an " if phrase[:1].lower() in "aeiou" else "a ") + phrase
+
+
+def tone_phrase(tones: list[str]) -> str:
+    """['dark'] → 'dark skin tone'; ['light', 'dark'] → 'light and dark skin tones'."""
+    if not tones:
+        return ""
+    unique = list(dict.fromkeys(tones))
+    if len(unique) == 1:
+        return f"{unique[0]} skin tone"
+    return f"{' and '.join(unique)} skin tones"
+
+
+def captions(
+    subject: Subject, background: Background | None, rng: random.Random, n: int = 4
+) -> list[str]:
+    """``n`` distinct phrasings (fewer only if the templates run out), most specific first."""
+    name = subject.name
+    styles = STYLE_WORDS.get(subject.style, [subject.style])
+    style = rng.choice(styles)
+    tone = tone_phrase(subject.skin_tones)
+    colour = " ".join(rng.choice(SYNONYMS.get(c, [c])) for c in subject.colours[:1])
+    colours = " and ".join(subject.colours)
+    tags = [t for t in subject.tags if t.lower() not in name.lower()]
+    keywords = ", ".join(rng.sample(tags, min(3, len(tags))))
+    bg = background.describe() if background else ""
+    on_bg = f" on {bg}" if bg else ""
+    with_tone = f" with {tone}" if tone else ""
+    comma_tone = f", {tone}" if tone else ""
+
+    candidates = [
+        f"{name}{comma_tone}, {style}{',' if bg else ''}{on_bg}",
+        f"{article((colour + ' ' + name).strip())}{with_tone}, {rng.choice(styles)}{on_bg}",
+        f"{rng.choice(styles)} of {article(name)}{with_tone}"
+        + (f", {keywords}" if keywords else ""),
+        f"{name}{comma_tone}",
+        f"{(colours + ' ' if colours else '')}{name} {rng.choice(['icon', 'picture', 'image'])}"
+        f"{comma_tone}, {rng.choice(styles)}",
+    ]
+    if subject.group and subject.group not in name:
+        candidates.append(f"{article(subject.group)}: {name}{comma_tone}, {style}")
+    out: list[str] = []
+    for c in candidates:
+        c = " ".join(c.split())
+        if c not in out:
+            out.append(c)
+    return out[:n]

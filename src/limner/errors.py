@@ -1,0 +1,57 @@
+"""Limner's errors: one small hierarchy, each class carrying the HTTP status it maps to.
+
+Every entry point raises these; the HTTP layer turns them into the OpenAI error envelope and
+the CLI prints their message. Messages say what was wrong and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class LimnerError(Exception):
+    """Base class. ``status`` is the HTTP status, ``type``/``code`` follow the OpenAI envelope."""
+
+    status = 500
+    type = "server_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+
+class InvalidRequest(LimnerError):
+    """The request itself is wrong: a missing or out-of-range parameter."""
+
+    status = 400
+    type = "invalid_request_error"
+
+
+class UnknownModel(InvalidRequest):
+    status = 404
+    code = "model_not_found"
+
+
+class ModerationBlocked(InvalidRequest):
+    type = "image_generation_user_error"
+    code = "moderation_blocked"
+
+    def __init__(self, message: str, *, stage: str = "input", category: str | None = None):
+        super().__init__(message)
+        self.stage = stage
+        self.category = category
+
+
+class Cancelled(LimnerError):
+    status = 499
+    type = "cancelled"
+
+
+class SourceUnavailable(LimnerError):
+    """A corpus source could not be fetched or read; the message names the package or file."""
+
+
+class CheckpointError(LimnerError):
+    """A checkpoint file is missing, corrupt, or was written for another model."""

@@ -1,0 +1,62 @@
+"""Openly licensed fonts by style, found in fetched Debian font packages or on the system."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+# style → font file names, best first. All come from Debian packages listed in data.sources.FONTS.
+STYLES: dict[str, list[str]] = {
+    "sans": [
+        "Inter-Regular.otf",
+        "DejaVuSans.ttf",
+        "LiberationSans-Regular.ttf",
+        "OpenSans-Regular.ttf",
+        "Roboto-Regular.ttf",
+    ],
+    "bold": [
+        "Inter-Bold.otf",
+        "DejaVuSans-Bold.ttf",
+        "LiberationSans-Bold.ttf",
+        "OpenSans-Bold.ttf",
+        "Roboto-Bold.ttf",
+    ],
+    "serif": ["EBGaramond12-Regular.otf", "LiberationSerif-Regular.ttf", "DejaVuSerif.ttf"],
+    "serif-bold": ["EBGaramond12-Bold.otf", "LiberationSerif-Bold.ttf", "DejaVuSerif-Bold.ttf"],
+    "condensed": [
+        "BebasNeue-Regular.otf",
+        "RobotoCondensed-Bold.ttf",
+        "DejaVuSansCondensed-Bold.ttf",
+    ],
+    "handwritten": ["ComicNeue-Bold.otf", "ComicNeue-Regular.otf"],
+    "script": ["lobster.otf", "DancingScript-Bold.otf"],
+    "mono": [
+        "JetBrainsMono-Bold.ttf",
+        "JetBrainsMono-Regular.ttf",
+        "DejaVuSansMono-Bold.ttf",
+        "LiberationMono-Bold.ttf",
+    ],
+}
+
+SYSTEM_DIRS = [Path("/usr/share/fonts"), Path("/usr/local/share/fonts")]
+
+
+@lru_cache(maxsize=8)
+def _index(dirs: tuple[Path, ...]) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for d in dirs:
+        if d.exists():
+            for f in sorted(d.glob("**/*.[ot]tf")):
+                found.setdefault(f.name, f)
+    return found
+
+
+def find_fonts(extra_dirs: list[Path] | None = None) -> dict[str, list[Path]]:
+    """Fonts available for each style (styles with none are left out)."""
+    index = _index(tuple([*(extra_dirs or []), *SYSTEM_DIRS]))
+    out: dict[str, list[Path]] = {}
+    for style, names in STYLES.items():
+        paths = [index[n] for n in names if n in index]
+        if paths:
+            out[style] = paths
+    return out
