@@ -185,6 +185,184 @@ def data_sheet(
     print(path)
 
 
+@app.command("train")
+def train(
+    preset: Annotated[str, typer.Option(help="Model size: tiny, small or base.")] = "small",
+    data: Annotated[
+        Path, typer.Option(help="Corpus folder, or a packed trainset-R-train.npz.")
+    ] = Path("data/corpus"),
+    out: Annotated[Path, typer.Option(help="Run folder (checkpoint, samples, history).")] = Path(
+        "runs/small"
+    ),
+    steps: Annotated[int, typer.Option(help="Stop after this many steps.")] = 100_000,
+    minutes: Annotated[float | None, typer.Option(help="Stop after this many minutes.")] = None,
+    batch: Annotated[int, typer.Option(help="Global batch size.")] = 64,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 5e-4,
+    warmup: Annotated[int, typer.Option(help="Warm-up steps.")] = 500,
+    sample_every: Annotated[int, typer.Option(help="Write a sample grid every N steps.")] = 500,
+    save_every: Annotated[int, typer.Option(help="Checkpoint and validate every N steps.")] = 500,
+    init: Annotated[str | None, typer.Option(help="Start from these inference weights.")] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in OUT from its checkpoint.")
+    ] = False,
+    seed: Annotated[int, typer.Option()] = 0,
+    compile: Annotated[bool, typer.Option(help="torch.compile the network (GPUs).")] = False,
+) -> None:
+    """Train the denoiser (bf16 autocast; CPU or GPU; torchrun for many GPUs)."""
+    from limner.train import TrainConfig
+    from limner.train import main as train_main
+
+    if resume and not (out / "checkpoint.pt").exists():
+        fail(f"--resume: no checkpoint at {out / 'checkpoint.pt'}")
+    train_main(
+        TrainConfig(
+            preset=preset,
+            data=str(data),
+            out=str(out),
+            steps=steps,
+            minutes=minutes,
+            batch=batch,
+            lr=lr,
+            warmup=warmup,
+            sample_every=sample_every,
+            save_every=save_every,
+            init=init,
+            resume=resume,
+            seed=seed,
+            compile=compile,
+        )
+    )
+
+
+@app.command("train-upsampler")
+def train_upsampler(
+    preset: Annotated[str, typer.Option(help="tiny, small or base.")] = "base",
+    data: Annotated[Path, typer.Option(help="Corpus folder.")] = Path("data/corpus"),
+    out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/upsampler"),
+    steps: Annotated[int, typer.Option()] = 20_000,
+    minutes: Annotated[float | None, typer.Option()] = None,
+    batch: Annotated[int, typer.Option()] = 32,
+    resume: Annotated[bool, typer.Option()] = False,
+) -> None:
+    """Train the ×4 upsampler on corpus images."""
+    from limner.train_upsampler import UpsamplerTrainConfig
+    from limner.train_upsampler import main as up_main
+
+    print(
+        up_main(
+            UpsamplerTrainConfig(
+                preset=preset,
+                data=str(data),
+                out=str(out),
+                steps=steps,
+                minutes=minutes,
+                batch=batch,
+                resume=resume,
+            )
+        )
+    )
+
+
+@app.command("generate")
+def generate(
+    prompt: Annotated[str, typer.Argument(help="What to draw.")],
+    n: Annotated[int, typer.Option("-n", "--n", help="Number of images.")] = 1,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the first image; image i uses seed + i.")
+    ] = None,
+    size: Annotated[str | None, typer.Option(help="WxH; default: the model's native size.")] = None,
+    num_inference_steps: Annotated[int | None, typer.Option(help="Sampling steps.")] = None,
+    guidance_scale: Annotated[
+        float | None, typer.Option(help="Classifier-free guidance scale.")
+    ] = None,
+    negative_prompt: Annotated[str, typer.Option(help="What to steer away from.")] = "",
+    model: Annotated[
+        str | None, typer.Option(help="Model name (see `limner models`) or path.")
+    ] = None,
+    sampler: Annotated[str | None, typer.Option(help="euler, heun or dpmpp_2m.")] = None,
+    image: Annotated[
+        Path | None, typer.Option(help="Source image for image-to-image or inpainting.")
+    ] = None,
+    mask: Annotated[
+        Path | None, typer.Option(help="Mask: white (or transparent) = repaint.")
+    ] = None,
+    strength: Annotated[
+        float, typer.Option(help="Image-to-image: share of the source to repaint.")
+    ] = 0.8,
+    models: Annotated[Path | None, typer.Option(help="A models.toml naming more models.")] = None,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Folder for the PNG files.")
+    ] = Path("out"),
+) -> None:
+    """Generate images and write them as PNG files (with their parameters inside)."""
+    from PIL import Image
+
+    from limner.engine import Engine, GenerationRequest
+
+    src = Image.open(image) if image else None
+    msk = Image.open(mask) if mask else None
+    engine = Engine(models_file=models, batching=False)
+    with progress_bar() as bar:
+        task = bar.add_task("sampling", total=None, rate="")
+
+        def on_progress(p) -> None:
+            bar.update(task, total=p.total, completed=p.step, rate=f"step {p.step}/{p.total}")
+
+        req = GenerationRequest(
+            prompt,
+            negative_prompt=negative_prompt,
+            n=n,
+            size=size,
+            seed=seed,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            model=model,
+            sampler=sampler,
+            image=src,
+            mask=msk,
+            strength=strength,
+            on_progress=on_progress,
+        )
+        images = engine.generate(req)
+    output.mkdir(parents=True, exist_ok=True)
+    stem = "".join(c if c.isalnum() else "-" for c in prompt.lower())[:40].strip("-") or "image"
+    for img in images:
+        path = output / f"{stem}-{img.seed}.png"
+        path.write_bytes(img.png_bytes())
+        print(path)
+
+
+@app.command("models")
+def list_models(
+    models: Annotated[Path | None, typer.Option(help="A models.toml naming more models.")] = None,
+) -> None:
+    """List the available models with their source, size and capabilities."""
+    from limner.engine import Engine
+
+    engine = Engine(models_file=models, batching=False)
+    table = Table(title="models")
+    for col in ("name", "backend", "sizes", "modes", "parameters", "path"):
+        table.add_column(col)
+    for entry in engine.models():
+        try:
+            info = engine.backend(entry["name"]).info()
+        except LimnerError as e:
+            table.add_row(
+                entry["name"], entry["backend"], "-", f"[red]{e.message}", "-", entry["path"]
+            )
+            continue
+        mark = " (default)" if entry["default"] else ""
+        table.add_row(
+            info.name + mark,
+            info.backend,
+            ", ".join(info.sizes),
+            ", ".join(info.modes),
+            f"{info.parameters / 1e6:.1f} M",
+            info.path,
+        )
+    Console().print(table)
+
+
 def main() -> None:
     try:
         app()

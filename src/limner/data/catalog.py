@@ -104,7 +104,7 @@ def _openmoji(root: Path, index: EmojiIndex) -> Iterator[Item]:
             "svg",
             str(f),
             name.replace(": ", ", "),
-            tags=[t for t in tags if t],
+            tags=list(dict.fromkeys(t for t in tags if t)),  # tags and openmoji_tags overlap
             group=GROUPS.get(e.get("group", ""), ""),
             skin_tones=skin_tones_of(e["hexcode"]),
             family=base_hex(e["hexcode"]),

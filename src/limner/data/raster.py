@@ -52,8 +52,6 @@ def render_svg(path: Path, long_side: int = 512) -> Image.Image:
                 wider = min(4096, int(long_side * 0.8 * long_side / max(extent, 1)))
                 png = resvg_py.svg_to_bytes(svg_string=svg, width=wider, skip_system_fonts=True)
                 img = Image.open(io.BytesIO(bytes(png))).convert("RGBA")
-    except SourceUnavailable:
-        raise
     except Exception as e:  # resvg raises plain exceptions for malformed files
         raise SourceUnavailable(f"cannot rasterise {path}: {e}") from e
     return img

@@ -359,7 +359,8 @@ class Canvas:
 
     def fit_font(self, style: str, text: str, max_w: int, max_h: int) -> ImageFont.FreeTypeFont:
         """The largest size of the style's first font at which ``text`` fits in max_w × max_h."""
-        path = self.fonts.get(style, self.fonts["sans"])[0]
+        paths = self.fonts.get(style) or self.fonts.get("sans") or next(iter(self.fonts.values()))
+        path = paths[0]
         lo, hi = 6, max(8, max_h * 2)
         best = ImageFont.truetype(str(path), lo)
         while lo <= hi:

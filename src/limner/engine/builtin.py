@@ -1,0 +1,330 @@
+"""The built-in backend: Limner's own model (denoiser + upsampler + MiniLM), on CPU or GPU.
+
+One call renders a batch of compatible requests:
+  1. encode prompts and negative prompts with the frozen text encoder
+  2. draw each image's starting noise from its own seed (batching never changes an image)
+  3. for image-to-image, start part-way along the schedule from the noised source; for
+     inpainting, pin the unmasked area of every x̂₀ to the source
+  4. sample at the base resolution with classifier-free guidance
+  5. upsample ×4 (with the glyph canvas), and for inpainting paste the source back outside the mask
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from limner import __version__
+from limner.engine.request import GeneratedImage, GenerationRequest, Progress, parse_size
+from limner.errors import Cancelled, CheckpointError, InvalidRequest
+from limner.model.checkpoint import load_module, weight_files
+from limner.model.sampling import SAMPLERS, cfg_denoiser, flow_sigmas
+from limner.model.text import TextEncoder, Tokenizer
+
+DEFAULTS = {"num_inference_steps": 20, "guidance_scale": 4.0, "sampler": "euler", "shift": 1.0}
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    backend: str
+    path: str
+    sizes: list[str]
+    modes: list[str]
+    parameters: int
+    defaults: dict
+    description: str = ""
+
+
+def to_tensor(img: Image.Image, size: int) -> torch.Tensor:
+    """PIL → (3, size, size) in [-1, 1]."""
+    arr = np.asarray(
+        img.convert("RGB").resize((size, size), Image.Resampling.LANCZOS), dtype=np.float32
+    )
+    return torch.from_numpy(arr).permute(2, 0, 1) / 127.5 - 1
+
+
+def mask_tensor(mask: Image.Image, size: int) -> torch.Tensor:
+    """(1, size, size) with 1 where the image is to be repainted: white pixels of an L/RGB mask,
+    or alpha-0 pixels of an RGBA mask (the OpenAI convention)."""
+    if mask.mode in ("RGBA", "LA", "PA"):
+        m = 255 - np.asarray(
+            mask.getchannel("A").resize((size, size), Image.Resampling.NEAREST), dtype=np.float32
+        )
+    else:
+        m = np.asarray(
+            mask.convert("L").resize((size, size), Image.Resampling.NEAREST), dtype=np.float32
+        )
+    return torch.from_numpy((m > 127).astype(np.float32))[None]
+
+
+def to_images(x: torch.Tensor) -> list[Image.Image]:
+    arr = ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    return [Image.fromarray(a) for a in arr]
+
+
+class LimnerBackend:
+    """A Limner weights folder: ``denoiser.safetensors`` (or its shards) and optionally
+    ``upsampler.safetensors``."""
+
+    kind = "limner"
+
+    def __init__(
+        self, name: str, path: Path, device: str = "auto", defaults: dict | None = None, **_: object
+    ):
+        self.name = name
+        self.path = Path(path)
+        self.device = torch.device(
+            "cuda"
+            if device == "auto" and torch.cuda.is_available()
+            else ("cpu" if device == "auto" else device)
+        )
+        denoiser_path = self.path / "denoiser.safetensors" if self.path.is_dir() else self.path
+        self.denoiser, meta = load_module(denoiser_path, "denoiser")
+        self.denoiser.to(self.device)
+        up_path = (self.path / "upsampler.safetensors") if self.path.is_dir() else None
+        self.upsampler = None
+        if up_path is not None and up_path.exists():
+            self.upsampler, _ = load_module(up_path, "upsampler")
+            self.upsampler.to(self.device)
+        self.meta = meta
+        self.defaults = {**DEFAULTS, **meta.get("sampling", {}), **(defaults or {})}
+        self.encoder = TextEncoder.load().to(self.device)
+        self.tokenizer = Tokenizer()
+        self.base = self.denoiser.cfg.resolution
+        self.full = self.base * (self.upsampler.cfg.factor if self.upsampler else 1)
+        self.glyph_fn = None  # set by the typography module: (prompt, size) → Image | None
+        self._lock = threading.Lock()  # guards nothing numeric; only lazy state, see glyph_fn
+
+    def info(self) -> ModelInfo:
+        sizes = [f"{self.full}x{self.full}"] + (
+            [f"{self.base}x{self.base}"] if self.upsampler else []
+        )
+        params = sum(p.numel() for p in self.denoiser.parameters())
+        if self.upsampler:
+            params += sum(p.numel() for p in self.upsampler.parameters())
+        return ModelInfo(
+            self.name,
+            self.kind,
+            str(self.path),
+            sizes,
+            ["text2img", "img2img", "inpaint"],
+            params,
+            {k: v for k, v in self.defaults.items() if k != "shift"},
+            f"Limner {self.meta.get('preset', '')} model, {self.meta.get('steps', '?')} training steps",
+        )
+
+    # -- request handling ---------------------------------------------------------------------
+
+    def resolve(self, req: GenerationRequest) -> dict:
+        """The request's effective settings; raises InvalidRequest for what this model can't do."""
+        size = req.size or f"{self.full}x{self.full}"
+        w, h = parse_size(size)
+        if w != h or w not in (self.full, self.base):
+            sizes = ", ".join(self.info().sizes)
+            raise InvalidRequest(
+                f"model {self.name} makes {sizes} images, not {size}", param="size"
+            )
+        sampler = req.sampler or self.defaults["sampler"]
+        if sampler not in SAMPLERS:
+            raise InvalidRequest(
+                f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}", param="sampler"
+            )
+        mode = (
+            "inpaint"
+            if req.mask is not None
+            else ("img2img" if req.image is not None else "text2img")
+        )
+        return {
+            "size": f"{w}x{h}",
+            "side": w,
+            "sampler": sampler,
+            "mode": mode,
+            "num_inference_steps": req.num_inference_steps or self.defaults["num_inference_steps"],
+            "guidance_scale": self.defaults["guidance_scale"]
+            if req.guidance_scale is None
+            else float(req.guidance_scale),
+            "strength": req.strength if mode != "text2img" else 1.0,
+        }
+
+    def batch_key(self, req: GenerationRequest) -> tuple:
+        """Requests with equal keys can share one sampling loop."""
+        r = self.resolve(req)
+        return (r["side"], r["num_inference_steps"], r["sampler"], r["mode"], r["strength"])
+
+    @torch.no_grad()
+    def generate(
+        self, requests: list[GenerationRequest]
+    ) -> list[list[GeneratedImage] | BaseException]:
+        """Render a batch of compatible requests; a cancelled request gets a Cancelled back."""
+        settings = [self.resolve(r) for r in requests]
+        s0 = settings[0]
+        dev, r = self.device, self.base
+        owners, prompts, negatives, seeds, scales, glyphs, inits, masks = (
+            [],
+            [],
+            [],
+            [],
+            [],
+            [],
+            [],
+            [],
+        )
+        for i, (req, st) in enumerate(zip(requests, settings, strict=True)):
+            for seed in req.seeds():
+                owners.append(i)
+                prompts.append(req.prompt)
+                negatives.append(req.negative_prompt or "")
+                seeds.append(seed)
+                scales.append(st["guidance_scale"])
+                glyphs.append(self.glyph_fn(req.prompt, self.full) if self.glyph_fn else None)
+                inits.append(req.image)
+                masks.append(req.mask)
+        b = len(prompts)
+
+        # 1. text
+        tokens = self.tokenizer(prompts + negatives)
+        with torch.autocast(dev.type, dtype=torch.bfloat16):
+            states, pooled = self.encoder(tokens.ids.to(dev), tokens.mask.to(dev))
+        states, pooled, tmask = states.float(), pooled.float(), tokens.mask.to(dev)
+        glyph_full = None
+        if any(g is not None for g in glyphs):
+            glyph_full = torch.stack(
+                [
+                    torch.zeros(1, self.full, self.full)
+                    if g is None
+                    else torch.from_numpy(
+                        np.asarray(g.convert("L").resize((self.full, self.full)), dtype=np.float32)
+                        / 255
+                    )[None]
+                    for g in glyphs
+                ]
+            ).to(dev)  # (B, 1, F, F)
+        glyph_base = (
+            None
+            if glyph_full is None
+            else torch.nn.functional.interpolate(glyph_full, size=(r, r), mode="area")
+        )
+        cond = {
+            "text": states[:b],
+            "text_mask": tmask[:b],
+            "pooled": pooled[:b],
+            "glyph": glyph_base,
+        }
+        uncond = {
+            "text": states[b:],
+            "text_mask": tmask[b:],
+            "pooled": pooled[b:],
+            "glyph": glyph_base,
+        }
+
+        # 2. noise, one generator per image
+        noise = torch.stack(
+            [torch.randn(3, r, r, generator=torch.Generator().manual_seed(s)) for s in seeds]
+        ).to(dev)
+        sigmas = flow_sigmas(
+            s0["num_inference_steps"], self.defaults["shift"], start=s0["strength"], device=dev
+        )
+
+        # 3. image-to-image / inpainting
+        x_init = m_base = None
+        if s0["mode"] != "text2img":
+            x_init = torch.stack([to_tensor(im, r) for im in inits]).to(dev)
+            x = (1 - sigmas[0]) * x_init + sigmas[0] * noise
+            if s0["mode"] == "inpaint":
+                m_base = torch.stack([mask_tensor(m, r) for m in masks]).to(dev)  # (B, 1, r, r)
+        else:
+            x = noise * sigmas[0]  # σ₀ = 1 for text-to-image
+
+        def net(x: torch.Tensor, s: torch.Tensor, **kw: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(dev.type, dtype=torch.bfloat16):
+                return self.denoiser(x, s, **kw).float()
+
+        scale = torch.tensor(scales, device=dev).view(-1, 1, 1, 1)
+        guided = cfg_denoiser(net, cond, uncond, scale if bool((scale != 1).any()) else 1.0)
+        if m_base is not None:
+
+            def denoise(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+                return m_base * guided(x, s) + (1 - m_base) * x_init
+        else:
+            denoise = guided
+
+        # 4. sample, reporting each step to each request
+        cancelled: set[int] = set()
+        total = len(sigmas) - 1
+
+        def callback(i: int, x: torch.Tensor, x0: torch.Tensor) -> None:
+            for j, req in enumerate(requests):
+                if req.cancel.is_set():
+                    cancelled.add(j)
+            if len(cancelled) == len(requests):
+                raise Cancelled("cancelled by the caller")
+            for j, req in enumerate(requests):
+                if req.on_progress and j not in cancelled:
+                    rows = [k for k, o in enumerate(owners) if o == j]
+                    previews = to_images(x0[rows]) if req.previews else None
+                    req.on_progress(Progress(i + 1, total, previews))
+
+        sample = SAMPLERS[s0["sampler"]]
+        x0 = sample(denoise, x, sigmas, callback=callback)
+
+        # 5. upsample, paste back
+        if s0["side"] == self.full and self.upsampler is not None:
+            with torch.autocast(dev.type, dtype=torch.bfloat16):
+                out = self.upsampler(x0, glyph_full).float()
+        else:
+            out = x0
+        if s0["mode"] == "inpaint":
+            side = out.shape[-1]
+            orig = torch.stack([to_tensor(im, side) for im in inits]).to(dev)
+            m_full = torch.stack([mask_tensor(m, side) for m in masks]).to(dev)
+            out = m_full * out + (1 - m_full) * orig
+        images = to_images(out)
+
+        results: list[list[GeneratedImage] | BaseException] = [[] for _ in requests]
+        for k, (img, owner) in enumerate(zip(images, owners, strict=True)):
+            if owner in cancelled:
+                results[owner] = Cancelled("cancelled by the caller")
+                continue
+            req, st = requests[owner], settings[owner]
+            params = {
+                "prompt": req.prompt,
+                "negative_prompt": req.negative_prompt,
+                "model": self.name,
+                "version": __version__,
+                "seed": seeds[k],
+                "num_inference_steps": st["num_inference_steps"],
+                "guidance_scale": st["guidance_scale"],
+                "sampler": st["sampler"],
+                "size": st["size"],
+                "mode": st["mode"],
+                "strength": st["strength"],
+                "backend": self.kind,
+            }
+            out_list = results[owner]
+            assert isinstance(out_list, list)
+            out_list.append(GeneratedImage(img, seeds[k], req.prompt, self.name, params))
+        return results
+
+
+def is_limner_weights(path: Path) -> bool:
+    path = Path(path)
+    try:
+        weight_files(path / "denoiser.safetensors" if path.is_dir() else path)
+        return True
+    except CheckpointError:
+        return False
+
+
+def describe(path: Path) -> dict:
+    """Metadata of a weights folder without loading the network (for `limner models`)."""
+    from limner.model.checkpoint import read_weights
+
+    _, meta = read_weights(Path(path) / "denoiser.safetensors")
+    return {k: json.loads(v) for k, v in meta.items() if k not in ("format", "kind")}

@@ -1,0 +1,150 @@
+"""The engine: every entry point (Python, CLI, HTTP, web app, arena) generates through it.
+
+from limner import Engine, GenerationRequest
+engine = Engine()
+images = engine.generate(GenerationRequest("a red apple, 3D render", n=4, seed=7))
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from limner.engine.batching import Batcher
+from limner.engine.registry import (
+    BACKENDS,
+    ModelSpec,
+    load_models_file,
+    shipped_models,
+    spec_for_path,
+)
+from limner.engine.request import GeneratedImage, GenerationRequest
+from limner.errors import InvalidRequest, UnknownModel
+
+
+class Engine:
+    def __init__(
+        self,
+        models_file: Path | None = None,
+        specs: list[ModelSpec] | None = None,
+        default: str | None = None,
+        batching: bool = True,
+        window_ms: float = 20.0,
+        max_batch_images: int = 8,
+    ):
+        self.specs: dict[str, ModelSpec] = {}
+        file_default = None
+        for spec in specs if specs is not None else shipped_models():
+            self.specs[spec.name] = spec
+        if models_file is not None:
+            extra, file_default = load_models_file(models_file)
+            for spec in extra:
+                self.specs[spec.name] = spec
+        self.default = default or file_default or (sorted(self.specs)[-1] if self.specs else None)
+        self.batching = batching
+        self.window_s = window_ms / 1000
+        self.max_batch_images = max_batch_images
+        self._backends: dict[str, Any] = {}
+        self._batchers: dict[str, Batcher] = {}
+        self._lock = threading.Lock()
+
+    # -- models -------------------------------------------------------------------------------
+
+    def resolve_name(self, model: str | None) -> str:
+        name = model or self.default
+        if name is None:
+            raise UnknownModel(
+                "no model is available: ship weights in weights/ or pass --models models.toml",
+                param="model",
+            )
+        if name not in self.specs:
+            if Path(name).exists():
+                spec = spec_for_path(Path(name))
+                spec.name = name
+                self.specs[name] = spec
+            else:
+                known = ", ".join(sorted(self.specs)) or "none"
+                raise UnknownModel(f"unknown model {name!r}; available: {known}", param="model")
+        return name
+
+    def backend(self, model: str | None = None) -> Any:
+        """The loaded backend of a model (loaded on first use)."""
+        name = self.resolve_name(model)
+        with self._lock:
+            if name not in self._backends:
+                spec = self.specs[name]
+                factory = BACKENDS[spec.backend]
+                self._backends[name] = factory(
+                    spec.name, spec.path, defaults=spec.defaults, **spec.options
+                )
+            return self._backends[name]
+
+    def models(self) -> list[dict]:
+        """Every known model: loaded ones with full info, others from their spec."""
+        out = []
+        for name, spec in sorted(self.specs.items()):
+            entry = {
+                "name": name,
+                "backend": spec.backend,
+                "path": str(spec.path),
+                "default": name == self.default,
+            }
+            if name in self._backends:
+                entry.update(vars(self._backends[name].info()))
+            out.append(entry)
+        return out
+
+    # -- generation ---------------------------------------------------------------------------
+
+    def submit(self, request: GenerationRequest) -> Future:
+        """Validate, then queue; the future resolves to the request's images."""
+        request.validate()
+        backend = self.backend(request.model)
+        backend.resolve(request)  # model-specific checks (size, sampler …) before any work
+        request.model = backend.name
+        request.seeds()  # fix the seed now, so a retry or a log shows it
+        if not self.batching:
+            future: Future = Future()
+            try:
+                result = backend.generate([request])[0]
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+            except BaseException as e:
+                future.set_exception(e)
+            return future
+        with self._lock:
+            if backend.name not in self._batchers:
+                self._batchers[backend.name] = Batcher(
+                    backend, self.window_s, self.max_batch_images
+                )
+            batcher = self._batchers[backend.name]
+        return batcher.submit(request)
+
+    def generate(
+        self, request: GenerationRequest, timeout: float | None = None
+    ) -> list[GeneratedImage]:
+        return self.submit(request).result(timeout)
+
+    def close(self, wait: bool = True) -> None:
+        with self._lock:
+            batchers = list(self._batchers.values())
+        for b in batchers:
+            b.close(wait)
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_request(engine: Engine, request: GenerationRequest) -> None:
+    """Validate without generating (for APIs that must answer 400 before queuing)."""
+    request.validate()
+    if request.model is not None and not isinstance(request.model, str):
+        raise InvalidRequest("model must be a string", param="model")
+    engine.backend(request.model).resolve(request)

@@ -1,0 +1,130 @@
+"""What a caller asks for and what it gets back: the one request type every entry point builds.
+
+Parameter names follow the OpenAI Images API and diffusers: ``prompt``, ``negative_prompt``,
+``n``, ``size``, ``seed``, ``num_inference_steps``, ``guidance_scale``, ``model``.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from limner.errors import InvalidRequest
+
+MAX_PROMPT_CHARS = 2000
+MAX_N = 10
+MAX_STEPS = 200
+
+
+@dataclass
+class Progress:
+    """One sampling step of one request: ``step`` of ``total``; ``previews`` are optional
+    low-resolution images of the current estimate, one per image of the request."""
+
+    step: int
+    total: int
+    previews: list[Image.Image] | None = None
+
+
+@dataclass
+class GenerationRequest:
+    prompt: str
+    negative_prompt: str = ""
+    n: int = 1
+    size: str | None = None  # "WxH"; None = the model's native size
+    seed: int | None = None  # image i gets seed + i; None draws one
+    num_inference_steps: int | None = None  # None = the model's default
+    guidance_scale: float | None = None
+    model: str | None = None  # None = the default model
+    sampler: str | None = None
+    image: Image.Image | None = None  # image-to-image / inpainting source
+    mask: Image.Image | None = None  # white (or alpha 0) = repaint; needs ``image``
+    strength: float = 0.8  # image-to-image: how much of the source to repaint (1 = all)
+    priority: int = 0  # higher runs first when the engine is busy (Image Creator boosts)
+    previews: bool = False  # attach low-resolution previews to progress events
+    on_progress: Callable[[Progress], None] | None = field(default=None, repr=False, compare=False)
+    cancel: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+
+    def validate(self) -> None:
+        """Raise InvalidRequest naming the parameter, before any work starts."""
+        if not isinstance(self.prompt, str) or not self.prompt.strip():
+            raise InvalidRequest("prompt must be a non-empty string", param="prompt")
+        if len(self.prompt) > MAX_PROMPT_CHARS:
+            raise InvalidRequest(
+                f"prompt is longer than {MAX_PROMPT_CHARS} characters", param="prompt"
+            )
+        if not isinstance(self.negative_prompt, str):
+            raise InvalidRequest("negative_prompt must be a string", param="negative_prompt")
+        if not isinstance(self.n, int) or isinstance(self.n, bool) or not 1 <= self.n <= MAX_N:
+            raise InvalidRequest(f"n must be an integer from 1 to {MAX_N}", param="n")
+        if self.size is not None:
+            parse_size(self.size)
+        if self.seed is not None and (
+            not isinstance(self.seed, int)
+            or isinstance(self.seed, bool)
+            or not 0 <= self.seed < 2**63
+        ):
+            raise InvalidRequest("seed must be an integer from 0 to 2**63 - 1", param="seed")
+        if self.num_inference_steps is not None and (
+            not isinstance(self.num_inference_steps, int)
+            or not 1 <= self.num_inference_steps <= MAX_STEPS
+        ):
+            raise InvalidRequest(
+                f"num_inference_steps must be an integer from 1 to {MAX_STEPS}",
+                param="num_inference_steps",
+            )
+        if self.guidance_scale is not None and (
+            not isinstance(self.guidance_scale, int | float) or not 0 <= self.guidance_scale <= 30
+        ):
+            raise InvalidRequest(
+                "guidance_scale must be a number from 0 to 30", param="guidance_scale"
+            )
+        if not 0 < self.strength <= 1:
+            raise InvalidRequest("strength must be in (0, 1]", param="strength")
+        if self.mask is not None and self.image is None:
+            raise InvalidRequest("a mask needs an image to edit", param="mask")
+
+    def seeds(self) -> list[int]:
+        """One seed per image; drawn once (and then fixed) when the caller gave none."""
+        if self.seed is None:
+            self.seed = random.SystemRandom().randrange(2**32)
+        return [self.seed + i for i in range(self.n)]
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in size.lower().split("x"))
+    except (ValueError, AttributeError):
+        raise InvalidRequest(f"size must look like '256x256', got {size!r}", param="size") from None
+    if not (8 <= w <= 4096 and 8 <= h <= 4096):
+        raise InvalidRequest(f"size {size!r} is out of range", param="size")
+    return w, h
+
+
+@dataclass
+class GeneratedImage:
+    image: Image.Image
+    seed: int
+    prompt: str
+    model: str
+    parameters: dict  # everything needed to make it again (what the metadata chunks record)
+
+    def png_bytes(self) -> bytes:
+        from limner.engine.metadata import png_with_metadata
+
+        return png_with_metadata(self.image, self.parameters)
+
+    def encode(self, fmt: str = "png", quality: int | None = None) -> bytes:
+        """PNG keeps the metadata chunks; JPEG and WebP carry the same text in EXIF/XMP-free form
+        (a comment) — their readers show less."""
+        if fmt == "png":
+            return self.png_bytes()
+        buf = io.BytesIO()
+        img = self.image.convert("RGB") if fmt == "jpeg" else self.image
+        img.save(buf, format=fmt.upper(), quality=quality or 90)
+        return buf.getvalue()

