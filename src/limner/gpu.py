@@ -25,7 +25,7 @@ def pack(corpus: Path, dest: Path, resolution: int = 64) -> dict:
 
     from limner.data.trainset import TrainSet
     from limner.data.trainset import pack as pack_split
-    from limner.model.text import TextEncoder, Tokenizer, prune, wheel_dir
+    from limner.model.text import TextEncoder, Tokenizer, prune, quantize, wheel_dir
 
     dest.mkdir(parents=True, exist_ok=True)
     sizes = {}
@@ -34,15 +34,14 @@ def pack(corpus: Path, dest: Path, resolution: int = 64) -> dict:
         path = corpus / f"trainset-{resolution}-{split}.npz"
         if not path.exists():
             pack_split(corpus, path, resolution, split)
+        else:
+            print(f"reusing {path}", file=sys.stderr)
         shutil.copy(path, dest / path.name)
         captions += [c for caps in TrainSet.load(path).captions for c in caps]
         sizes[path.name] = path.stat().st_size
     tokens = Tokenizer()([*captions, ""])
     sd = prune(TextEncoder.load(), tokens.ids[tokens.mask])
-    save_file(
-        {k: (v.half() if v.is_floating_point() else v) for k, v in sd.items()},
-        str(dest / "text-encoder.safetensors"),
-    )
+    save_file(quantize(sd), str(dest / "text-encoder.safetensors"))
     shutil.copy(wheel_dir() / "tokenizer.json", dest / "tokenizer.json")
     for name in ("text-encoder.safetensors", "tokenizer.json"):
         sizes[name] = (dest / name).stat().st_size
@@ -62,12 +61,17 @@ def run(
     init: str | None = None,
 ) -> None:
     from limner.model.checkpoint import load_module, save_weights
+    from limner.model.denoiser import PRESETS
     from limner.train import TrainConfig, main
 
     work = Path("/tmp/limner-gpu-run")
+    shutil.rmtree(work, ignore_errors=True)
+    data = pack_dir / f"trainset-{PRESETS[preset].resolution}-train.npz"
+    if not data.exists():
+        raise SystemExit(f"{data} is missing: pack at the {preset} preset's resolution")
     cfg = TrainConfig(
         preset=preset,
-        data=str(pack_dir / "trainset-64-train.npz"),
+        data=str(data),
         out=str(work),
         steps=10**9,
         minutes=minutes,
@@ -100,6 +104,7 @@ if __name__ == "__main__":
     a = sub.add_parser("pack")
     a.add_argument("--corpus", type=Path, default=Path("data/corpus"))
     a.add_argument("--dest", type=Path, default=Path(".pack"))
+    a.add_argument("--resolution", type=int, default=64)
     b = sub.add_parser("run")
     b.add_argument("--pack", type=Path, default=Path(".pack"))
     b.add_argument("--out", type=Path, required=True)
@@ -111,7 +116,7 @@ if __name__ == "__main__":
     b.add_argument("--init", default=None)
     args = p.parse_args()
     if args.cmd == "pack":
-        print(json.dumps(pack(args.corpus, args.dest), indent=1))
+        print(json.dumps(pack(args.corpus, args.dest, args.resolution), indent=1))
     else:
         torch.set_float32_matmul_precision("high")
         run(

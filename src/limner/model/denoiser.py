@@ -45,7 +45,7 @@ class DenoiserConfig:
 PRESETS: dict[str, DenoiserConfig] = {
     "tiny": DenoiserConfig(resolution=32, patch=8, width=64, depth=2, heads=2),
     "small": DenoiserConfig(resolution=64, patch=8, width=384, depth=8, heads=6),
-    "base": DenoiserConfig(resolution=64, patch=8, width=448, depth=8, heads=7),
+    "base": DenoiserConfig(resolution=64, patch=8, width=448, depth=8, heads=7, mlp_ratio=3.5),
 }
 
 

@@ -1,0 +1,163 @@
+"""The prompt-fidelity instrument: a small CLIP-style image encoder trained (here, on the corpus's
+real training images only — never on generated ones) to match frozen MiniLM caption embeddings.
+
+Model hubs are out of reach, so no pretrained CLIP or Inception can score our images; this
+evaluator is Limner's own, shipped as ``weights/evaluator.safetensors`` (< 5 MB). Its pooled
+convolutional features also serve the Fréchet distance.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+RESOLUTION = 64
+
+
+@dataclass(frozen=True)
+class EvaluatorConfig:
+    channels: tuple[int, ...] = (48, 96, 192, 320)
+    embed: int = 384  # MiniLM's width
+    resolution: int = RESOLUTION
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.GroupNorm(8, cout), nn.SiLU(),
+        nn.Conv2d(cout, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU(),
+    )
+
+
+class Evaluator(nn.Module):
+    def __init__(self, cfg: EvaluatorConfig = EvaluatorConfig()):
+        super().__init__()
+        self.cfg = cfg
+        chans = [3, *cfg.channels]
+        self.convs = nn.Sequential(*(_block(a, b) for a, b in zip(chans[:-1], chans[1:], strict=True)))
+        self.image_proj = nn.Linear(cfg.channels[-1], cfg.embed)
+        self.text_proj = nn.Sequential(nn.Linear(cfg.embed, cfg.embed), nn.SiLU(), nn.Linear(cfg.embed, cfg.embed))
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, 64, 64) in [-1, 1] → pooled features (B, C) (used for the Fréchet distance)."""
+        return self.convs(images).mean((2, 3))
+
+    def embed_images(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.image_proj(self.features(images)), dim=-1)
+
+    def embed_texts(self, pooled: torch.Tensor) -> torch.Tensor:
+        """MiniLM sentence embeddings (B, 384) → the shared space."""
+        return F.normalize(pooled + self.text_proj(pooled), dim=-1)
+
+    def save(self, path: Path, meta: dict) -> None:
+        save_file({k: v.detach().half().contiguous() for k, v in self.state_dict().items()}, str(path),
+                  metadata={"format": "limner-evaluator", "config": json.dumps(asdict(self.cfg)),
+                            **{k: json.dumps(v) for k, v in meta.items()}})
+
+    @classmethod
+    def load(cls, path: Path) -> tuple[Evaluator, dict]:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata()
+            sd = {k: f.get_tensor(k).float() for k in f.keys()}  # noqa: SIM118
+        cfg = json.loads(meta["config"])
+        model = cls(EvaluatorConfig(**{**cfg, "channels": tuple(cfg["channels"])}))
+        model.load_state_dict(sd)
+        extra = {k: json.loads(v) for k, v in meta.items() if k not in ("format", "config")}
+        return model.eval().requires_grad_(False), extra
+
+
+def to_eval_tensor(images: list | np.ndarray) -> torch.Tensor:
+    """PIL images or uint8 arrays (N, H, W, 3) → (N, 3, 64, 64) in [-1, 1] (box-downsampled)."""
+    from PIL import Image
+
+    arrs = []
+    for im in images:
+        im = im if isinstance(im, Image.Image) else Image.fromarray(np.asarray(im))
+        im = im.convert("RGB")
+        if im.size != (RESOLUTION, RESOLUTION):
+            im = im.resize((RESOLUTION, RESOLUTION), Image.Resampling.BOX)
+        arrs.append(np.asarray(im))
+    x = torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).float()
+    return x / 127.5 - 1
+
+
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Flips, small shifts, blur and noise: generated images must not look foreign to the instrument."""
+    b = x.shape[0]
+    flip = torch.rand(b, generator=gen) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    dx, dy = (int(v) for v in torch.randint(-4, 5, (2,), generator=gen))
+    x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+    if torch.rand(1, generator=gen).item() < 0.5:
+        k = torch.tensor([1.0, 2.0, 1.0])
+        w = ((k[:, None] * k[None]) / 16).expand(3, 1, 3, 3)
+        x = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), w, groups=3)
+    return x + torch.randn(x.shape, generator=gen) * 0.03
+
+
+def train_evaluator(trainset_path: Path, out: Path, steps: int = 3000, batch: int = 256, lr: float = 1e-3,
+                    seed: int = 0) -> dict:
+    """Train on a packed training set (real images only); write the weights; return the history."""
+    from limner.data.trainset import TrainSet
+    from limner.model.text import TextEncoder, Tokenizer
+
+    torch.manual_seed(seed)
+    data = TrainSet.load(trainset_path)
+    if data.resolution != RESOLUTION:
+        raise ValueError(f"the evaluator trains at {RESOLUTION}px; got a {data.resolution}px trainset")
+    flat, owner = [], []
+    for i, caps in enumerate(data.captions):
+        for c in caps:
+            flat.append(c)
+            owner.append(i)
+    tok, enc = Tokenizer(), TextEncoder.load()
+    pooled = torch.empty(len(flat), 384)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        for i in range(0, len(flat), 1024):
+            t = tok(flat[i : i + 1024])
+            pooled[i : i + 1024] = enc(t.ids, t.mask)[1].float()
+    owner_t = torch.tensor(owner)
+    first_caption = torch.zeros(len(data), dtype=torch.long)
+    counts = torch.bincount(owner_t, minlength=len(data))
+    first_caption[1:] = torch.cumsum(counts, 0)[:-1]
+    model = Evaluator()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+    gen = torch.Generator().manual_seed(seed)
+    history = []
+    started = time.time()
+    for step in range(1, steps + 1):
+        idx = torch.randperm(len(data), generator=gen)[:batch]
+        x = augment(data.images[idx].float() / 127.5 - 1, gen)
+        pick = first_caption[idx] + (torch.rand(batch, generator=gen) * counts[idx]).long()
+        lr_now = lr * min(1.0, step / 200) * 0.5 * (1 + math.cos(math.pi * step / steps))
+        for g in opt.param_groups:
+            g["lr"] = lr_now
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            img = model.embed_images(x).float()
+            txt = model.embed_texts(pooled[pick]).float()
+        logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
+        # images sharing a caption text (skin-tone twins, duplicates) are not negatives of each other
+        labels = torch.arange(batch)
+        loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 100 == 0 or step == steps:
+            history.append({"step": step, "loss": round(loss.item(), 4), "seconds": round(time.time() - started)})
+            print(f"evaluator step {step}/{steps} loss {loss.item():.3f} ({time.time() - started:.0f}s)",
+                  file=sys.stderr, flush=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.save(out, {"steps": steps, "batch": batch, "trained_on": str(trainset_path), "images": len(data),
+                     "history": history})
+    return {"history": history}

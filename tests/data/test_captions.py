@@ -1,0 +1,94 @@
+import random
+
+import pytest
+
+from limner.data.captions import STYLE_WORDS, Subject, article, captions, tone_phrase
+from limner.data.colors import Background
+from limner.data.sources import SOURCES
+
+HAND = Subject(
+    name="waving hand",
+    style="3D render",
+    tags=["hello", "wave", "bye", "hand"],
+    group="person",
+    skin_tones=["medium-dark"],
+    colours=["yellow"],
+)
+SKY = Background("flat", ("sky blue",))
+
+
+def test_several_distinct_phrasings_that_all_name_the_subject():
+    caps = captions(HAND, SKY, random.Random(0))
+    assert len(caps) == 4
+    assert len(set(caps)) == len(caps)
+    assert all("waving hand" in c for c in caps)
+
+
+def test_captions_mention_style_skin_tone_and_background():
+    caps = captions(HAND, SKY, random.Random(0))
+    assert any(w in c for c in caps for w in STYLE_WORDS["3D render"])
+    assert all("medium-dark skin tone" in c for c in caps)
+    assert any("on a plain sky blue background" in c for c in caps)
+
+
+def test_keywords_and_colour_words_appear_but_not_the_name_twice():
+    caps = captions(HAND, SKY, random.Random(0), n=10)
+    assert any("hello" in c for c in caps)
+    assert any(w in c for c in caps for w in ("yellow", "golden"))
+    assert not any(", hand" in c for c in caps)  # "hand" is already in the name
+
+
+def test_same_seed_same_captions_other_seeds_vary():
+    assert captions(HAND, SKY, random.Random(7)) == captions(HAND, SKY, random.Random(7))
+    seen = {tuple(captions(HAND, SKY, random.Random(s))) for s in range(10)}
+    assert len(seen) > 1
+
+
+def test_without_background_or_tone_nothing_is_invented():
+    plain = Subject("closed book", "flat icon", ["education"])
+    caps = captions(plain, None, random.Random(0))
+    assert len(caps) >= 3
+    assert not any("background" in c or "skin tone" in c for c in caps)
+
+
+def test_white_and_gradient_backgrounds_are_described():
+    caps = captions(HAND, Background("white"), random.Random(0))
+    assert any("on a white background" in c for c in caps)
+    gradient = Background("gradient", ("red", "navy blue"))
+    caps = captions(HAND, gradient, random.Random(0))
+    assert any("soft gradient background from red to navy blue" in c for c in caps)
+
+
+def test_article_a_or_an():
+    assert article("apple") == "an apple"
+    assert article("Orange") == "an Orange"
+    assert article("red apple") == "a red apple"
+    assert article("waving hand") == "a waving hand"
+
+
+def test_captions_use_the_right_article():
+    caps = captions(Subject("owl", "clip art"), None, random.Random(0), n=10)
+    assert any("of an owl" in c for c in caps)
+    assert not any("a owl" in c for c in caps)
+
+
+def test_tone_phrase_for_one_two_and_repeated_tones():
+    assert tone_phrase([]) == ""
+    assert tone_phrase(["dark"]) == "dark skin tone"
+    assert tone_phrase(["light", "dark"]) == "light and dark skin tones"
+    assert tone_phrase(["medium", "medium"]) == "medium skin tone"
+
+
+def test_multi_tone_subjects_name_both_tones():
+    two = Subject("handshake", "outlined flat emoji", skin_tones=["light", "dark"])
+    caps = captions(two, None, random.Random(0))
+    assert all("light and dark skin tones" in c for c in caps)
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_every_source_style_has_caption_words(source):
+    style = SOURCES[source].style
+    assert style in STYLE_WORDS
+    caps = captions(Subject("red heart", style), SKY, random.Random(1))
+    assert len(caps) >= 3
+    assert any(w in c for c in caps for w in STYLE_WORDS[style])
