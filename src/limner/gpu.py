@@ -112,7 +112,7 @@ if __name__ == "__main__":
     b.add_argument("--minutes", type=float, required=True)
     b.add_argument("--batch", type=int, default=512)
     b.add_argument("--lr", type=float, default=5e-4)
-    b.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True)
+    b.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False)
     b.add_argument("--init", default=None)
     args = p.parse_args()
     if args.cmd == "pack":
