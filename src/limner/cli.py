@@ -363,6 +363,79 @@ def list_models(
     Console().print(table)
 
 
+@app.command("eval")
+def evaluate(
+    model: Annotated[
+        str, typer.Option(help="Model name or path, or a reference: real, noise, nearest-train.")
+    ],
+    out: Annotated[Path, typer.Option(help="Folder for metrics.json and report.html.")],
+    limit: Annotated[
+        int | None, typer.Option(help="Use only the first N prompts of each set.")
+    ] = None,
+    baseline: Annotated[
+        Path | None, typer.Option(help="A previous report folder to compare with.")
+    ] = None,
+    corpus: Annotated[
+        Path, typer.Option(help="Built corpus (validation split, training images).")
+    ] = Path("data/corpus"),
+    prompts: Annotated[Path, typer.Option(help="Folder with the prompt sets.")] = Path(
+        "bench/prompts"
+    ),
+    evaluator: Annotated[Path | None, typer.Option(help="Evaluator weights.")] = None,
+    models: Annotated[Path | None, typer.Option(help="A models.toml naming more models.")] = None,
+) -> None:
+    """Measure a model on the benchmark prompt sets; write metrics.json and report.html."""
+    import json
+
+    from limner.engine import Engine
+    from limner.eval.run import REFERENCE_MODELS
+    from limner.eval.run import evaluate as run_eval
+
+    engine = None if model in REFERENCE_MODELS else Engine(models_file=models)
+    with progress_bar() as bar:
+        metrics = run_eval(
+            model,
+            out,
+            corpus=corpus,
+            prompts_dir=prompts,
+            limit=limit,
+            baseline=baseline,
+            evaluator_path=evaluator,
+            engine=engine,
+            progress=PhaseProgress(bar),
+        )
+    if engine:
+        engine.close()
+    summary = {
+        k: metrics[k] for k in ("fidelity", "frechet", "text", "memorisation") if k in metrics
+    }
+    summary["skin_tone_accuracy"] = metrics["skin_tone"]["accuracy"]
+    print(json.dumps(summary, indent=1))
+    console.print(f"report: {out / 'report.html'}")
+
+
+@app.command("train-evaluator")
+def train_evaluator_cmd(
+    data: Annotated[Path, typer.Option(help="Packed 64 px training set.")] = Path(
+        "data/corpus/trainset-64-train.npz"
+    ),
+    out: Annotated[Path, typer.Option(help="Weights file to write.")] = Path(
+        "weights/evaluator.safetensors"
+    ),
+    steps: Annotated[int, typer.Option()] = 3000,
+    batch: Annotated[int, typer.Option()] = 256,
+) -> None:
+    """Train the prompt-fidelity evaluator on real training images only."""
+    from limner.eval.evaluator import train_evaluator
+
+    if not data.exists():
+        fail(
+            f"{data} not found: it is made on the first `limner train --data CORPUS`, or by limner.data.trainset.pack"
+        )
+    train_evaluator(data, out, steps=steps, batch=batch)
+    print(out)
+
+
 def main() -> None:
     try:
         app()

@@ -449,7 +449,9 @@ def main(cfg: TrainConfig) -> dict:
         gi = glyph_of[idx]
         has_glyph = gi >= 0
         if len(glyphs):
-            glyph = glyphs[gi.clamp(min=0)].float().div_(255) * has_glyph[:, None, None, None]  # (B, 1, R, R)
+            glyph = (
+                glyphs[gi.clamp(min=0)].float().div_(255) * has_glyph[:, None, None, None]
+            )  # (B, 1, R, R)
             drop = rand(local_batch) < cfg.glyph_dropout
             glyph = glyph * (~drop)[:, None, None, None]
         else:

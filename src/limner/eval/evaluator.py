@@ -8,6 +8,7 @@ convolutional features also serve the Fréchet distance.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import sys
@@ -34,8 +35,12 @@ class EvaluatorConfig:
 
 def _block(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.GroupNorm(8, cout), nn.SiLU(),
-        nn.Conv2d(cout, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU(),
+        nn.Conv2d(cin, cout, 3, stride=2, padding=1),
+        nn.GroupNorm(8, cout),
+        nn.SiLU(),
+        nn.Conv2d(cout, cout, 3, padding=1),
+        nn.GroupNorm(8, cout),
+        nn.SiLU(),
     )
 
 
@@ -44,9 +49,11 @@ class Evaluator(nn.Module):
         super().__init__()
         self.cfg = cfg
         chans = [3, *cfg.channels]
-        self.convs = nn.Sequential(*(_block(a, b) for a, b in zip(chans[:-1], chans[1:], strict=True)))
+        self.convs = nn.Sequential(*(_block(a, b) for a, b in itertools.pairwise(chans)))
         self.image_proj = nn.Linear(cfg.channels[-1], cfg.embed)
-        self.text_proj = nn.Sequential(nn.Linear(cfg.embed, cfg.embed), nn.SiLU(), nn.Linear(cfg.embed, cfg.embed))
+        self.text_proj = nn.Sequential(
+            nn.Linear(cfg.embed, cfg.embed), nn.SiLU(), nn.Linear(cfg.embed, cfg.embed)
+        )
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
@@ -61,9 +68,15 @@ class Evaluator(nn.Module):
         return F.normalize(pooled + self.text_proj(pooled), dim=-1)
 
     def save(self, path: Path, meta: dict) -> None:
-        save_file({k: v.detach().half().contiguous() for k, v in self.state_dict().items()}, str(path),
-                  metadata={"format": "limner-evaluator", "config": json.dumps(asdict(self.cfg)),
-                            **{k: json.dumps(v) for k, v in meta.items()}})
+        save_file(
+            {k: v.detach().half().contiguous() for k, v in self.state_dict().items()},
+            str(path),
+            metadata={
+                "format": "limner-evaluator",
+                "config": json.dumps(asdict(self.cfg)),
+                **{k: json.dumps(v) for k, v in meta.items()},
+            },
+        )
 
     @classmethod
     def load(cls, path: Path) -> tuple[Evaluator, dict]:
@@ -106,8 +119,14 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return x + torch.randn(x.shape, generator=gen) * 0.03
 
 
-def train_evaluator(trainset_path: Path, out: Path, steps: int = 3000, batch: int = 256, lr: float = 1e-3,
-                    seed: int = 0) -> dict:
+def train_evaluator(
+    trainset_path: Path,
+    out: Path,
+    steps: int = 3000,
+    batch: int = 256,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> dict:
     """Train on a packed training set (real images only); write the weights; return the history."""
     from limner.data.trainset import TrainSet
     from limner.model.text import TextEncoder, Tokenizer
@@ -115,7 +134,9 @@ def train_evaluator(trainset_path: Path, out: Path, steps: int = 3000, batch: in
     torch.manual_seed(seed)
     data = TrainSet.load(trainset_path)
     if data.resolution != RESOLUTION:
-        raise ValueError(f"the evaluator trains at {RESOLUTION}px; got a {data.resolution}px trainset")
+        raise ValueError(
+            f"the evaluator trains at {RESOLUTION}px; got a {data.resolution}px trainset"
+        )
     flat, owner = [], []
     for i, caps in enumerate(data.captions):
         for c in caps:
@@ -154,10 +175,27 @@ def train_evaluator(trainset_path: Path, out: Path, steps: int = 3000, batch: in
         loss.backward()
         opt.step()
         if step % 100 == 0 or step == steps:
-            history.append({"step": step, "loss": round(loss.item(), 4), "seconds": round(time.time() - started)})
-            print(f"evaluator step {step}/{steps} loss {loss.item():.3f} ({time.time() - started:.0f}s)",
-                  file=sys.stderr, flush=True)
+            history.append(
+                {
+                    "step": step,
+                    "loss": round(loss.item(), 4),
+                    "seconds": round(time.time() - started),
+                }
+            )
+            print(
+                f"evaluator step {step}/{steps} loss {loss.item():.3f} ({time.time() - started:.0f}s)",
+                file=sys.stderr,
+                flush=True,
+            )
     out.parent.mkdir(parents=True, exist_ok=True)
-    model.save(out, {"steps": steps, "batch": batch, "trained_on": str(trainset_path), "images": len(data),
-                     "history": history})
+    model.save(
+        out,
+        {
+            "steps": steps,
+            "batch": batch,
+            "trained_on": str(trainset_path),
+            "images": len(data),
+            "history": history,
+        },
+    )
     return {"history": history}

@@ -1,0 +1,164 @@
+"""The self-contained ``report.html`` of one evaluation: metric table (with a previous report for
+comparison), plots, image grids per prompt set and the worst cases. Images are embedded."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from PIL import Image
+
+ROWS = [
+    ("Prompt fidelity, generated (top-1 of 32)", ("fidelity", "generated"), True),
+    ("Prompt fidelity, real images (ceiling)", ("fidelity", "real_ceiling"), True),
+    ("Prompt fidelity ratio generated / real", ("fidelity", "ratio"), True),
+    ("Fréchet distance to real (evaluator features)", ("frechet", "generated_vs_real"), False),
+    ("Fréchet distance, real halves (floor)", ("frechet", "real_halves_floor"), False),
+    ("Fréchet distance, noise (ceiling of badness)", ("frechet", "noise_vs_real"), False),
+    ("OCR word accuracy", ("text", "word_accuracy"), True),
+    ("OCR normalised edit distance", ("text", "ned"), False),
+    ("Skin-tone accuracy", ("skin_tone", "accuracy"), True),
+    ("Memorised share (near copies of training images)", ("memorisation", "share"), False),
+]
+
+
+def _get(m: dict | None, path: tuple[str, ...]):
+    for p in path:
+        if not isinstance(m, dict) or p not in m:
+            return None
+        m = m[p]
+    return m
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
+    return str(v)
+
+
+def _png(img: Image.Image, side: int | None = None) -> str:
+    if side:
+        img = img.resize((side, side), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _fig(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _grid(
+    images: list[Image.Image], rows: list[dict], n: int = 24, side: int = 128, note=None
+) -> str:
+    cells = []
+    for img, row in list(zip(images, rows, strict=False))[:n]:
+        caption = html.escape(row.get("prompt", ""))
+        extra = f"<br><b>{html.escape(note(row))}</b>" if note else ""
+        cells.append(
+            f'<figure><img src="{_png(img, side)}" alt="{caption}" width="{side}" height="{side}">'
+            f"<figcaption>{caption}{extra}</figcaption></figure>"
+        )
+    return '<div class="grid">' + "".join(cells) + "</div>"
+
+
+def write_report(
+    out: Path,
+    m: dict,
+    images: dict,
+    sets: dict,
+    ocr: list[dict],
+    sims: list[float],
+    baseline: dict | None,
+) -> Path:
+    out = Path(out)
+    table = [
+        "<table><tr><th>metric</th><th>this run</th>"
+        + ("<th>baseline</th><th>change</th>" if baseline else "")
+        + "</tr>"
+    ]
+    for label, path, higher in ROWS:
+        v, b = _get(m, path), _get(baseline, path)
+        row = f"<tr><td>{label}</td><td>{_fmt(v)}</td>"
+        if baseline:
+            delta = (v - b) if isinstance(v, int | float) and isinstance(b, int | float) else None
+            good = delta is not None and ((delta > 0) == higher) and delta != 0
+            cls = "good" if good else ("bad" if delta else "")
+            row += f"<td>{_fmt(b)}</td><td class='{cls}'>{_fmt(delta)}</td>"
+        table.append(row + "</tr>")
+    table.append("</table>")
+
+    plots = []
+    fig, ax = plt.subplots(figsize=(5, 3))
+    vals = [m["fidelity"]["chance"], m["fidelity"]["generated"], m["fidelity"]["real_ceiling"]]
+    ax.bar(["chance", "generated", "real"], vals, color=["#bbb", "#4a7", "#27c"])
+    ax.set_ylabel("top-1 retrieval among 32")
+    ax.set_title("prompt fidelity")
+    plots.append(_fig(fig))
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.hist(sims, bins=40, color="#888")
+    ax.axvline(m["memorisation"]["threshold"], color="r", label="near-copy threshold")
+    ax.set_xlabel("similarity to nearest training image")
+    ax.legend()
+    ax.set_title("memorisation")
+    plots.append(_fig(fig))
+    conf = m["skin_tone"]["confusion"]
+    if conf:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.imshow(conf, cmap="Blues")
+        ax.set_xticks(
+            range(len(m["skin_tone"]["labels"]) + 1),
+            [*m["skin_tone"]["labels"], "none"],
+            rotation=45,
+        )
+        ax.set_yticks(range(len(m["skin_tone"]["labels"])), m["skin_tone"]["labels"])
+        for i, r in enumerate(conf):
+            for j, c in enumerate(r):
+                ax.text(j, i, str(c), ha="center", va="center", fontsize=8)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("asked for")
+        ax.set_title("skin tone")
+        plots.append(_fig(fig))
+
+    by_id = {o["id"]: o for o in ocr}
+    worst = sorted(
+        zip(images["typography"], sets["typography"], strict=True),
+        key=lambda p: by_id[p[1]["id"]]["word_accuracy"],
+    )[:12]
+    speed = m.get("speed")
+    speed_html = ""
+    if speed:
+        speed_html = (
+            f"<p>Speed on {html.escape(speed['machine'])}: batch 1 {speed['batch1']['seconds_per_image']} s/image; "
+            f"batch 4 {speed['batch4']['seconds_per_image']} s/image "
+            f"({speed['batch4']['images_per_second']} images/s).</p>"
+        )
+    body = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Limner eval: {html.escape(m["model"])}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} td:first-child{{text-align:left}}
+.good{{color:#080}} .bad{{color:#b00}} .grid{{display:flex;flex-wrap:wrap;gap:8px}}
+figure{{margin:0;width:128px;font-size:11px}} img{{image-rendering:auto}}</style></head><body>
+<h1>Evaluation of <code>{html.escape(m["model"])}</code></h1>
+<p>Prompt sets: {html.escape(str(m["prompt_sets"]))}; evaluator {html.escape(m["evaluator"])};
+{m["seconds"]} s on {html.escape(m["machine"])}.</p>
+{"".join(table)}{speed_html}
+<h2>Plots</h2>{"".join(f'<img src="{p}" alt="plot">' for p in plots)}
+<h2>Concepts</h2>{_grid(images["concepts"], sets["concepts"])}
+<h2>Typography</h2>{_grid(images["typography"], sets["typography"], note=lambda r: "OCR: " + by_id[r["id"]]["ocr"][:60])}
+<h2>Skin tones</h2>{_grid(images["skin_tones"], sets["skin_tones"], note=lambda r: "asked: " + r["tone"])}
+<h2>Worst typography cases</h2>{_grid([w[0] for w in worst], [w[1] for w in worst], note=lambda r: "OCR: " + by_id[r["id"]]["ocr"][:60])}
+</body></html>"""
+    path = out / "report.html"
+    path.write_text(body)
+    return path

@@ -1,0 +1,371 @@
+"""``limner eval``: generate for the benchmark prompt sets and measure, the same way every time.
+
+Besides the model under test, three reference "models" can be evaluated by name:
+  real           held-out validation images with their own captions (the ceiling)
+  noise          uniform random images (the floor)
+  nearest-train  for each prompt, the training image whose caption is nearest (what pure
+                 memorisation would score)
+Their fidelity and Fréchet numbers are recomputed in every report for context.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from limner.eval import metrics as M
+from limner.eval.evaluator import Evaluator, to_eval_tensor
+
+REFERENCE_MODELS = ("real", "noise", "nearest-train")
+PROMPT_SETS = ("concepts", "typography", "skin_tones")
+
+
+@dataclass
+class Instruments:
+    evaluator: Evaluator
+    evaluator_path: Path
+    encoder: object
+    tokenizer: object
+    train_signatures: np.ndarray  # (N, D) copy signatures of the training images
+    copy_threshold: float
+    val_images: np.ndarray  # (V, 64, 64, 3) uint8
+    val_captions: list[str]
+    train_images: np.ndarray
+    train_captions: list[str]
+
+
+def load_prompts(prompts_dir: Path, limit: int | None) -> dict[str, list[dict]]:
+    sets = {}
+    for name in PROMPT_SETS:
+        path = Path(prompts_dir) / f"{name}.jsonl"
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        sets[name] = rows[:limit] if limit else rows
+    return sets
+
+
+def default_evaluator_path() -> Path:
+    from limner.engine.registry import weights_dir
+
+    return weights_dir() / "evaluator.safetensors"
+
+
+def machine_name() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {torch.get_num_threads()} threads, {gpu}"
+
+
+def pooled_text(instr: Instruments, texts: list[str]) -> torch.Tensor:
+    out = []
+    for i in range(0, len(texts), 256):
+        t = instr.tokenizer(texts[i : i + 256])
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            out.append(instr.encoder(t.ids, t.mask)[1].float())
+    return torch.cat(out)
+
+
+def calibrate_copies(
+    train_images: np.ndarray, signatures: np.ndarray, n: int = 300, seed: int = 0
+) -> float:
+    """Similarity above which an image counts as a near copy: the 5th percentile of the
+    similarity between training images and lightly altered copies of them (shift, noise,
+    brightness), so 95 % of such copies are caught."""
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(train_images), size=min(n, len(train_images)), replace=False)
+    sims = []
+    for i in idx:
+        img = train_images[i].astype(np.float32)
+        img = np.roll(img, shift=(int(rng.integers(-2, 3)), int(rng.integers(-2, 3))), axis=(0, 1))
+        img = img * rng.uniform(0.9, 1.1) + rng.normal(0, 6, img.shape)
+        sig = M.copy_signature(np.clip(img, 0, 255).astype(np.uint8))
+        sims.append(float(sig @ signatures[i]))
+    return float(np.percentile(sims, 5))
+
+
+def load_instruments(corpus: Path, evaluator_path: Path | None = None) -> Instruments:
+    from limner.data.trainset import TrainSet
+    from limner.model.text import TextEncoder, Tokenizer
+
+    path = evaluator_path or default_evaluator_path()
+    if not Path(path).exists():
+        raise FileNotFoundError(
+            f"evaluator weights {path} not found: run `limner train-evaluator` first"
+        )
+    evaluator, _ = Evaluator.load(path)
+    train = TrainSet.load(Path(corpus) / "trainset-64-train.npz")
+    val = TrainSet.load(Path(corpus) / "trainset-64-val.npz")
+    train_images = train.images.permute(0, 2, 3, 1).numpy()
+    val_images = val.images.permute(0, 2, 3, 1).numpy()
+    cache = Path(corpus) / "eval-signatures.npy"
+    if cache.exists() and len(np.load(cache, mmap_mode="r")) == len(train_images):
+        sigs = np.load(cache)
+    else:
+        sigs = np.stack([M.copy_signature(im) for im in train_images])
+        np.save(cache, sigs)
+    return Instruments(
+        evaluator,
+        Path(path),
+        TextEncoder.load(),
+        Tokenizer(),
+        sigs,
+        calibrate_copies(train_images, sigs),
+        val_images,
+        [c[0] for c in val.captions],
+        train_images,
+        [c[0] for c in train.captions],
+    )
+
+
+# -- producing images -----------------------------------------------------------------------------
+
+
+def generate_images(
+    model: str,
+    prompts: list[str],
+    seeds: list[int],
+    instr: Instruments,
+    engine=None,
+    batch: int = 8,
+    progress=None,
+) -> list[Image.Image]:
+    if model == "noise":
+        rng = np.random.default_rng(0)
+        return [
+            Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)) for _ in prompts
+        ]
+    if model == "nearest-train":
+        q = pooled_text(instr, prompts)
+        keys = pooled_text(instr, instr.train_captions)
+        nearest = (q @ keys.T).argmax(1).tolist()
+        return [
+            Image.fromarray(instr.train_images[i]).resize((256, 256), Image.Resampling.LANCZOS)
+            for i in nearest
+        ]
+    from limner.engine import Engine, GenerationRequest
+
+    engine = engine or Engine()
+    futures = [
+        engine.submit(GenerationRequest(p, seed=s, model=model))
+        for p, s in zip(prompts, seeds, strict=True)
+    ]
+    images = []
+    for i, f in enumerate(futures):
+        images.append(f.result()[0].image)
+        if progress:
+            progress("generating", i + 1, len(futures))
+    return images
+
+
+def measure_speed(model: str, engine, repeats: int = 2) -> dict:
+    """Seconds per image and images per second at batch 1 and 4, on this machine."""
+    from limner.engine import GenerationRequest
+
+    out = {"machine": machine_name()}
+    engine.generate(GenerationRequest("warm-up", seed=0, model=model))
+    for n in (1, 4):
+        t = time.perf_counter()
+        for r in range(repeats):
+            engine.generate(GenerationRequest("a red apple, 3D render", n=n, seed=r, model=model))
+        dt = (time.perf_counter() - t) / repeats
+        out[f"batch{n}"] = {
+            "seconds_per_call": round(dt, 3),
+            "seconds_per_image": round(dt / n, 3),
+            "images_per_second": round(n / dt, 3),
+        }
+    return out
+
+
+def real_sets(
+    corpus: Path, limit: int | None
+) -> tuple[dict[str, list[dict]], dict[str, list[Image.Image]]]:
+    """Validation records standing in for the three prompt sets: images with their own caption,
+    typography scenes with their exact strings, and emoji with exactly one skin tone."""
+    from limner.data.shards import iter_records, shard_paths
+
+    n = limit or 10**9
+    sets: dict[str, list[dict]] = {k: [] for k in PROMPT_SETS}
+    images: dict[str, list[Image.Image]] = {k: [] for k in PROMPT_SETS}
+    for rec in iter_records(shard_paths(corpus, "val")):
+        tones = rec.meta.get("skin_tones", [])
+        if len(sets["concepts"]) < n:
+            sets["concepts"].append({"id": rec.key, "prompt": rec.meta["captions"][0]})
+            images["concepts"].append(rec.image())
+        if (
+            len(tones) == 1
+            and len(sets["skin_tones"]) < n
+            and rec.meta["style"] != "black and white line icon"
+        ):
+            sets["skin_tones"].append(
+                {"id": rec.key, "prompt": rec.meta["captions"][0], "tone": tones[0]}
+            )
+            images["skin_tones"].append(rec.image())
+    for rec in iter_records(shard_paths(corpus, "val", "typography")):
+        if len(sets["typography"]) >= n:
+            break
+        texts = [s["text"] for s in rec.meta["spans"]]
+        sets["typography"].append(
+            {
+                "id": rec.key,
+                "prompt": rec.meta["captions"][0],
+                "text": texts,
+                "words": [w for t in texts for w in t.split()],
+            }
+        )
+        images["typography"].append(rec.image())
+    return sets, images
+
+
+# -- metrics ----------------------------------------------------------------------------------------
+
+
+def fidelity(instr: Instruments, images: list, texts: list[str], k: int = 32) -> float:
+    with torch.no_grad():
+        img = instr.evaluator.embed_images(to_eval_tensor(images)).numpy()
+        txt = instr.evaluator.embed_texts(pooled_text(instr, texts)).numpy()
+    return M.retrieval_top1(img, txt, k=k)
+
+
+def features(instr: Instruments, images: list) -> np.ndarray:
+    with torch.no_grad():
+        return np.concatenate(
+            [
+                instr.evaluator.features(to_eval_tensor(images[i : i + 256])).numpy()
+                for i in range(0, len(images), 256)
+            ]
+        )
+
+
+def ocr_scores(images: list[Image.Image], rows: list[dict], workers: int = 2) -> list[dict]:
+    from limner.eval.ocr import read_texts
+
+    with ThreadPoolExecutor(workers) as pool:
+        texts = list(pool.map(read_texts, images))
+    out = []
+    for variants, row in zip(texts, rows, strict=True):
+        wa = max(M.word_accuracy(row["words"], t) for t in variants)
+        ned = min(M.normalized_edit_distance(" ".join(row["text"]), t) for t in variants)
+        out.append(
+            {
+                "id": row["id"],
+                "word_accuracy": wa,
+                "ned": ned,
+                "ocr": max(variants, key=len).strip()[:200],
+            }
+        )
+    return out
+
+
+def memorised(instr: Instruments, images: list) -> tuple[float, list[float]]:
+    sigs = np.stack(
+        [
+            M.copy_signature(np.asarray(im.convert("RGB").resize((64, 64), Image.Resampling.BOX)))
+            for im in images
+        ]
+    )
+    _, sims = M.nearest(sigs, instr.train_signatures)
+    return float((sims >= instr.copy_threshold).mean()), sims.tolist()
+
+
+def evaluate(
+    model: str,
+    out: Path,
+    corpus: Path = Path("data/corpus"),
+    prompts_dir: Path = Path("bench/prompts"),
+    limit: int | None = None,
+    baseline: Path | None = None,
+    evaluator_path: Path | None = None,
+    engine=None,
+    speed: bool = True,
+    progress=None,
+) -> dict:
+    """Run every metric for ``model``; write ``metrics.json``, ``report.html`` and image grids to ``out``."""
+    from limner.eval.report import write_report
+
+    started = time.time()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    instr = load_instruments(corpus, evaluator_path)
+    sets = load_prompts(prompts_dir, limit)
+    n_val = min(len(instr.val_images), max(64, limit or 512))
+    val_imgs = [Image.fromarray(a) for a in instr.val_images[:n_val]]
+    val_caps = instr.val_captions[:n_val]
+
+    images: dict[str, list[Image.Image]] = {}
+    if model == "real":  # the ceiling: held-out real images with their own captions and texts
+        sets, images = real_sets(Path(corpus), limit)
+    for name, rows in sets.items():
+        if name in images:
+            continue
+        prompts = [r["prompt"] for r in rows]
+        seeds = [1000 + i for i in range(len(prompts))]
+        images[name] = generate_images(model, prompts, seeds, instr, engine, progress=progress)
+
+    m: dict = {
+        "model": model,
+        "limit": limit,
+        "prompt_sets": {k: len(v) for k, v in sets.items()},
+        "evaluator": str(instr.evaluator_path),
+        "copy_threshold": round(instr.copy_threshold, 4),
+    }
+    concept_texts = [r["prompt"] for r in sets["concepts"]]
+    m["fidelity"] = {
+        "generated": fidelity(instr, images["concepts"], concept_texts),
+        "real_ceiling": fidelity(instr, val_imgs, val_caps),
+        "chance": 1 / 32,
+    }
+    m["fidelity"]["ratio"] = m["fidelity"]["generated"] / max(m["fidelity"]["real_ceiling"], 1e-9)
+    half = n_val // 2
+    f_val = features(instr, val_imgs)
+    m["frechet"] = {
+        "generated_vs_real": M.frechet_distance(features(instr, images["concepts"]), f_val),
+        "real_halves_floor": M.frechet_distance(f_val[:half], f_val[half:]),
+        "noise_vs_real": M.frechet_distance(
+            features(instr, generate_images("noise", concept_texts, [], instr)), f_val
+        ),
+    }
+    ocr = ocr_scores(images["typography"], sets["typography"])
+    m["text"] = {
+        "word_accuracy": float(np.mean([o["word_accuracy"] for o in ocr])),
+        "ned": float(np.mean([o["ned"] for o in ocr])),
+        "n": len(ocr),
+    }
+    truth = [r["tone"] for r in sets["skin_tones"]]
+    predicted = [M.classify_tone(np.asarray(im.convert("RGB"))) for im in images["skin_tones"]]
+    m["skin_tone"] = {
+        "accuracy": float(np.mean([p == t for p, t in zip(predicted, truth, strict=True)])),
+        "no_skin_found": sum(p is None for p in predicted),
+        "labels": M.TONES,
+        "confusion": M.confusion(truth, predicted),
+    }
+    all_images = [im for k in PROMPT_SETS for im in images[k]]
+    share, sims = memorised(instr, all_images)
+    m["memorisation"] = {
+        "share": share,
+        "threshold": instr.copy_threshold,
+        "val_images_share": memorised(instr, val_imgs)[0],
+    }
+    if speed and model not in REFERENCE_MODELS:
+        from limner.engine import Engine
+
+        m["speed"] = measure_speed(model, engine or Engine())
+    m["seconds"] = round(time.time() - started, 1)
+    m["machine"] = machine_name()
+    base = json.loads((Path(baseline) / "metrics.json").read_text()) if baseline else None
+    (out / "metrics.json").write_text(json.dumps(m, indent=2))
+    write_report(out, m, images, sets, ocr, sims, base)
+    return m
