@@ -26,6 +26,10 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Build the training corpus.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+keys_app = typer.Typer(help="API keys for the Images API.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+db_app = typer.Typer(help="The service's database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 console = Console(stderr=True)
 
 
@@ -434,6 +438,186 @@ def train_evaluator_cmd(
         )
     train_evaluator(data, out, steps=steps, batch=batch)
     print(out)
+
+
+def _database(database_url: str | None, data_dir: Path | None):
+    from limner.server.db import Database
+    from limner.server.settings import Settings
+
+    settings = Settings.from_env(database_url=database_url, data_dir=data_dir)
+    db = Database(settings.resolved_database_url())
+    db.migrate()
+    return db
+
+
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option("--database-url", help="Default: $LIMNER_DATABASE_URL or SQLite in the data dir."),
+]
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="Default: $LIMNER_DATA_DIR or ./limner-data.")
+]
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    models: Annotated[Path | None, typer.Option(help="A models.toml naming more models.")] = None,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+    moderation_policy: Annotated[
+        Path | None, typer.Option(help="A moderation policy TOML.")
+    ] = None,
+    insecure_cookies: Annotated[
+        bool, typer.Option(help="Allow session cookies over plain HTTP (local use).")
+    ] = False,
+) -> None:
+    """Serve the Images API, the Image Creator and the arena."""
+    import uvicorn
+
+    from limner.server.app import create_app
+    from limner.server.settings import Settings
+
+    settings = Settings.from_env(
+        models_file=models,
+        database_url=database_url,
+        data_dir=data_dir,
+        moderation_policy=moderation_policy,
+    )
+    if insecure_cookies:
+        settings.cookie_secure = False
+    console.print(f"Limner on http://{host}:{port}  (API at /v1, docs at /docs)")
+    uvicorn.run(
+        create_app(settings), host=host, port=port, timeout_graceful_shutdown=120, log_level="info"
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who or what the key is for.")],
+    images_per_minute: Annotated[int | None, typer.Option(help="Rate limit.")] = None,
+    images_per_day: Annotated[int | None, typer.Option(help="Daily quota (UTC days).")] = None,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create a key and print it (once: only a salted hash is stored)."""
+    from limner.server.keys import create_key
+
+    db = _database(database_url, data_dir)
+    with db.session() as s:
+        key, row = create_key(s, name, images_per_minute, images_per_day)
+        key_id = row.id
+    console.print(f"key {key_id} ({name}) created; store it now, it will not be shown again:")
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list(database_url: DatabaseOpt = None, data_dir: DataDirOpt = None) -> None:
+    """List keys (never the keys themselves)."""
+    from sqlalchemy import select
+
+    from limner.server.db import ApiKey
+
+    db = _database(database_url, data_dir)
+    table = Table(title="API keys")
+    for col in (
+        "id",
+        "name",
+        "prefix",
+        "created",
+        "per minute",
+        "per day",
+        "used today",
+        "revoked",
+    ):
+        table.add_column(col)
+    with db.session() as s:
+        for k in s.scalars(select(ApiKey).order_by(ApiKey.id)):
+            table.add_row(
+                str(k.id),
+                k.name,
+                f"lim-{k.prefix}…",
+                k.created.strftime("%Y-%m-%d %H:%M"),
+                str(k.images_per_minute or "–"),
+                str(k.images_per_day or "–"),
+                str(k.used_day),
+                "yes" if k.revoked else "",
+            )
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[int, typer.Argument(help="The id shown by `limner keys list`.")],
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Revoke a key: it stops working at once."""
+    from limner.server.keys import revoke
+
+    db = _database(database_url, data_dir)
+    with db.session() as s:
+        if not revoke(s, key_id):
+            fail(f"no key with id {key_id}")
+    console.print(f"key {key_id} revoked")
+
+
+@app.command("usage")
+def usage(
+    days: Annotated[int, typer.Option(help="How many days back.")] = 30,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Images, pixels and seconds per key and day."""
+    import datetime as dt
+
+    from sqlalchemy import func, select
+
+    from limner.server.db import ApiKey, Usage
+
+    db = _database(database_url, data_dir)
+    since = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=days)
+    day = func.date(Usage.created)
+    q = (
+        select(
+            day,
+            ApiKey.name,
+            func.count(Usage.id),
+            func.sum(Usage.images),
+            func.sum(Usage.pixels),
+            func.sum(Usage.seconds),
+            func.sum(func.cast(Usage.status != "ok", type_=Usage.images.type)),
+        )
+        .join(ApiKey, ApiKey.id == Usage.key_id, isouter=True)
+        .where(Usage.created >= since)
+        .group_by(day, ApiKey.name)
+        .order_by(day)
+    )
+    table = Table(title=f"usage, last {days} days")
+    for col in ("day", "key", "requests", "images", "megapixels", "seconds", "failed"):
+        table.add_column(col)
+    with db.session() as s:
+        for d, name, reqs, imgs, px, secs, failed in s.execute(q):
+            table.add_row(
+                str(d),
+                name or "(web)",
+                str(reqs),
+                str(imgs or 0),
+                f"{(px or 0) / 1e6:.2f}",
+                f"{secs or 0:.1f}",
+                str(failed or 0),
+            )
+    Console().print(table)
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DatabaseOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Create or upgrade the schema to the newest migration."""
+    from limner.server.migrations import current
+
+    db = _database(database_url, data_dir)
+    console.print(f"database at revision {current(db.engine)}")
 
 
 def main() -> None:

@@ -1,0 +1,100 @@
+"""The service: an app factory. The engine and the database are opened in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from starlette.middleware.base import BaseHTTPMiddleware
+
+from limner import __version__
+from limner.server import errors
+from limner.server.db import Database
+from limner.server.files import FileStore
+from limner.server.moderation import Policy
+from limner.server.settings import Settings
+
+log = logging.getLogger("limner.server")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+class RequestContext(BaseHTTPMiddleware):
+    """Gives every request an id (the caller's ``x-request-id`` if sane) and refuses bodies over
+    the upload limit before reading them."""
+
+    async def dispatch(self, request: Request, call_next):
+        given = request.headers.get("x-request-id", "")
+        request.state.request_id = (
+            given if _REQUEST_ID.match(given) else "req_" + secrets.token_hex(12)
+        )
+        length = request.headers.get("content-length")
+        limit = request.app.state.settings.max_upload_bytes * 4 + 2**20
+        if length and length.isdigit() and int(length) > limit:
+            response = errors.envelope(
+                413, f"Request body is larger than {limit // 2**20} MiB.", code="request_too_large"
+            )
+        else:
+            response = await call_next(request)
+        response.headers["x-request-id"] = request.state.request_id
+        return response
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from limner.engine import Engine
+
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.resolved_database_url())
+        db.migrate()
+        engine = (
+            settings.engine_factory()
+            if callable(settings.engine_factory)
+            else Engine(
+                models_file=settings.models_file,
+                window_ms=settings.batch_window_ms,
+                max_batch_images=settings.max_batch_images,
+            )
+        )
+        app.state.db = db
+        app.state.engine = engine
+        app.state.policy = Policy.load(settings.moderation_policy)
+        app.state.files = FileStore(settings.data_dir / "files", settings.resolved_secret())
+        log.info("limner %s serving models %s", __version__, [m["name"] for m in engine.models()])
+        try:
+            yield
+        finally:
+            engine.close(wait=True)  # queued work finishes; new work is refused
+            db.engine.dispose()
+
+    app = FastAPI(
+        title="Limner",
+        version=__version__,
+        lifespan=lifespan,
+        description="Self-hosted text-to-image with an OpenAI-compatible Images API.",
+    )
+    app.state.settings = settings
+    errors.install(app)
+    app.add_middleware(RequestContext)
+
+    from limner.server.routers import files, images, models
+
+    app.include_router(images.router)
+    app.include_router(models.router)
+    app.include_router(files.router)
+
+    @app.get("/healthz", tags=["service"], summary="Liveness and the models served")
+    def healthz(request: Request) -> dict:
+        return {
+            "status": "ok",
+            "version": __version__,
+            "models": [m["name"] for m in request.app.state.engine.models()],
+        }
+
+    return app

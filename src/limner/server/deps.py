@@ -1,0 +1,81 @@
+"""Dependencies shared by the routers, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from limner.engine import Engine
+from limner.server.db import ApiKey, Database
+from limner.server.errors import ApiError
+from limner.server.files import FileStore
+from limner.server.keys import find_key
+from limner.server.moderation import Policy
+from limner.server.settings import Settings
+
+
+def get_db(request: Request) -> Database:
+    return request.app.state.db
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    s = request.app.state.db.sessions()
+    try:
+        yield s
+        s.commit()
+    except BaseException:
+        s.rollback()
+        raise
+    finally:
+        s.close()
+
+
+def presented_key(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return request.headers.get("api-key")
+
+
+def get_api_key(request: Request, session: Annotated[Session, Depends(get_session)]) -> ApiKey:
+    key = presented_key(request)
+    if not key:
+        raise ApiError(
+            401,
+            "You didn't provide an API key. Send it as 'Authorization: Bearer KEY' "
+            "(or an 'api-key' header); create one with `limner keys create`.",
+            "missing_api_key",
+        )
+    row = find_key(session, key)
+    if row is None:
+        raise ApiError(401, "Incorrect API key provided.", "invalid_api_key")
+    session.expunge(row)
+    return row
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+def get_policy(request: Request) -> Policy:
+    return request.app.state.policy
+
+
+def get_files(request: Request) -> FileStore:
+    return request.app.state.files
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+DB = Annotated[Database, Depends(get_db)]
+DbSession = Annotated[Session, Depends(get_session)]
+Key = Annotated[ApiKey, Depends(get_api_key)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+PolicyDep = Annotated[Policy, Depends(get_policy)]
+FilesDep = Annotated[FileStore, Depends(get_files)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -1,0 +1,108 @@
+"""Every error leaves the service in OpenAI's envelope ``{"error": {message, type, param, code}}``,
+with OpenAI's status codes, and never with a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from limner.errors import LimnerError, ModerationBlocked
+
+log = logging.getLogger("limner.server")
+
+TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    403: "invalid_request_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "requests",
+    499: "cancelled",
+    500: "server_error",
+    503: "server_error",
+}
+
+
+def envelope(
+    status: int,
+    message: str,
+    type_: str | None = None,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict | None = None,
+    **extra: object,
+) -> JSONResponse:
+    body = {
+        "error": {
+            "message": message,
+            "type": type_ or TYPES.get(status, "invalid_request_error"),
+            "param": param,
+            "code": code,
+            **extra,
+        }
+    }
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class ApiError(LimnerError):
+    """An error raised by the HTTP layer itself (auth, files, size limits)."""
+
+    def __init__(
+        self, status: int, message: str, code: str | None = None, param: str | None = None
+    ):
+        super().__init__(message, param=param, code=code)
+        self.status = status
+        self.type = TYPES.get(status, "invalid_request_error")
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(LimnerError)
+    async def limner_error(request: Request, exc: LimnerError) -> JSONResponse:
+        headers = {}
+        if getattr(exc, "retry_after", None):
+            headers["Retry-After"] = str(exc.retry_after)  # type: ignore[attr-defined]
+        extra = {}
+        if isinstance(exc, ModerationBlocked):
+            extra["moderation_details"] = {"moderation_stage": exc.stage, "category": exc.category}
+        if exc.status >= 500:
+            log.error("request failed: %s", exc.message)
+        return envelope(exc.status, exc.message, exc.type, exc.param, exc.code, headers, **extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        err = exc.errors()[0] if exc.errors() else {}
+        loc = [str(p) for p in err.get("loc", []) if p not in ("body", "query", "path", "header")]
+        param = ".".join(loc) or None
+        if err.get("type") == "extra_forbidden":
+            message = f"Unknown parameter: '{param}'."
+            code = "unknown_parameter"
+        elif err.get("type") == "missing":
+            message = f"Missing required parameter: '{param}'."
+            code = "missing_required_parameter"
+        else:
+            message = f"Invalid value for '{param}': {err.get('msg', 'invalid')}."
+            code = "invalid_value"
+        return envelope(400, message, "invalid_request_error", param, code)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        messages = {404: "Not found.", 405: "Method not allowed."}
+        return envelope(
+            exc.status_code,
+            str(exc.detail)
+            if exc.detail and exc.status_code not in messages
+            else messages.get(exc.status_code, "Error."),
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return envelope(
+            500, "The server had an error while processing your request.", "server_error"
+        )

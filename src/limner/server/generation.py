@@ -1,0 +1,120 @@
+"""The one server-side path from a request to stored, accounted images, shared by the Images API,
+the Image Creator and the arena: moderate → validate → reserve quota → generate → check output →
+record usage (and give the reservation back if anything failed)."""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+
+from PIL import Image
+
+from limner.engine import Engine, GeneratedImage, GenerationRequest
+from limner.engine.engine import check_request
+from limner.engine.metadata import a1111_parameters
+from limner.errors import InvalidRequest
+from limner.server.db import ApiKey, Database, Usage
+from limner.server.moderation import Policy
+from limner.server.quota import refund, reserve
+
+
+@dataclass
+class Result:
+    images: list[GeneratedImage]
+    seconds: float
+    model: str
+
+
+def run(
+    db: Database,
+    engine: Engine,
+    policy: Policy,
+    req: GenerationRequest,
+    *,
+    endpoint: str,
+    request_id: str,
+    key: ApiKey | None = None,
+    user_id: int | None = None,
+    moderation: str = "auto",
+    timeout: float | None = None,
+) -> Result:
+    """Generate for ``req``; raises LimnerError subclasses (each with its HTTP status)."""
+    policy.check_input(req.prompt, req.negative_prompt, level=moderation)
+    check_request(engine, req)
+    if key is not None:
+        with db.session() as s:
+            reserve(s, key, req.n)
+    started = time.perf_counter()
+    try:
+        images = engine.generate(req, timeout=timeout)
+        for im in images:
+            policy.check_output(im.image)
+    except BaseException as e:
+        if key is not None:
+            with db.session() as s:
+                refund(s, key, req.n)
+        _record(
+            db,
+            key,
+            user_id,
+            request_id,
+            endpoint,
+            req.model or "",
+            0,
+            0,
+            time.perf_counter() - started,
+            type(e).__name__,
+        )
+        raise
+    seconds = time.perf_counter() - started
+    pixels = sum(im.image.width * im.image.height for im in images)
+    _record(
+        db, key, user_id, request_id, endpoint, req.model or "", len(images), pixels, seconds, "ok"
+    )
+    return Result(images, seconds, req.model or "")
+
+
+def _record(
+    db: Database,
+    key: ApiKey | None,
+    user_id: int | None,
+    request_id: str,
+    endpoint: str,
+    model: str,
+    images: int,
+    pixels: int,
+    seconds: float,
+    status: str,
+) -> None:
+    with db.session() as s:
+        s.add(
+            Usage(
+                key_id=key.id if key else None,
+                user_id=user_id,
+                request_id=request_id,
+                endpoint=endpoint,
+                model=model,
+                images=images,
+                pixels=pixels,
+                seconds=round(seconds, 3),
+                status=status,
+            )
+        )
+
+
+def encode(image: GeneratedImage, fmt: str = "png", compression: int | None = None) -> bytes:
+    """PNG with Limner's metadata chunks; JPEG/WebP with the same parameters in EXIF UserComment
+    (where AUTOMATIC1111-style readers look for them)."""
+    if fmt == "png":
+        return image.png_bytes()
+    if fmt not in ("jpeg", "webp"):
+        raise InvalidRequest("output_format must be png, jpeg or webp", param="output_format")
+    exif = Image.Exif()
+    exif[0x9286] = b"UNICODE\x00" + a1111_parameters(image.parameters).encode(
+        "utf-16-be"
+    )  # UserComment
+    buf = io.BytesIO()
+    quality = 90 if compression is None else max(1, min(100, 100 - compression))
+    image.image.convert("RGB").save(buf, format=fmt.upper(), quality=quality, exif=exif)
+    return buf.getvalue()

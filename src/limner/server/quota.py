@@ -1,0 +1,92 @@
+"""Per-key rate limits (images per minute) and daily quotas (images per UTC day).
+
+A reservation is one conditional UPDATE per window, so concurrent requests can never spend
+more than the limit: the database serialises the row updates and each re-checks the condition
+(SQLite serialises writers; PostgreSQL re-evaluates the WHERE clause after a row lock).
+A failed generation gives its reservation back.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from limner.errors import LimnerError
+from limner.server.db import ApiKey
+
+
+class RateLimited(LimnerError):
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _take(
+    session: Session, key_id: int, n: int, bucket_col, used_col, limit_col, now_bucket: int
+) -> bool:
+    """Add ``n`` to the window's counter if it stays within the limit; start a new window if the
+    stored one is over. True when the images were reserved."""
+    fresh = session.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.id == key_id, bucket_col != now_bucket, (limit_col.is_(None)) | (limit_col >= n)
+        )
+        .values({bucket_col: now_bucket, used_col: n})
+    ).rowcount
+    if fresh:
+        return True
+    return bool(
+        session.execute(
+            update(ApiKey)
+            .where(
+                ApiKey.id == key_id,
+                bucket_col == now_bucket,
+                (limit_col.is_(None)) | (used_col + n <= limit_col),
+            )
+            .values({used_col: used_col + n})
+        ).rowcount
+    )
+
+
+def reserve(session: Session, key: ApiKey, n: int, now: float | None = None) -> None:
+    """Reserve ``n`` images for ``key`` in both windows, or raise RateLimited (nothing reserved)."""
+    now = time.time() if now is None else now
+    minute, day = int(now // 60), int(now // 86400)
+    if not _take(
+        session, key.id, n, ApiKey.minute, ApiKey.used_minute, ApiKey.images_per_minute, minute
+    ):
+        session.rollback()
+        raise RateLimited(
+            f"rate limit reached: {key.images_per_minute} images per minute for this key",
+            retry_after=max(1, 60 - int(now % 60)),
+        )
+    if not _take(session, key.id, n, ApiKey.day, ApiKey.used_day, ApiKey.images_per_day, day):
+        session.rollback()
+        raise RateLimited(
+            f"daily quota reached: {key.images_per_day} images per day for this key",
+            retry_after=max(1, 86400 - int(now % 86400)),
+        )
+    session.commit()
+
+
+def refund(session: Session, key: ApiKey, n: int, now: float | None = None) -> None:
+    """Give back a reservation whose images were never made (same windows only)."""
+    now = time.time() if now is None else now
+    minute, day = int(now // 60), int(now // 86400)
+    session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key.id, ApiKey.minute == minute)
+        .values(used_minute=ApiKey.used_minute - n)
+    )
+    session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key.id, ApiKey.day == day)
+        .values(used_day=ApiKey.used_day - n)
+    )
+    session.commit()

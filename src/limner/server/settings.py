@@ -1,0 +1,60 @@
+"""One Settings object for the service, read from LIMNER_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Settings:
+    data_dir: Path = Path("limner-data")  # stored images, the SQLite file, the signing secret
+    database_url: str | None = None  # default: SQLite file in data_dir; PostgreSQL by URL
+    models_file: Path | None = None
+    secret: str | None = None  # signs file URLs and sessions; default: kept in data_dir/secret
+    url_expiry_minutes: int = 60
+    moderation_policy: Path | None = None  # TOML; default: the built-in policy
+    batch_window_ms: float = 20.0
+    max_batch_images: int = 8
+    max_upload_bytes: int = 20 * 2**20
+    public_url: str | None = None  # base of URLs handed out; default: the request's own
+    creator_daily_boosts: int = 15
+    cookie_secure: bool = True
+    engine_factory: object = field(default=None, repr=False)  # tests inject a ready Engine
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        env = os.environ
+        s = cls(
+            data_dir=Path(env.get("LIMNER_DATA_DIR", "limner-data")),
+            database_url=env.get("LIMNER_DATABASE_URL"),
+            models_file=Path(env["LIMNER_MODELS"]) if env.get("LIMNER_MODELS") else None,
+            secret=env.get("LIMNER_SECRET"),
+            url_expiry_minutes=int(env.get("LIMNER_URL_EXPIRY_MINUTES", "60")),
+            moderation_policy=Path(env["LIMNER_MODERATION_POLICY"])
+            if env.get("LIMNER_MODERATION_POLICY")
+            else None,
+            public_url=env.get("LIMNER_PUBLIC_URL"),
+            creator_daily_boosts=int(env.get("LIMNER_DAILY_BOOSTS", "15")),
+            cookie_secure=env.get("LIMNER_COOKIE_SECURE", "1") != "0",
+        )
+        for k, v in overrides.items():
+            if v is not None:
+                setattr(s, k, v)
+        return s
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'limner.db').resolve()}"
+
+    def resolved_secret(self) -> str:
+        if self.secret:
+            return self.secret
+        path = self.data_dir / "secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        self.secret = path.read_text().strip()
+        return self.secret
