@@ -67,7 +67,7 @@ def make_tiny_sd(path: Path) -> Path:
         str(tok_dir / "vocab.json"), str(tok_dir / "merges.txt"), model_max_length=32
     )
     scheduler = EulerDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear"
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1
     )
     pipe = StableDiffusionPipeline(
         unet=unet,

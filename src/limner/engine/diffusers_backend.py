@@ -63,7 +63,7 @@ class DiffusersBackend:
         try:
             if self.path.is_dir():
                 pipe = diffusers.DiffusionPipeline.from_pretrained(
-                    self.path, torch_dtype=self.dtype, local_files_only=True
+                    self.path, dtype=self.dtype, local_files_only=True
                 )
             else:
                 cls = (
@@ -72,7 +72,7 @@ class DiffusersBackend:
                     else diffusers.StableDiffusionPipeline
                 )
                 pipe = cls.from_single_file(
-                    str(self.path), torch_dtype=self.dtype, config=config, local_files_only=True
+                    str(self.path), dtype=self.dtype, config=config, local_files_only=True
                 )
         except Exception as e:
             raise CheckpointError(f"cannot load a diffusers pipeline from {self.path}: {e}") from e
