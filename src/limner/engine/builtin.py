@@ -189,7 +189,7 @@ class LimnerBackend:
         b = len(prompts)
 
         # 1. text
-        tokens = self.tokenizer(prompts + negatives)
+        tokens = self.tokenizer(prompts + negatives, length=self.tokenizer.max_tokens)
         with torch.autocast(dev.type, dtype=torch.bfloat16):
             states, pooled = self.encoder(tokens.ids.to(dev), tokens.mask.to(dev))
         states, pooled, tmask = states.float(), pooled.float(), tokens.mask.to(dev)

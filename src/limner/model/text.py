@@ -45,9 +45,11 @@ class Tokenizer:
         self.tok.no_padding()
         self.max_tokens = max_tokens
 
-    def __call__(self, texts: list[str]) -> Tokens:
+    def __call__(self, texts: list[str], length: int | None = None) -> Tokens:
+        """Padded to the longest text, or to ``length`` tokens (then a text's encoding does not
+        depend on the texts batched with it: padding changes the floating-point sums)."""
         encs = self.tok.encode_batch(texts)
-        length = max(len(e.ids) for e in encs)
+        length = length or max(len(e.ids) for e in encs)
         ids = torch.zeros(len(texts), length, dtype=torch.long)
         mask = torch.zeros(len(texts), length, dtype=torch.bool)
         for i, e in enumerate(encs):

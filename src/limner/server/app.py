@@ -7,6 +7,7 @@ import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from starlette.middleware.base import BaseHTTPMiddleware
@@ -17,6 +18,7 @@ from limner.server.db import Database
 from limner.server.files import FileStore
 from limner.server.moderation import Policy
 from limner.server.settings import Settings
+from limner.server.web.jobs import JobRunner
 
 log = logging.getLogger("limner.server")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -40,6 +42,15 @@ class RequestContext(BaseHTTPMiddleware):
         else:
             response = await call_next(request)
         response.headers["x-request-id"] = request.state.request_id
+        if not request.url.path.startswith(("/v1", "/docs", "/redoc", "/openapi.json")):
+            response.headers.setdefault(
+                "Content-Security-Policy",
+                "default-src 'self'; img-src 'self' data: blob:; "
+                "style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+            )
+            response.headers.setdefault("X-Frame-Options", "DENY")
+            response.headers.setdefault("Referrer-Policy", "same-origin")
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
 
 
@@ -66,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.policy = Policy.load(settings.moderation_policy)
         app.state.files = FileStore(settings.data_dir / "files", settings.resolved_secret())
+        app.state.jobs = JobRunner(app.state)
         log.info("limner %s serving models %s", __version__, [m["name"] for m in engine.models()])
         try:
             yield
@@ -83,11 +95,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(RequestContext)
 
-    from limner.server.routers import files, images, models
+    from fastapi.staticfiles import StaticFiles
+
+    from limner.server.routers import creator, files, images, models
 
     app.include_router(images.router)
     app.include_router(models.router)
     app.include_router(files.router)
+    app.include_router(creator.router)
+    app.mount(
+        "/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static"
+    )
 
     @app.get("/healthz", tags=["service"], summary="Liveness and the models served")
     def healthz(request: Request) -> dict:

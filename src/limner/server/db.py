@@ -81,6 +81,59 @@ class StoredFile(Base):
     meta: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
+class User(Base):
+    """An Image Creator account."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    boost_day: Mapped[int] = mapped_column(Integer, default=0)  # UTC day of ``boosts_used``
+    boosts_used: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class WebSession(Base):
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of the cookie value
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    expires: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class Job(Base):
+    """One press of "Create": a prompt and its settings, making several images."""
+
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # create | variations | edit
+    prompt: Mapped[str] = mapped_column(Text)
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    lane: Mapped[str] = mapped_column(String(8))  # fast | slow
+    status: Mapped[str] = mapped_column(
+        String(16)
+    )  # queued | running | done | failed | cancelled | blocked
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class Creation(Base):
+    """One image of a job, with what made it."""
+
+    __tablename__ = "creations"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
+    file_id: Mapped[str] = mapped_column(ForeignKey("files.id"))
+    prompt: Mapped[str] = mapped_column(Text)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    model: Mapped[str] = mapped_column(String(200))
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from limner.errors import LimnerError, ModerationBlocked
@@ -62,7 +62,15 @@ class ApiError(LimnerError):
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(LimnerError)
-    async def limner_error(request: Request, exc: LimnerError) -> JSONResponse:
+    async def limner_error(request: Request, exc: LimnerError):
+        from limner.server.web.auth import NotSignedIn
+
+        if (
+            isinstance(exc, NotSignedIn)
+            and request.method == "GET"
+            and not request.url.path.startswith("/v1")
+        ):
+            return RedirectResponse("/signin", status_code=303)
         headers = {}
         if getattr(exc, "retry_after", None):
             headers["Retry-After"] = str(exc.retry_after)  # type: ignore[attr-defined]

@@ -1,0 +1,463 @@
+"""The Image Creator: server-rendered pages (Jinja2) with a little JavaScript for live progress,
+mask painting and copying. Every generation goes through the same engine, moderation and
+storage as the API (``limner.server.generation``)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from fastapi.templating import Jinja2Templates
+from PIL import Image, UnidentifiedImageError
+from sqlalchemy import delete, func, select
+
+from limner.engine import GenerationRequest
+from limner.engine.engine import check_request
+from limner.errors import InvalidRequest, LimnerError, ModerationBlocked
+from limner.server.db import Creation, Job, StoredFile
+from limner.server.web.auth import (
+    CurrentUser,
+    authenticate,
+    check_csrf,
+    create_user,
+    csrf_token,
+    end_session,
+    ensure_csrf_cookie,
+    start_session,
+    user_from_request,
+)
+from limner.server.web.jobs import boosts_left, refill_in_seconds, take_boost
+
+router = APIRouter(tags=["image creator"], include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
+PER_PAGE = 24
+STYLES = {
+    "": "No style",
+    "3D render": "3D render",
+    "flat icon": "Flat icon",
+    "cartoon emoji": "Cartoon emoji",
+    "clip art": "Clip art",
+    "black and white line icon": "Line art",
+}
+IMAGES_PER_CREATE = 4
+
+
+def _page(request: Request, name: str, status: int = 200, **ctx: object) -> HTMLResponse:
+    settings = request.app.state.settings
+    with request.app.state.db.session() as s:
+        user = user_from_request(s, request)
+        boosts = boosts_left(user, settings.creator_daily_boosts) if user else 0
+        email = user.email if user else None
+    response = templates.TemplateResponse(
+        request,
+        name,
+        {
+            "csrf": csrf_token(request),
+            "email": email,
+            "boosts": boosts,
+            "allowance": settings.creator_daily_boosts,
+            "refill_hours": math.ceil(refill_in_seconds() / 3600),
+            **ctx,
+        },
+        status_code=status,
+    )
+    ensure_csrf_cookie(request, response, settings.cookie_secure)
+    return response
+
+
+def _redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+# -- accounts --------------------------------------------------------------------------------------
+
+
+@router.get("/signup", response_class=HTMLResponse)
+def signup_page(request: Request) -> HTMLResponse:
+    return _page(request, "signup.html")
+
+
+@router.post("/signup")
+def signup(
+    request: Request,
+    email: Annotated[str, Form(max_length=320)],
+    password: Annotated[str, Form(max_length=1024)],
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, csrf_token)
+    try:
+        with request.app.state.db.session() as s:
+            user = create_user(s, email, password)
+            response = _redirect("/")
+            start_session(s, user, response, request.app.state.settings.cookie_secure)
+    except ValueError as e:
+        return _page(request, "signup.html", 400, error=str(e), email_value=email)
+    return response
+
+
+@router.get("/signin", response_class=HTMLResponse)
+def signin_page(request: Request) -> HTMLResponse:
+    return _page(request, "signin.html")
+
+
+@router.post("/signin")
+def signin(
+    request: Request,
+    email: Annotated[str, Form(max_length=320)],
+    password: Annotated[str, Form(max_length=1024)],
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, csrf_token)
+    with request.app.state.db.session() as s:
+        user = authenticate(s, email, password)
+        if user is None:
+            return _page(
+                request, "signin.html", 401, error="Wrong email or password.", email_value=email
+            )
+        response = _redirect("/")
+        start_session(s, user, response, request.app.state.settings.cookie_secure)
+    return response
+
+
+@router.post("/signout")
+def signout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
+    check_csrf(request, csrf_token)
+    response = _redirect("/signin")
+    with request.app.state.db.session() as s:
+        end_session(s, request, response)
+    return response
+
+
+# -- create ----------------------------------------------------------------------------------------
+
+
+def _models(request: Request) -> list[dict]:
+    out = []
+    for m in request.app.state.engine.models():
+        try:
+            info = request.app.state.engine.backend(m["name"]).info()
+            out.append({"name": m["name"], "sizes": info.sizes, "default": m["default"]})
+        except LimnerError:
+            continue
+    return out
+
+
+def _recent(request: Request, user_id: int, n: int = 8) -> list[Creation]:
+    with request.app.state.db.session() as s:
+        return list(
+            s.scalars(
+                select(Creation)
+                .where(Creation.user_id == user_id)
+                .order_by(Creation.created.desc())
+                .limit(n)
+            )
+        )
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, user: CurrentUser) -> HTMLResponse:
+    return _page(
+        request,
+        "create.html",
+        models=_models(request),
+        styles=STYLES,
+        recent=_recent(request, user.id),
+    )
+
+
+def _start(
+    request: Request, user, kind: str, req: GenerationRequest, settings: dict, page_ctx: dict
+) -> Response:
+    """Moderate and validate first (a refusal costs no boost), then spend a boost if one is left."""
+    app = request.app
+    try:
+        app.state.policy.check_input(req.prompt, req.negative_prompt)
+        check_request(app.state.engine, req)
+    except ModerationBlocked as e:
+        return _page(
+            request,
+            "create.html",
+            400,
+            blocked=e.message,
+            prompt_value=req.prompt,
+            models=_models(request),
+            styles=STYLES,
+            recent=_recent(request, user.id),
+            **page_ctx,
+        )
+    except InvalidRequest as e:
+        return _page(
+            request,
+            "create.html",
+            400,
+            error=e.message,
+            prompt_value=req.prompt,
+            models=_models(request),
+            styles=STYLES,
+            recent=_recent(request, user.id),
+            **page_ctx,
+        )
+    with app.state.db.session() as s:
+        lane = "fast" if take_boost(s, user.id, app.state.settings.creator_daily_boosts) else "slow"
+    job_id = app.state.jobs.start(user, kind, req, settings, lane)
+    return _redirect(f"/jobs/{job_id}")
+
+
+@router.post("/create")
+def create(
+    request: Request,
+    user: CurrentUser,
+    prompt: Annotated[str, Form(max_length=2000)],
+    model: Annotated[str, Form(max_length=200)] = "",
+    size: Annotated[str, Form(max_length=20)] = "",
+    style: Annotated[str, Form(max_length=60)] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, csrf_token)
+    if style and style not in STYLES:
+        return _page(
+            request,
+            "create.html",
+            400,
+            error="Unknown style.",
+            prompt_value=prompt,
+            models=_models(request),
+            styles=STYLES,
+            recent=_recent(request, user.id),
+        )
+    full = f"{prompt.strip()}, {style}" if style else prompt.strip()
+    req = GenerationRequest(full, n=IMAGES_PER_CREATE, model=model or None, size=size or None)
+    return _start(
+        request,
+        user,
+        "create",
+        req,
+        {"prompt": prompt, "style": style, "model": model, "size": size},
+        {},
+    )
+
+
+# -- jobs ------------------------------------------------------------------------------------------
+
+
+def _job(request: Request, user_id: int, job_id: str) -> Job:
+    with request.app.state.db.session() as s:
+        job = s.get(Job, job_id)
+        if job is None or job.user_id != user_id:
+            raise LimnerError("no such job")  # rendered as 404 below
+        return job
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+def job_page(request: Request, job_id: str, user: CurrentUser) -> Response:
+    try:
+        job = _job(request, user.id, job_id)
+    except LimnerError:
+        return _page(request, "notfound.html", 404)
+    with request.app.state.db.session() as s:
+        creations = list(s.scalars(select(Creation).where(Creation.job_id == job_id)))
+    return _page(request, "job.html", job=job, creations=creations, n=IMAGES_PER_CREATE)
+
+
+@router.get("/jobs/{job_id}/events")
+def job_events(request: Request, job_id: str, user: CurrentUser) -> Response:
+    """Server-sent events: the job's state each time it changes, until it ends."""
+    try:
+        job = _job(request, user.id, job_id)
+    except LimnerError:
+        return Response(status_code=404)
+    st = request.app.state.jobs.get(job_id)
+
+    def events() -> Iterator[str]:
+        if st is None:  # finished before this server started, or long ago
+            with request.app.state.db.session() as s:
+                ids = [c.id for c in s.scalars(select(Creation).where(Creation.job_id == job_id))]
+            yield f"data: {json.dumps({'status': job.status, 'creations': ids, 'error': job.error})}\n\n"
+            return
+        seen = -1
+        deadline = time.time() + 3600
+        while time.time() < deadline:
+            with st.changed:
+                if st.version == seen:
+                    st.changed.wait(timeout=10)
+                snap = st.snapshot()
+            if snap["version"] != seen:
+                seen = snap["version"]
+                yield f"data: {json.dumps(snap)}\n\n"
+            else:
+                yield ": keep-alive\n\n"
+            if snap["status"] in ("done", "failed", "cancelled", "blocked"):
+                return
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+    )
+
+
+@router.post("/jobs/{job_id}/cancel")
+def job_cancel(
+    request: Request, job_id: str, user: CurrentUser, csrf_token: Annotated[str, Form()] = ""
+) -> Response:
+    check_csrf(request, csrf_token)
+    try:
+        _job(request, user.id, job_id)
+    except LimnerError:
+        return Response(status_code=404)
+    st = request.app.state.jobs.get(job_id)
+    if st is not None:
+        st.cancel.set()
+    return _redirect(f"/jobs/{job_id}")
+
+
+# -- history and single images -----------------------------------------------------------------------
+
+
+@router.get("/history", response_class=HTMLResponse)
+def history(
+    request: Request,
+    user: CurrentUser,
+    q: Annotated[str, Query(max_length=200)] = "",
+    page: Annotated[int, Query(ge=1, le=100000)] = 1,
+) -> HTMLResponse:
+    cond = [Creation.user_id == user.id]
+    if q.strip():
+        pattern = (
+            "%" + q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
+        cond.append(Creation.prompt.ilike(pattern, escape="\\"))
+    with request.app.state.db.session() as s:
+        total = s.scalar(select(func.count(Creation.id)).where(*cond)) or 0
+        items = list(
+            s.scalars(
+                select(Creation)
+                .where(*cond)
+                .order_by(Creation.created.desc(), Creation.id)
+                .offset((page - 1) * PER_PAGE)
+                .limit(PER_PAGE)
+            )
+        )
+    pages = max(1, math.ceil(total / PER_PAGE))
+    return _page(request, "history.html", items=items, q=q, page=page, pages=pages, total=total)
+
+
+def _creation(request: Request, user_id: int, creation_id: str) -> Creation | None:
+    with request.app.state.db.session() as s:
+        c = s.get(Creation, creation_id)
+        return c if c is not None and c.user_id == user_id else None
+
+
+@router.get("/images/{creation_id}", response_class=HTMLResponse)
+def image_page(request: Request, creation_id: str, user: CurrentUser) -> Response:
+    c = _creation(request, user.id, creation_id)
+    if c is None:
+        return _page(request, "notfound.html", 404)
+    return _page(
+        request, "image.html", c=c, params_json=json.dumps(c.params, indent=1, sort_keys=True)
+    )
+
+
+@router.get("/images/{creation_id}/file")
+def image_file(
+    request: Request, creation_id: str, user: CurrentUser, download: bool = False
+) -> Response:
+    c = _creation(request, user.id, creation_id)
+    if c is None:
+        return Response("not found", status_code=404)
+    with request.app.state.db.session() as s:
+        f = s.get(StoredFile, c.file_id)
+    if f is None or not Path(f.path).exists():
+        return Response("not found", status_code=404)
+    headers = {"Cache-Control": "private, max-age=86400"}
+    if download:
+        headers["Content-Disposition"] = f'attachment; filename="limner-{c.seed}.png"'
+    return FileResponse(f.path, media_type=f.mime, headers=headers)
+
+
+@router.post("/images/{creation_id}/delete")
+def image_delete(
+    request: Request, creation_id: str, user: CurrentUser, csrf_token: Annotated[str, Form()] = ""
+) -> Response:
+    check_csrf(request, csrf_token)
+    c = _creation(request, user.id, creation_id)
+    if c is None:
+        return _page(request, "notfound.html", 404)
+    with request.app.state.db.session() as s:
+        f = s.get(StoredFile, c.file_id)
+        s.execute(delete(Creation).where(Creation.id == c.id))
+        if f is not None:
+            Path(f.path).unlink(missing_ok=True)
+            s.delete(f)
+    return _redirect("/history")
+
+
+def _source_image(request: Request, c: Creation) -> Image.Image:
+    with request.app.state.db.session() as s:
+        f = s.get(StoredFile, c.file_id)
+    return Image.open(f.path).convert("RGB")
+
+
+@router.post("/images/{creation_id}/variations")
+def image_variations(
+    request: Request, creation_id: str, user: CurrentUser, csrf_token: Annotated[str, Form()] = ""
+) -> Response:
+    check_csrf(request, csrf_token)
+    c = _creation(request, user.id, creation_id)
+    if c is None:
+        return _page(request, "notfound.html", 404)
+    req = GenerationRequest(
+        c.prompt, n=IMAGES_PER_CREATE, model=c.model, image=_source_image(request, c), strength=0.6
+    )
+    return _start(request, user, "variations", req, {"source": c.id}, {})
+
+
+@router.post("/images/{creation_id}/edit")
+async def image_edit(request: Request, creation_id: str, user: CurrentUser) -> Response:
+    form = await request.form(max_files=1, max_fields=5)
+    check_csrf(request, form.get("csrf_token"))  # type: ignore[arg-type]
+    c = _creation(request, user.id, creation_id)
+    if c is None:
+        return _page(request, "notfound.html", 404)
+    prompt = str(form.get("prompt") or "").strip()[:2000]
+    upload = form.get("mask")
+    try:
+        mask = Image.open(io.BytesIO(await upload.read())).convert("L")  # type: ignore[union-attr]
+    except (AttributeError, UnidentifiedImageError, OSError):
+        return _page(
+            request,
+            "image.html",
+            400,
+            c=c,
+            params_json=json.dumps(c.params, indent=1),
+            error="Paint the area to change first.",
+        )
+    source = _source_image(request, c)
+    if mask.getbbox() is None:
+        return _page(
+            request,
+            "image.html",
+            400,
+            c=c,
+            params_json=json.dumps(c.params, indent=1),
+            error="Paint the area to change first.",
+        )
+    req = GenerationRequest(
+        prompt or c.prompt,
+        n=IMAGES_PER_CREATE,
+        model=c.model,
+        image=source,
+        mask=mask.resize(source.size, Image.Resampling.NEAREST),
+    )
+    return _start(request, user, "edit", req, {"source": c.id}, {})

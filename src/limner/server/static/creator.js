@@ -1,0 +1,82 @@
+// Limner Image Creator: live job progress (server-sent events), mask painting for edits, copy prompt.
+"use strict";
+
+function followJob(section) {
+  const id = section.dataset.job;
+  if (!["queued", "running"].includes(section.dataset.status)) return;
+  const status = document.getElementById("status");
+  const bar = document.getElementById("progress");
+  const results = document.getElementById("results");
+  const source = new EventSource(`/jobs/${id}/events`);
+  source.onmessage = (event) => {
+    const s = JSON.parse(event.data);
+    section.dataset.status = s.status;
+    if (s.total) { bar.max = s.total; bar.value = s.step; }
+    status.textContent = s.status === "running" ? `step ${s.step} of ${s.total}` : s.status;
+    if (s.previews && s.previews.length && s.status === "running") {
+      results.querySelectorAll("img").forEach((img, i) => { if (s.previews[i]) img.src = s.previews[i]; });
+    }
+    if (["done", "failed", "cancelled", "blocked"].includes(s.status)) {
+      source.close();
+      window.location.reload();  // the server renders the finished job with links to each image
+    }
+  };
+}
+
+function maskPainter() {
+  const toggle = document.getElementById("edit-toggle");
+  const form = document.getElementById("edit-form");
+  const canvas = document.getElementById("mask");
+  if (!toggle || !form || !canvas) return;
+  const ctx = canvas.getContext("2d");
+  const clear = () => { ctx.fillStyle = "#000"; ctx.fillRect(0, 0, canvas.width, canvas.height); };
+  let painted = false, down = false;
+  clear();
+  // show black as transparent: paint strokes in white over a see-through canvas
+  canvas.style.mixBlendMode = "screen";
+  toggle.addEventListener("click", () => {
+    const open = form.hidden;
+    form.hidden = !open; canvas.hidden = !open;
+    toggle.setAttribute("aria-expanded", String(open));
+  });
+  const point = (e) => {
+    const r = canvas.getBoundingClientRect();
+    return [(e.clientX - r.left) * canvas.width / r.width, (e.clientY - r.top) * canvas.height / r.height];
+  };
+  const paint = (e) => {
+    if (!down) return;
+    const [x, y] = point(e);
+    ctx.fillStyle = "#fff"; ctx.beginPath(); ctx.arc(x, y, canvas.width / 16, 0, 2 * Math.PI); ctx.fill();
+    painted = true;
+  };
+  canvas.addEventListener("pointerdown", (e) => { down = true; canvas.setPointerCapture(e.pointerId); paint(e); });
+  canvas.addEventListener("pointermove", paint);
+  canvas.addEventListener("pointerup", () => { down = false; });
+  document.getElementById("clear-mask").addEventListener("click", () => { clear(); painted = false; });
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    if (!painted) { alert("Paint the area to change first."); return; }
+    canvas.toBlob((blob) => {
+      const data = new FormData(form);
+      data.append("mask", blob, "mask.png");
+      fetch(form.action, { method: "POST", body: data, credentials: "same-origin" })
+        .then((r) => { window.location.href = r.url; });
+    }, "image/png");
+  });
+}
+
+function copyPrompt() {
+  const button = document.getElementById("copy-prompt");
+  if (!button) return;
+  button.addEventListener("click", async () => {
+    try { await navigator.clipboard.writeText(button.dataset.prompt); button.textContent = "Copied"; }
+    catch { window.prompt("Copy the prompt:", button.dataset.prompt); }
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const job = document.getElementById("job");
+  if (job) followJob(job);
+  maskPainter();
+  copyPrompt();
+});
