@@ -10,6 +10,7 @@ bfloat16 autocast on both devices (AMX on this CPU, tensor cores on GPUs).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -120,7 +121,8 @@ def resolve_data(cfg: TrainConfig, resolution: int, split: str) -> Path:
 
 class CaptionStore:
     """Every caption of the training set encoded once by the frozen text encoder and kept in
-    one padded tensor on the training device (bf16). Row ``null`` is the empty caption."""
+    one padded tensor on the training device (bf16). Row ``null`` is the empty caption.
+    With ``cache`` the states are saved and reused while the captions stay the same."""
 
     def __init__(
         self,
@@ -130,6 +132,7 @@ class CaptionStore:
         device: torch.device,
         chunk: int = 512,
         progress: bool = True,
+        cache: Path | None = None,
     ):
         texts = [*captions, ""]
         self.null = len(captions)
@@ -137,6 +140,13 @@ class CaptionStore:
         self.ids, self.mask = tokens.ids, tokens.mask
         n, length = self.ids.shape
         self.lengths = self.mask.sum(1).to(device)
+        digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
+        if cache is not None and cache.exists():
+            saved = torch.load(cache, map_location="cpu", mmap=True)
+            if saved["digest"] == digest:
+                self.states, self.pooled = saved["states"].to(device), saved["pooled"].to(device)
+                self.mask = self.mask.to(device)
+                return
         self.states = torch.empty(
             n, length, encoder.word.embedding_dim, dtype=torch.bfloat16, device=device
         )
@@ -155,6 +165,10 @@ class CaptionStore:
                     file=sys.stderr,
                 )
         self.mask = self.mask.to(device)
+        if cache is not None:  # the frozen encoder gives the same states every run: keep them
+            torch.save(
+                {"digest": digest, "states": self.states.cpu(), "pooled": self.pooled.cpu()}, cache
+            )
 
     def batch(
         self, rows: torch.Tensor, fixed: bool = False
@@ -281,7 +295,10 @@ def main(cfg: TrainConfig) -> dict:
             f"{len(train)} training images, {len(flat)} captions, resolution {train.resolution}",
             file=sys.stderr,
         )
-    store = CaptionStore(flat, encoder, tokenizer, device, progress=is_main)
+    cache = None
+    if device.type == "cpu" and Path(cfg.data).is_dir() and not cfg.text_encoder:
+        cache = Path(cfg.data) / f"caption-states-{model_cfg.resolution}.pt"
+    store = CaptionStore(flat, encoder, tokenizer, device, progress=is_main, cache=cache)
     cap_start_t = torch.tensor(cap_start, device=device)
     cap_count_t = torch.tensor(cap_count, device=device)
     images = train.images.to(device)
@@ -393,9 +410,11 @@ def main(cfg: TrainConfig) -> dict:
                 "elapsed": elapsed_before + (time.time() - started),
                 "config": asdict(cfg),
                 "history": history,
+                "loss_ema": loss_ema,
                 "rng": {
                     "torch": torch.get_rng_state(),
                     "generator": gen.get_state(),
+                    "device_generator": dgen.get_state(),  # draws every batch, noise and σ
                     "python": random.getstate(),
                     "numpy": np.random.get_state(),
                 },
@@ -427,7 +446,7 @@ def main(cfg: TrainConfig) -> dict:
         )
     started = time.time()
     t_log, step_log = time.time(), step
-    loss_ema = None
+    loss_ema = None if state is None else state.get("loss_ema")
     budget_s = cfg.minutes * 60 if cfg.minutes else math.inf
     first_step = step
     model.train()

@@ -40,7 +40,13 @@ class RequestContext(BaseHTTPMiddleware):
                 413, f"Request body is larger than {limit // 2**20} MiB.", code="request_too_large"
             )
         else:
-            response = await call_next(request)
+            try:
+                response = await call_next(request)
+            except Exception:  # answered here, inside the middleware, so it keeps its request id
+                log.exception("unexpected error on %s %s", request.method, request.url.path)
+                response = errors.envelope(
+                    500, "The server had an error while processing your request.", "server_error"
+                )
         response.headers["x-request-id"] = request.state.request_id
         if not request.url.path.startswith(("/v1", "/docs", "/redoc", "/openapi.json")):
             response.headers.setdefault(

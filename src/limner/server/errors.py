@@ -86,6 +86,14 @@ def install(app: FastAPI) -> None:
         err = exc.errors()[0] if exc.errors() else {}
         loc = [str(p) for p in err.get("loc", []) if p not in ("body", "query", "path", "header")]
         param = ".".join(loc) or None
+        if err.get("type") == "json_invalid":
+            return envelope(
+                400,
+                "We could not parse the JSON body of your request: it is not valid JSON.",
+                "invalid_request_error",
+                None,
+                "invalid_json",
+            )
         if err.get("type") == "extra_forbidden":
             message = f"Unknown parameter: '{param}'."
             code = "unknown_parameter"

@@ -35,6 +35,10 @@ DEFAULT_POLICY = Path(__file__).with_name("moderation.toml")
 
 
 def _squeeze(word: str) -> str:
+    """Repeated letters as one ("nuuude" → "nude"); a word of one repeated letter keeps three
+    ("xxxx" → "xxx"), so that it is not mistaken for the single letter ("x marks the spot")."""
+    if len(word) >= 3 and len(set(word)) == 1:
+        return word[0] * 3
     return re.sub(r"(.)\1+", r"\1", word)
 
 

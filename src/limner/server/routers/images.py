@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import queue
 import threading
 import time
@@ -25,6 +26,7 @@ from limner.server import generation
 from limner.server.deps import Key
 from limner.server.errors import ApiError
 
+log = logging.getLogger("limner.server")
 router = APIRouter(prefix="/v1/images", tags=["images"])
 
 QUALITY_STEPS = {"low": 10, "medium": None, "standard": None, "auto": None, "high": 30, "hd": 30}
@@ -199,17 +201,29 @@ def _stream(
             events.put(("done", _run(request, key, req, body, endpoint), None))
         except LimnerError as e:
             events.put(("error", e, None))
-        except Exception as e:
-            events.put(("error", LimnerError(f"internal error: {type(e).__name__}"), None))
+        except Exception:
+            log.exception("unexpected error in a stream (%s)", request.state.request_id)
+            events.put(
+                (
+                    "error",
+                    LimnerError("The server had an error while processing your request."),
+                    None,
+                )
+            )
 
     threading.Thread(target=work, daemon=True).start()
+    # Wait for the first event before answering: an error found before any image (quota,
+    # moderation, a failed generation) then still gets its own status code, not a 200 stream.
+    first = [events.get()]
+    if first[0][0] == "error":
+        raise first[0][1]
 
     def sse(payload: dict) -> str:
         return f"event: {payload['type']}\ndata: {json.dumps(payload)}\n\n"
 
     def gen() -> Iterator[str]:
         while True:
-            kind, a, b = events.get()
+            kind, a, b = first.pop() if first else events.get()
             if kind == "partial":
                 for img in b:
                     buf = io.BytesIO()
@@ -370,35 +384,47 @@ async def _read_form(request: Request) -> tuple[dict, list[Image.Image], Image.I
     images: list[Image.Image] = []
     mask = None
     limit = request.app.state.settings.max_upload_bytes
-    for name, value in form.multi_items():
-        if name not in _FORM_FIELDS | _FILE_FIELDS:
-            raise ApiError(400, f"Unknown parameter: '{name}'.", "unknown_parameter", param=name)
-        if name in _FILE_FIELDS:
-            if not isinstance(value, UploadFile):
-                raise ApiError(400, f"'{name}' must be a file upload", "invalid_value", param=name)
-            data = await value.read()
-            if len(data) > limit:
+    try:
+        for name, value in form.multi_items():
+            if name not in _FORM_FIELDS | _FILE_FIELDS:
                 raise ApiError(
-                    413,
-                    f"'{name}' is larger than {limit // 2**20} MiB",
-                    "file_too_large",
-                    param=name,
+                    400, f"Unknown parameter: '{name}'.", "unknown_parameter", param=name
                 )
-            try:
-                img = Image.open(io.BytesIO(data))
-                img.load()
-            except (UnidentifiedImageError, OSError):
-                raise ApiError(
-                    400, f"'{name}' is not a PNG, JPEG or WebP image", "invalid_image", param=name
-                ) from None
-            if name == "mask":
-                mask = img
+            if name in _FILE_FIELDS:
+                if not isinstance(value, UploadFile):
+                    raise ApiError(
+                        400, f"'{name}' must be a file upload", "invalid_value", param=name
+                    )
+                data = await value.read()
+                if len(data) > limit:
+                    raise ApiError(
+                        413,
+                        f"'{name}' is larger than the upload limit of {limit:,} bytes",
+                        "file_too_large",
+                        param=name,
+                    )
+                try:
+                    img = Image.open(io.BytesIO(data))
+                    img.load()
+                except (UnidentifiedImageError, OSError):
+                    raise ApiError(
+                        400,
+                        f"'{name}' is not a PNG, JPEG or WebP image",
+                        "invalid_image",
+                        param=name,
+                    ) from None
+                if name == "mask":
+                    mask = img
+                else:
+                    images.append(img)
             else:
-                images.append(img)
-        else:
-            if isinstance(value, UploadFile):
-                raise ApiError(400, f"'{name}' must be a text field", "invalid_value", param=name)
-            fields[name] = value
+                if isinstance(value, UploadFile):
+                    raise ApiError(
+                        400, f"'{name}' must be a text field", "invalid_value", param=name
+                    )
+                fields[name] = value
+    finally:
+        await form.close()  # uploads are spooled to temporary files
     return fields, images, mask
 
 
@@ -478,7 +504,7 @@ async def create_edit(request: Request, key: Key):
         strength=strength if strength is not None else (1.0 if mask is not None else 0.8),
     )
     if body.stream:
-        return _stream(request, key, req, body, "edits")
+        return await run_in_threadpool(_stream, request, key, req, body, "edits")
     result = await run_in_threadpool(_run, request, key, req, body, "edits")
     return _respond(request, key, body, result)
 
