@@ -40,7 +40,9 @@ def presented_key(request: Request) -> str | None:
     return request.headers.get("api-key")
 
 
-def get_api_key(request: Request, session: Annotated[Session, Depends(get_session)]) -> ApiKey:
+def get_api_key(request: Request) -> ApiKey:
+    """The caller's live key. Looked up in a short session of its own: a connection held for the
+    whole request while generation takes a second one exhausts the pool under load."""
     key = presented_key(request)
     if not key:
         raise ApiError(
@@ -49,10 +51,11 @@ def get_api_key(request: Request, session: Annotated[Session, Depends(get_sessio
             "(or an 'api-key' header); create one with `limner keys create`.",
             "missing_api_key",
         )
-    row = find_key(session, key)
-    if row is None:
-        raise ApiError(401, "Incorrect API key provided.", "invalid_api_key")
-    session.expunge(row)
+    with request.app.state.db.session() as session:
+        row = find_key(session, key)
+        if row is None:
+            raise ApiError(401, "Incorrect API key provided.", "invalid_api_key")
+        session.expunge(row)
     return row
 
 

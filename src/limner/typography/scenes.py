@@ -1,7 +1,11 @@
-"""Procedural typography scenes for the corpus: posters, signs, labels, badges, charts, infographics
-and diagrams, drawn with real fonts. Each scene records its exact strings and their boxes and comes
-with a glyph canvas (the same text, white on black), so the model learns to paint what a glyph
-canvas asks for.
+"""Typography scenes and the layout engine: posters, signs, labels, badges, bar charts,
+infographics and flowcharts drawn with real fonts.
+
+One drawing path serves both uses. For the corpus, ``make_scene`` fills the layouts with random
+words; at generation time, ``layout_scene`` fills them with the prompt's own text (``Spec``).
+Either way every string is set at the largest size that fits its box (wrapping onto up to four
+lines), in a colour with at least 4.5:1 contrast to what lies behind it, and drawn identically
+on the glyph canvas (white on black) that conditions the model.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from limner.data.captions import article
-from limner.typography.contrast import contrast_ratio, readable_on
+from limner.typography.contrast import BLACK, MIN_CONTRAST, WHITE, contrast_ratio
 
 WORDS = [
     "sale",
@@ -325,6 +329,9 @@ STYLE_WORDS = {
 }
 
 
+RGB = tuple[int, int, int]
+
+
 @dataclass
 class Span:
     """One piece of text in a scene: what it says, where, and how."""
@@ -333,7 +340,10 @@ class Span:
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 of the inked text, in pixels
     role: str  # "title" | "subtitle" | "label" | "body"
     font: str
-    colour: tuple[int, int, int]
+    colour: RGB
+    size: int = 0  # font size in pixels
+    behind: tuple[RGB, ...] = ()  # the colours directly behind the text (for contrast checks)
+    allotted: tuple[int, int, int, int] = (0, 0, 0, 0)  # the box the layout gave the text
 
 
 @dataclass
@@ -343,6 +353,37 @@ class Scene:
     glyph: Image.Image  # L: the spans' text in white on black, same place and size
     spans: list[Span] = field(default_factory=list)
     caption: str = ""
+
+
+@dataclass
+class Spec:
+    """What a prompt fixes about a scene; anything left None is drawn at random (seeded)."""
+
+    texts: list[str] | None = None  # in reading order; None = random words (corpus)
+    title: str | None = None  # charts, infographics, flowcharts: a heading above the items
+    style: str | None = None  # a key of fonts.STYLES
+    background: RGB | None = None
+    fill: RGB | None = None  # the sign board, tag, badge disc, step boxes, bars
+
+
+def wrap_options(text: str, max_lines: int = 4) -> list[list[str]]:
+    """Ways to break ``text`` into 1..max_lines balanced lines (explicit newlines are kept)."""
+    if "\n" in text:
+        return [[ln.strip() for ln in text.split("\n") if ln.strip()]]
+    words = text.split()
+    options = [[text]]
+    for k in range(2, min(max_lines, len(words)) + 1):
+        target = len(text) / k
+        lines, cur = [], []
+        for w in words:
+            if cur and len(" ".join([*cur, w])) > target * 1.15 and len(lines) < k - 1:
+                lines.append(" ".join(cur))
+                cur = []
+            cur.append(w)
+        lines.append(" ".join(cur))
+        if len(lines) == k:
+            options.append(lines)
+    return options
 
 
 class Canvas:
@@ -357,16 +398,21 @@ class Canvas:
         self.fonts = fonts
         self.spans: list[Span] = []
 
+    def font_path(self, style: str) -> Path:
+        paths = self.fonts.get(style) or self.fonts.get("sans") or next(iter(self.fonts.values()))
+        return paths[0]
+
     def fit_font(self, style: str, text: str, max_w: int, max_h: int) -> ImageFont.FreeTypeFont:
         """The largest size of the style's first font at which ``text`` fits in max_w × max_h."""
-        paths = self.fonts.get(style) or self.fonts.get("sans") or next(iter(self.fonts.values()))
-        path = paths[0]
+        path = self.font_path(style)
         lo, hi = 6, max(8, max_h * 2)
         best = ImageFont.truetype(str(path), lo)
         while lo <= hi:
             mid = (lo + hi) // 2
             font = ImageFont.truetype(str(path), mid)
-            x0, y0, x1, y1 = font.getbbox(text)
+            x0, y0, x1, y1 = self.draw.multiline_textbbox(
+                (0, 0), text, font=font, align="center", spacing=mid // 5
+            )
             if x1 - x0 <= max_w and y1 - y0 <= max_h:
                 best, lo = font, mid + 1
             else:
@@ -378,17 +424,36 @@ class Canvas:
         text: str,
         box: tuple[int, int, int, int],
         style: str,
-        colour: tuple[int, int, int],
+        colour: RGB,
         role: str,
+        behind: tuple[RGB, ...] = (),
+        wrap: bool = True,
     ) -> Span:
-        """Draw ``text`` centred in ``box`` at the largest size that fits; record its inked box."""
+        """Draw ``text`` centred in ``box`` at the largest size that fits (trying line breaks);
+        record its inked box."""
         x0, y0, x1, y1 = box
-        font = self.fit_font(style, text, x1 - x0, y1 - y0)
+        best_font, best_text = None, text
+        for lines in wrap_options(text) if wrap else [[text]]:
+            candidate = "\n".join(lines)
+            font = self.fit_font(style, candidate, x1 - x0, y1 - y0)
+            if best_font is None or font.size > best_font.size:
+                best_font, best_text = font, candidate
+        assert best_font is not None
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        self.draw.text((cx, cy), text, font=font, fill=colour, anchor="mm")
-        self.gdraw.text((cx, cy), text, font=font, fill=255, anchor="mm")
-        inked = self.draw.textbbox((cx, cy), text, font=font, anchor="mm")
-        span = Span(text, tuple(int(v) for v in inked), role, Path(font.path).name, colour)  # type: ignore[arg-type]
+        kw = {"font": best_font, "anchor": "mm", "align": "center", "spacing": best_font.size // 5}
+        self.draw.multiline_text((cx, cy), best_text, fill=colour, **kw)
+        self.gdraw.multiline_text((cx, cy), best_text, fill=255, **kw)
+        inked = self.draw.multiline_textbbox((cx, cy), best_text, **kw)
+        span = Span(
+            text,
+            tuple(int(v) for v in inked),
+            role,
+            Path(best_font.path).name,
+            colour,  # type: ignore[arg-type]
+            int(best_font.size),
+            behind,
+            box,
+        )
         self.spans.append(span)
         return span
 
@@ -398,8 +463,237 @@ def _words(rng: random.Random, lo: int, hi: int, upper: bool = False) -> str:
     return text.upper() if upper else rng.choice([text, text.title(), text.capitalize()])
 
 
-def _background(rng: random.Random, size: int) -> tuple[Image.Image, tuple[int, int, int], str]:
-    colour = rng.choice(PALETTE)
+def ink_for(behind: tuple[RGB, ...], rng: random.Random | None = None) -> RGB:
+    """A text colour readable (≥ 4.5:1) on every colour in ``behind``: sometimes a palette colour
+    (with ``rng``), else black or white, whichever is more readable."""
+    best = max((BLACK, WHITE), key=lambda c: min(contrast_ratio(c, b) for b in behind))
+    if rng is not None and rng.random() < 0.4:
+        ok = [c for c in PALETTE if all(contrast_ratio(c, b) >= MIN_CONTRAST for b in behind)]
+        if ok:
+            return rng.choice(ok)
+    return best
+
+
+def _fill(rng: random.Random, spec: Spec, bg: tuple[RGB, ...]) -> RGB:
+    if spec.fill is not None:
+        return spec.fill
+    return rng.choice(
+        [p for p in PALETTE if all(contrast_ratio(p, b) > 1.5 for b in bg)] or PALETTE
+    )
+
+
+def _texts(spec: Spec, make) -> list[str]:
+    return list(spec.texts) if spec.texts else make()
+
+
+def poster(c: Canvas, rng: random.Random, bg: tuple[RGB, ...], style: str, spec: Spec) -> str:
+    s = c.size
+    texts = _texts(
+        spec,
+        lambda: (
+            [_words(rng, 1, 3, upper=rng.random() < 0.5)]
+            + ([_words(rng, 1, 4)] if rng.random() < 0.7 else [])
+        ),
+    )
+    ink = ink_for(bg, rng)
+    title = c.text(texts[0], (s // 12, s // 10, s - s // 12, s // 2), style, ink, "title", bg)
+    caption = f'a poster with the title "{title.text}"'
+    subs = texts[1:]
+    if subs:
+        h = (s * 3 // 10) // len(subs)
+        for i, sub in enumerate(subs):
+            top = s * 3 // 5 + i * h
+            c.text(
+                sub, (s // 8, top, s - s // 8, top + min(h, s // 7)), "sans", ink, "subtitle", bg
+            )
+        caption += " and the subtitle " + " and ".join(f'"{t}"' for t in subs)
+    return caption
+
+
+def sign(c: Canvas, rng: random.Random, bg: tuple[RGB, ...], style: str, spec: Spec) -> str:
+    s = c.size
+    board = _fill(rng, spec, bg)
+    m = s // 8
+    c.draw.rounded_rectangle(
+        (m, s // 4, s - m, s * 3 // 4),
+        radius=s // 16,
+        fill=board,
+        outline=ink_for((board,)),
+        width=max(2, s // 64),
+    )
+    ink = ink_for((board,), rng)
+    lines = _texts(
+        spec,
+        lambda: (
+            [_words(rng, 1, 2, upper=True)]
+            + ([_words(rng, 1, 2, upper=True)] if rng.random() < 0.4 else [])
+        ),
+    )
+    h = (s // 2 - m) // len(lines)
+    for i, line in enumerate(lines):
+        top = s // 4 + m // 2 + i * h
+        c.text(line, (m + m // 2, top, s - m - m // 2, top + h), style, ink, "title", (board,))
+    return article(f'{COLOUR_NAMES.get(board, "coloured")} sign that says "{" ".join(lines)}"')
+
+
+def label(c: Canvas, rng: random.Random, bg: tuple[RGB, ...], style: str, spec: Spec) -> str:
+    s = c.size
+    tag = _fill(rng, spec, bg)
+    c.draw.polygon(
+        [
+            (s // 6, s * 3 // 8),
+            (s * 3 // 4, s * 3 // 8),
+            (s * 7 // 8, s // 2),
+            (s * 3 // 4, s * 5 // 8),
+            (s // 6, s * 5 // 8),
+        ],
+        fill=tag,
+    )
+    c.draw.ellipse(
+        (s * 3 // 4 - s // 40, s // 2 - s // 40, s * 3 // 4 + s // 40, s // 2 + s // 40), fill=bg[0]
+    )
+    text = " ".join(_texts(spec, lambda: [_words(rng, 1, 2, upper=rng.random() < 0.5)]))
+    c.text(
+        text,
+        (s // 6 + s // 24, s * 3 // 8 + s // 32, s * 3 // 4 - s // 16, s * 5 // 8 - s // 32),
+        style,
+        ink_for((tag,), rng),
+        "label",
+        (tag,),
+    )
+    return article(f'{COLOUR_NAMES.get(tag, "coloured")} price tag label with the word "{text}"')
+
+
+def badge(c: Canvas, rng: random.Random, bg: tuple[RGB, ...], style: str, spec: Spec) -> str:
+    s = c.size
+    disc = _fill(rng, spec, bg)
+    m = s // 8
+    c.draw.ellipse((m, m, s - m, s - m), fill=disc, outline=ink_for((disc,)), width=max(2, s // 48))
+    text = " ".join(_texts(spec, lambda: [_words(rng, 1, 2, upper=True)]))
+    c.text(
+        text,
+        (m + s // 10, s * 3 // 8, s - m - s // 10, s * 5 // 8),
+        style,
+        ink_for((disc,), rng),
+        "title",
+        (disc,),
+    )
+    return f'a round {COLOUR_NAMES.get(disc, "coloured")} badge that says "{text}"'
+
+
+def _heading(c: Canvas, rng: random.Random, bg: tuple[RGB, ...], style: str, text: str) -> Span:
+    s = c.size
+    return c.text(
+        text, (s // 10, s // 20, s - s // 10, s // 5), style, ink_for(bg, rng), "title", bg
+    )
+
+
+def bar_chart(c: Canvas, rng: random.Random, bg: tuple[RGB, ...], style: str, spec: Spec) -> str:
+    s = c.size
+    ink = ink_for(bg, rng)
+    if spec.texts:
+        title_text, names = spec.title or "", list(spec.texts)
+    else:
+        title_text, names = (
+            _words(rng, 1, 2).title(),
+            [rng.choice(WORDS).title() for _ in range(rng.randint(2, 4))],
+        )
+    title = _heading(c, rng, bg, style, title_text) if title_text else None
+    bar = spec.fill or rng.choice(
+        [p for p in PALETTE if all(contrast_ratio(p, b) > 2.0 for b in bg)] or [ink]
+    )
+    n = len(names)
+    slot = (s - s // 5) // n
+    for i, name in enumerate(names):
+        x0 = s // 10 + i * slot
+        top = s // 4 + rng.randint(0, s // 3)
+        c.draw.rectangle((x0 + slot // 6, top, x0 + slot - slot // 6, s * 3 // 4), fill=bar)
+        c.text(name, (x0, s * 3 // 4 + s // 40, x0 + slot, s - s // 20), "sans", ink, "label", bg)
+    head = f'a bar chart titled "{title.text}"' if title else "a bar chart"
+    return head + " with bars labelled " + ", ".join(f'"{n}"' for n in names)
+
+
+def infographic(c: Canvas, rng: random.Random, bg: tuple[RGB, ...], style: str, spec: Spec) -> str:
+    s = c.size
+    steps = (
+        list(spec.texts)
+        if spec.texts
+        else [rng.choice(WORDS).title() for _ in range(rng.randint(2, 3))]
+    )
+    top = s // 16
+    if spec.title:
+        _heading(c, rng, bg, style, spec.title)
+        top = s // 4
+    box_colour = _fill(rng, spec, bg)
+    n = len(steps)
+    h = (s - s // 16 - top) // n
+    for i, step in enumerate(steps):
+        y0 = top + i * h
+        c.draw.rounded_rectangle(
+            (s // 12, y0 + h // 10, s - s // 12, y0 + h - h // 10), radius=s // 24, fill=box_colour
+        )
+        c.text(
+            step,
+            (s // 5, y0 + h // 5, s - s // 6, y0 + h - h // 5),
+            style,
+            ink_for((box_colour,), rng),
+            "label",
+            (box_colour,),
+        )
+    head = f'an infographic titled "{spec.title}" with' if spec.title else "an infographic with"
+    return f"{head} {n} steps: " + ", ".join(steps)
+
+
+def flowchart(c: Canvas, rng: random.Random, bg: tuple[RGB, ...], style: str, spec: Spec) -> str:
+    s = c.size
+    nodes = (
+        list(spec.texts)
+        if spec.texts
+        else [rng.choice(WORDS).title() for _ in range(rng.randint(2, 3))]
+    )
+    top = s // 16
+    if spec.title:
+        _heading(c, rng, bg, style, spec.title)
+        top = s // 4
+    fill = _fill(rng, spec, bg)
+    line = ink_for(bg)
+    n = len(nodes)
+    pitch = (s - s // 16 - top) // n
+    h = pitch // 2 + pitch // 8
+    for i, node in enumerate(nodes):
+        y0 = top + i * pitch
+        c.draw.rectangle((s // 6, y0, s - s // 6, y0 + h), fill=fill, outline=line, width=2)
+        c.text(
+            node,
+            (s // 6 + s // 20, y0 + h // 8, s - s // 6 - s // 20, y0 + h - h // 8),
+            style,
+            ink_for((fill,), rng),
+            "label",
+            (fill,),
+        )
+        if i < n - 1:
+            ya, yb = y0 + h, y0 + pitch
+            c.draw.line((s // 2, ya, s // 2, yb - 6), fill=line, width=3)
+            c.draw.polygon([(s // 2 - 7, yb - 9), (s // 2 + 7, yb - 9), (s // 2, yb)], fill=line)
+    return "a flowchart from " + " to ".join(f'"{n}"' for n in nodes)
+
+
+SCENES: dict[str, Callable[[Canvas, random.Random, tuple[RGB, ...], str, Spec], str]] = {
+    "poster": poster,
+    "sign": sign,
+    "label": label,
+    "badge": badge,
+    "bar chart": bar_chart,
+    "infographic": infographic,
+    "flowchart": flowchart,
+}
+
+
+def _background(
+    rng: random.Random, size: int, colour: RGB | None = None
+) -> tuple[Image.Image, tuple[RGB, ...], str]:
+    """A flat or (30 %) vertical two-colour gradient background; returns the colours it spans."""
+    colour = colour or rng.choice(PALETTE)
     if rng.random() < 0.3:
         other = rng.choice(
             [c for c in PALETTE if c != colour and contrast_ratio(c, colour) < 1.8] or [colour]
@@ -412,198 +706,31 @@ def _background(rng: random.Random, size: int) -> tuple[Image.Image, tuple[int, 
                 [(0, y), (size, y)],
                 fill=tuple(round(a * (1 - w) + b * w) for a, b in zip(colour, other, strict=True)),
             )
-        return (
-            img,
-            colour,
-            article(f"{COLOUR_NAMES[colour]} to {COLOUR_NAMES[other]} gradient background"),
-        )
+        words = f"{COLOUR_NAMES.get(colour, 'coloured')} to {COLOUR_NAMES.get(other, 'coloured')} gradient background"
+        return img, (colour, other), article(words)
     return (
         Image.new("RGB", (size, size), colour),
-        colour,
-        article(f"{COLOUR_NAMES[colour]} background"),
+        (colour,),
+        article(f"{COLOUR_NAMES.get(colour, 'coloured')} background"),
     )
 
 
-def _style(rng: random.Random, fonts: dict[str, list[Path]]) -> str:
-    return rng.choice(sorted(fonts))
-
-
-def poster(c: Canvas, rng: random.Random, bg: tuple[int, int, int], style: str) -> str:
-    s = c.size
-    ink = readable_on(bg, rng)
-    title = c.text(
-        _words(rng, 1, 3, upper=rng.random() < 0.5),
-        (s // 12, s // 10, s - s // 12, s // 2),
-        style,
-        ink,
-        "title",
-    )
-    caption = f'a poster with the title "{title.text}"'
-    if rng.random() < 0.7:
-        sub = c.text(
-            _words(rng, 1, 4),
-            (s // 8, s * 3 // 5, s - s // 8, s * 3 // 5 + s // 7),
-            "sans",
-            ink,
-            "subtitle",
-        )
-        caption += f' and the subtitle "{sub.text}"'
-    return caption
-
-
-def sign(c: Canvas, rng: random.Random, bg: tuple[int, int, int], style: str) -> str:
-    s = c.size
-    board = rng.choice([p for p in PALETTE if contrast_ratio(p, bg) > 1.5] or PALETTE)
-    m = s // 8
-    c.draw.rounded_rectangle(
-        (m, s // 4, s - m, s * 3 // 4),
-        radius=s // 16,
-        fill=board,
-        outline=readable_on(board),
-        width=max(2, s // 64),
-    )
-    ink = readable_on(board, rng)
-    lines = [_words(rng, 1, 2, upper=True)] + (
-        [_words(rng, 1, 2, upper=True)] if rng.random() < 0.4 else []
-    )
-    h = (s // 2 - 2 * m // 2) // len(lines)
-    for i, line in enumerate(lines):
-        top = s // 4 + m // 2 + i * h
-        c.text(line, (m + m // 2, top, s - m - m // 2, top + h), style, ink, "title")
-    return article(f'{COLOUR_NAMES[board]} sign that says "{" ".join(lines)}"')
-
-
-def label(c: Canvas, rng: random.Random, bg: tuple[int, int, int], style: str) -> str:
-    s = c.size
-    tag = rng.choice([p for p in PALETTE if contrast_ratio(p, bg) > 1.5] or PALETTE)
-    c.draw.polygon(
-        [
-            (s // 6, s * 3 // 8),
-            (s * 3 // 4, s * 3 // 8),
-            (s * 7 // 8, s // 2),
-            (s * 3 // 4, s * 5 // 8),
-            (s // 6, s * 5 // 8),
-        ],
-        fill=tag,
-    )
-    c.draw.ellipse(
-        (s * 3 // 4 - s // 40, s // 2 - s // 40, s * 3 // 4 + s // 40, s // 2 + s // 40), fill=bg
-    )
-    text = _words(rng, 1, 2, upper=rng.random() < 0.5)
-    c.text(
-        text,
-        (s // 6 + s // 24, s * 3 // 8 + s // 32, s * 3 // 4 - s // 16, s * 5 // 8 - s // 32),
-        style,
-        readable_on(tag, rng),
-        "label",
-    )
-    return article(f'{COLOUR_NAMES[tag]} price tag label with the word "{text}"')
-
-
-def badge(c: Canvas, rng: random.Random, bg: tuple[int, int, int], style: str) -> str:
-    s = c.size
-    disc = rng.choice([p for p in PALETTE if contrast_ratio(p, bg) > 1.5] or PALETTE)
-    m = s // 8
-    c.draw.ellipse(
-        (m, m, s - m, s - m), fill=disc, outline=readable_on(disc), width=max(2, s // 48)
-    )
-    text = _words(rng, 1, 2, upper=True)
-    c.text(
-        text,
-        (m + s // 10, s * 3 // 8, s - m - s // 10, s * 5 // 8),
-        style,
-        readable_on(disc, rng),
-        "title",
-    )
-    return f'a round {COLOUR_NAMES[disc]} badge that says "{text}"'
-
-
-def bar_chart(c: Canvas, rng: random.Random, bg: tuple[int, int, int], style: str) -> str:
-    s = c.size
-    ink = readable_on(bg, rng)
-    title = c.text(
-        _words(rng, 1, 2).title(), (s // 10, s // 20, s - s // 10, s // 5), style, ink, "title"
-    )
-    n = rng.randint(2, 4)
-    names = [rng.choice(WORDS).title() for _ in range(n)]
-    bar = rng.choice([p for p in PALETTE if contrast_ratio(p, bg) > 2.0] or [ink])
-    slot = (s - s // 5) // n
-    for i, name in enumerate(names):
-        x0 = s // 10 + i * slot
-        top = s // 4 + rng.randint(0, s // 3)
-        c.draw.rectangle((x0 + slot // 6, top, x0 + slot - slot // 6, s * 3 // 4), fill=bar)
-        c.text(name, (x0, s * 3 // 4 + s // 40, x0 + slot, s - s // 20), "sans", ink, "label")
-    return f'a bar chart titled "{title.text}" with bars labelled ' + ", ".join(
-        f'"{n}"' for n in names
-    )
-
-
-def infographic(c: Canvas, rng: random.Random, bg: tuple[int, int, int], style: str) -> str:
-    s = c.size
-    ink = readable_on(bg, rng)
-    n = rng.randint(2, 3)
-    steps = [rng.choice(WORDS).title() for _ in range(n)]
-    box_colour = rng.choice([p for p in PALETTE if contrast_ratio(p, bg) > 1.5] or PALETTE)
-    h = (s - s // 8) // n
-    for i, step in enumerate(steps):
-        y0 = s // 16 + i * h
-        c.draw.rounded_rectangle(
-            (s // 12, y0 + h // 10, s - s // 12, y0 + h - h // 10), radius=s // 24, fill=box_colour
-        )
-        c.text(
-            step,
-            (s // 5, y0 + h // 5, s - s // 6, y0 + h - h // 5),
-            style,
-            readable_on(box_colour, rng),
-            "label",
-        )
-    del ink
-    return f"an infographic with {n} steps: " + ", ".join(steps)
-
-
-def flowchart(c: Canvas, rng: random.Random, bg: tuple[int, int, int], style: str) -> str:
-    s = c.size
-    n = rng.randint(2, 3)
-    nodes = [rng.choice(WORDS).title() for _ in range(n)]
-    fill = rng.choice([p for p in PALETTE if contrast_ratio(p, bg) > 1.5] or PALETTE)
-    line = readable_on(bg)
-    h = s // (2 * n)
-    for i, node in enumerate(nodes):
-        y0 = s // 16 + i * (s - s // 8) // n
-        c.draw.rectangle((s // 6, y0, s - s // 6, y0 + h), fill=fill, outline=line, width=2)
-        c.text(
-            node,
-            (s // 6 + s // 20, y0 + h // 8, s - s // 6 - s // 20, y0 + h - h // 8),
-            style,
-            readable_on(fill, rng),
-            "label",
-        )
-        if i < n - 1:
-            ya, yb = y0 + h, y0 + (s - s // 8) // n
-            c.draw.line((s // 2, ya, s // 2, yb - 6), fill=line, width=3)
-            c.draw.polygon([(s // 2 - 7, yb - 9), (s // 2 + 7, yb - 9), (s // 2, yb)], fill=line)
-    return "a flowchart from " + " to ".join(f'"{n}"' for n in nodes)
-
-
-SCENES: dict[str, Callable[[Canvas, random.Random, tuple[int, int, int], str], str]] = {
-    "poster": poster,
-    "sign": sign,
-    "label": label,
-    "badge": badge,
-    "bar chart": bar_chart,
-    "infographic": infographic,
-    "flowchart": flowchart,
-}
+def layout_scene(
+    kind: str, spec: Spec, rng: random.Random, size: int, fonts: dict[str, list[Path]]
+) -> Scene:
+    """Lay out and draw one scene; the caption quotes every string the image spells."""
+    if kind not in SCENES:
+        raise ValueError(f"unknown scene kind {kind!r}")
+    background, colours, bg_words = _background(rng, size, spec.background)
+    canvas = Canvas(size, background, fonts)
+    style = spec.style if spec.style in fonts else rng.choice(sorted(fonts))
+    caption = SCENES[kind](canvas, rng, colours, style, spec)
+    caption = f"{caption}, {STYLE_WORDS.get(style, style)} lettering, on {bg_words}"
+    return Scene(kind, canvas.image, canvas.glyph, canvas.spans, caption)
 
 
 def make_scene(
     rng: random.Random, size: int, fonts: dict[str, list[Path]], kind: str | None = None
 ) -> Scene:
-    """One random scene; the caption quotes every string the image spells."""
-    kind = kind or rng.choice(list(SCENES))
-    background, colour, bg_words = _background(rng, size)
-    canvas = Canvas(size, background, fonts)
-    style = _style(rng, fonts)
-    caption = SCENES[kind](canvas, rng, colour, style)
-    caption = f"{caption}, {STYLE_WORDS.get(style, style)} lettering, on {bg_words}"
-    return Scene(kind, canvas.image, canvas.glyph, canvas.spans, caption)
+    """One random scene for the corpus."""
+    return layout_scene(kind or rng.choice(list(SCENES)), Spec(), rng, size, fonts)

@@ -1,0 +1,227 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from limner.engine.builtin import LimnerBackend, mask_tensor, to_images, to_tensor
+from limner.engine.request import GenerationRequest
+from limner.errors import Cancelled, InvalidRequest
+from limner.model.sampling import flow_sigmas
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_limner) -> LimnerBackend:
+    return LimnerBackend("tiny", tiny_limner, device="cpu")
+
+
+class SaysItIsClean(torch.nn.Module):
+    """A stand-in network that predicts x̂₀ = x_σ: every sampler then stays where it starts, so
+    the output is exactly the starting point the backend built (noise, or noised source)."""
+
+    def forward(self, x, sigma, text, text_mask, pooled, glyph=None):
+        return x
+
+
+def request(prompt: str = "a red apple", **kw) -> GenerationRequest:
+    return GenerationRequest(prompt, **{"num_inference_steps": 4, "seed": 1, **kw})
+
+
+def pixels(images) -> list[np.ndarray]:
+    return [np.asarray(g.image) for g in images]
+
+
+def generate(backend: LimnerBackend, req: GenerationRequest) -> list[np.ndarray]:
+    result = backend.generate([req])[0]
+    assert isinstance(result, list)
+    return pixels(result)
+
+
+def test_info_describes_sizes_modes_and_defaults(backend, tiny_limner):
+    info = backend.info()
+    assert (info.name, info.backend, info.path) == ("tiny", "limner", str(tiny_limner))
+    assert info.sizes == ["128x128", "32x32"]
+    assert info.modes == ["text2img", "img2img", "inpaint"]
+    params = [*backend.denoiser.parameters(), *backend.upsampler.parameters()]
+    assert info.parameters == sum(p.numel() for p in params)
+    assert info.defaults == {"num_inference_steps": 20, "guidance_scale": 4.0, "sampler": "euler"}
+    assert info.description == "Limner tiny model, 0 training steps"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param", "message"),
+    [
+        ({"size": "64x64"}, "size", "makes 128x128, 32x32 images, not 64x64"),
+        ({"size": "128x32"}, "size", "not 128x32"),
+        ({"sampler": "ddim"}, "sampler", "choose from euler, heun, dpmpp_2m"),
+    ],
+)
+def test_requests_the_model_cannot_do_are_refused(backend, kwargs, param, message):
+    with pytest.raises(InvalidRequest, match=message) as err:
+        backend.resolve(request(**kwargs))
+    assert err.value.param == param
+
+
+def test_resolve_fills_defaults_and_names_the_mode(backend):
+    src = Image.new("RGB", (128, 128))
+    assert backend.resolve(GenerationRequest("a")) == {
+        "size": "128x128",
+        "side": 128,
+        "sampler": "euler",
+        "mode": "text2img",
+        "num_inference_steps": 20,
+        "guidance_scale": 4.0,
+        "strength": 1.0,
+    }
+    assert backend.resolve(request(image=src, strength=0.3))["mode"] == "img2img"
+    edit = backend.resolve(request(image=src, mask=Image.new("L", (128, 128)), strength=0.3))
+    assert (edit["mode"], edit["strength"]) == ("inpaint", 0.3)
+
+
+def test_same_request_and_seed_give_identical_pixels(backend):
+    first = generate(backend, request(seed=9))
+    assert first[0].shape == (128, 128, 3) and first[0].std() > 5
+    assert np.array_equal(generate(backend, request(seed=9))[0], first[0])
+    assert not np.array_equal(generate(backend, request(seed=10))[0], first[0])
+
+
+def test_image_k_of_a_request_is_the_single_image_with_seed_plus_k(backend):
+    three = backend.generate([request(n=3, seed=20)])[0]
+    assert [g.seed for g in three] == [20, 21, 22]
+    assert [g.parameters["seed"] for g in three] == [20, 21, 22]
+    for k, img in enumerate(pixels(three)):
+        assert np.array_equal(generate(backend, request(seed=20 + k))[0], img)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"prompt": "a blue car"},
+        {"guidance_scale": 1.0},
+        {"guidance_scale": 9.0},
+        {"negative_prompt": "red"},
+        {"sampler": "heun"},
+        {"sampler": "dpmpp_2m"},
+        {"num_inference_steps": 6},
+    ],
+)
+def test_prompt_guidance_and_sampling_settings_change_the_image(backend, change):
+    base = generate(backend, request())[0]
+    assert not np.array_equal(generate(backend, request(**change))[0], base)
+
+
+def test_batching_never_changes_an_image(backend):
+    """Requests sharing one sampling loop must each get what they would get alone, whatever
+    their prompts' lengths, negative prompts or guidance."""
+    reqs = [
+        request("a red apple", seed=3),
+        request("a long prompt about a small blue car parked on a wet street at night", seed=4),
+        request("a green tree", negative_prompt="brown, dry leaves", seed=5, n=2),
+        request("a cat", guidance_scale=1.0, seed=6),
+    ]
+    together = backend.generate(reqs)
+    for req, got in zip(reqs, together, strict=True):
+        alone = request(
+            req.prompt,
+            negative_prompt=req.negative_prompt,
+            guidance_scale=req.guidance_scale,
+            seed=req.seed,
+            n=req.n,
+        )
+        for a, b in zip(pixels(got), generate(backend, alone), strict=True):
+            assert np.array_equal(a, b), req.prompt
+
+
+def test_the_seed_alone_fixes_the_starting_noise(backend, monkeypatch):
+    monkeypatch.setattr(backend, "denoiser", SaysItIsClean())
+    got = generate(backend, request(size="32x32", seed=77, n=2))
+    for k in range(2):
+        noise = torch.randn(3, 32, 32, generator=torch.Generator().manual_seed(77 + k))
+        assert np.array_equal(got[k], np.asarray(to_images(noise[None])[0]))
+
+
+def test_img2img_starts_from_the_source_noised_to_strength(backend, monkeypatch):
+    monkeypatch.setattr(backend, "denoiser", SaysItIsClean())
+    rng = np.random.default_rng(0)
+    src = Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    noise = torch.randn(3, 32, 32, generator=torch.Generator().manual_seed(5))
+    distances = []
+    for strength in (0.25, 0.5, 0.8):
+        req = request(size="32x32", seed=5, image=src, strength=strength)
+        got = generate(backend, req)[0]
+        s0 = flow_sigmas(4, start=strength)[0]
+        expected = (1 - s0) * to_tensor(src, 32) + s0 * noise
+        assert np.array_equal(got, np.asarray(to_images(expected[None])[0]))
+        distances.append(np.abs(got.astype(int) - np.asarray(src)).mean())
+    assert distances == sorted(distances)  # the more strength, the further from the source
+
+
+def test_inpainting_keeps_the_source_outside_the_mask_exactly(backend):
+    rng = np.random.default_rng(1)
+    src = Image.fromarray(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8))
+    mask = Image.new("L", (128, 128), 0)
+    mask.paste(255, (32, 32, 96, 80))
+    inside = np.asarray(mask) > 127
+    out = generate(backend, request(image=src, mask=mask, strength=1.0))[0]
+    assert np.array_equal(out[~inside], np.asarray(src)[~inside])
+    assert np.abs(out[inside].astype(int) - np.asarray(src)[inside]).mean() > 20
+    # OpenAI's convention, transparent = repaint, gives the same image
+    rgba = src.convert("RGBA")
+    rgba.putalpha(Image.fromarray(np.where(inside, 0, 255).astype(np.uint8)))
+    assert np.array_equal(generate(backend, request(image=src, mask=rgba, strength=1.0))[0], out)
+
+
+def test_mask_tensor_conventions():
+    white = Image.new("L", (4, 4), 0)
+    white.putpixel((1, 2), 255)
+    m = mask_tensor(white, 4)
+    assert m.shape == (1, 4, 4) and m.sum() == 1 and m[0, 2, 1] == 1
+    clear = Image.new("RGBA", (4, 4), (0, 0, 0, 255))
+    clear.putpixel((3, 0), (0, 0, 0, 0))
+    assert torch.equal(mask_tensor(clear, 4)[0].nonzero(), torch.tensor([[0, 3]]))
+
+
+def test_base_size_skips_the_upsampler(backend):
+    small = generate(backend, request(size="32x32"))[0]
+    assert small.shape == (32, 32, 3)
+
+
+def test_progress_reports_every_step_with_optional_previews(backend):
+    events = []
+    generate(backend, request(n=2, num_inference_steps=5, on_progress=events.append))
+    assert [(e.step, e.total, e.previews) for e in events] == [(i, 5, None) for i in range(1, 6)]
+    events.clear()
+    generate(backend, request(n=2, num_inference_steps=3, previews=True, on_progress=events.append))
+    assert len(events) == 3
+    for e in events:
+        assert len(e.previews) == 2
+        assert all(isinstance(p, Image.Image) and p.size == (32, 32) for p in e.previews)
+
+
+def test_cancelling_from_the_progress_callback_stops_the_request(backend):
+    steps = []
+    req = request(num_inference_steps=8)
+
+    def on_progress(p):
+        steps.append(p.step)
+        if p.step == 2:
+            req.cancel.set()
+
+    req.on_progress = on_progress
+    with pytest.raises(Cancelled):
+        backend.generate([req])
+    assert steps == [1, 2]
+
+
+def test_cancelling_one_request_of_a_batch_leaves_the_others_untouched(backend):
+    keep, drop = request(seed=11, num_inference_steps=6), request(seed=12, num_inference_steps=6)
+
+    def cancel_at_3(p):
+        if p.step == 3:
+            drop.cancel.set()
+
+    drop.on_progress = cancel_at_3
+    kept, dropped = backend.generate([keep, drop])
+    assert isinstance(dropped, Cancelled)
+    assert np.array_equal(
+        pixels(kept)[0], generate(backend, request(seed=11, num_inference_steps=6))[0]
+    )
