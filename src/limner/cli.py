@@ -21,9 +21,7 @@ from rich.table import Table
 
 from limner.errors import LimnerError
 
-app = typer.Typer(
-    help="Limner: self-hosted text-to-image.", no_args_is_help=True, add_completion=False
-)
+app = typer.Typer(help="Limner: self-hosted text-to-image.", no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(help="Build the training corpus.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 keys_app = typer.Typer(help="API keys for the Images API.", no_args_is_help=True)
@@ -68,9 +66,7 @@ def fail(message: str, code: int = 1) -> None:
 
 @data_app.command("fetch")
 def data_fetch(
-    dest: Annotated[Path, typer.Option(help="Folder for the downloaded sources.")] = Path(
-        "data/sources"
-    ),
+    dest: Annotated[Path, typer.Option(help="Folder for the downloaded sources.")] = Path("data/sources"),
 ) -> None:
     """Download every corpus source (npm and Debian packages) into DEST, without installing them."""
     from limner.data.sources import all_packages, fetch_all
@@ -92,15 +88,9 @@ def data_fetch(
 
 @data_app.command("build")
 def data_build(
-    sources: Annotated[Path, typer.Option(help="Folder that `limner data fetch` filled.")] = Path(
-        "data/sources"
-    ),
-    out: Annotated[Path, typer.Option(help="Folder for shards and manifest.json.")] = Path(
-        "data/corpus"
-    ),
-    limit: Annotated[
-        int | None, typer.Option(help="Build at most N images (sampled across sources).")
-    ] = None,
+    sources: Annotated[Path, typer.Option(help="Folder that `limner data fetch` filled.")] = Path("data/sources"),
+    out: Annotated[Path, typer.Option(help="Folder for shards and manifest.json.")] = Path("data/corpus"),
+    limit: Annotated[int | None, typer.Option(help="Build at most N images (sampled across sources).")] = None,
     size: Annotated[int, typer.Option(help="Side of the square images, in pixels.")] = 256,
     typography: Annotated[int, typer.Option(help="Number of synthetic typography scenes.")] = 6000,
     seed: Annotated[int, typer.Option(help="Seed for backgrounds, captions and the split.")] = 0,
@@ -115,9 +105,7 @@ def data_build(
     with progress_bar() as bar:
         manifest = build(sources, out, params, PhaseProgress(bar))
     _print_counts(manifest)
-    console.print(
-        f"wrote {len(manifest['shards'])} shards and manifest.json to {out} in {manifest['build_seconds']} s"
-    )
+    console.print(f"wrote {len(manifest['shards'])} shards and manifest.json to {out} in {manifest['build_seconds']} s")
 
 
 def _print_counts(manifest: dict) -> None:
@@ -132,9 +120,7 @@ def _print_counts(manifest: dict) -> None:
             str(s["failed"]),
             s["licence"],
         )
-    table.add_row(
-        "[bold]images", str(manifest["images"]["train"]), str(manifest["images"]["val"]), "", ""
-    )
+    table.add_row("[bold]images", str(manifest["images"]["train"]), str(manifest["images"]["val"]), "", "")
     table.add_row(
         "synthetic typography",
         str(manifest["typography"]["train"]),
@@ -166,9 +152,7 @@ def data_stats(
     out.print("[bold]attribution")
     for name, s in manifest["sources"].items():
         out.print(f"  {name}: {s['attribution']}")
-    out.print(
-        f"  fonts ({', '.join(manifest['fonts']['packages'])}): {manifest['fonts']['licence']}"
-    )
+    out.print(f"  fonts ({', '.join(manifest['fonts']['packages'])}): {manifest['fonts']['licence']}")
 
 
 @data_app.command("sheet")
@@ -192,12 +176,8 @@ def data_sheet(
 @app.command("train")
 def train(
     preset: Annotated[str, typer.Option(help="Model size: tiny, small or base.")] = "small",
-    data: Annotated[
-        Path, typer.Option(help="Corpus folder, or a packed trainset-R-train.npz.")
-    ] = Path("data/corpus"),
-    out: Annotated[Path, typer.Option(help="Run folder (checkpoint, samples, history).")] = Path(
-        "runs/small"
-    ),
+    data: Annotated[Path, typer.Option(help="Corpus folder, or a packed trainset-R-train.npz.")] = Path("data/corpus"),
+    out: Annotated[Path, typer.Option(help="Run folder (checkpoint, samples, history).")] = Path("runs/small"),
     steps: Annotated[int, typer.Option(help="Stop after this many steps.")] = 100_000,
     minutes: Annotated[float | None, typer.Option(help="Stop after this many minutes.")] = None,
     batch: Annotated[int, typer.Option(help="Global batch size.")] = 64,
@@ -206,9 +186,7 @@ def train(
     sample_every: Annotated[int, typer.Option(help="Write a sample grid every N steps.")] = 500,
     save_every: Annotated[int, typer.Option(help="Checkpoint and validate every N steps.")] = 500,
     init: Annotated[str | None, typer.Option(help="Start from these inference weights.")] = None,
-    resume: Annotated[
-        bool, typer.Option(help="Continue the run in OUT from its checkpoint.")
-    ] = False,
+    resume: Annotated[bool, typer.Option(help="Continue the run in OUT from its checkpoint.")] = False,
     seed: Annotated[int, typer.Option()] = 0,
     compile: Annotated[bool, typer.Option(help="torch.compile the network (GPUs).")] = False,
 ) -> None:
@@ -271,32 +249,18 @@ def train_upsampler(
 def generate(
     prompt: Annotated[str, typer.Argument(help="What to draw.")],
     n: Annotated[int, typer.Option("-n", "--n", help="Number of images.")] = 1,
-    seed: Annotated[
-        int | None, typer.Option(help="Seed of the first image; image i uses seed + i.")
-    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the first image; image i uses seed + i.")] = None,
     size: Annotated[str | None, typer.Option(help="WxH; default: the model's native size.")] = None,
     num_inference_steps: Annotated[int | None, typer.Option(help="Sampling steps.")] = None,
-    guidance_scale: Annotated[
-        float | None, typer.Option(help="Classifier-free guidance scale.")
-    ] = None,
+    guidance_scale: Annotated[float | None, typer.Option(help="Classifier-free guidance scale.")] = None,
     negative_prompt: Annotated[str, typer.Option(help="What to steer away from.")] = "",
-    model: Annotated[
-        str | None, typer.Option(help="Model name (see `limner models`) or path.")
-    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model name (see `limner models`) or path.")] = None,
     sampler: Annotated[str | None, typer.Option(help="euler, heun or dpmpp_2m.")] = None,
-    image: Annotated[
-        Path | None, typer.Option(help="Source image for image-to-image or inpainting.")
-    ] = None,
-    mask: Annotated[
-        Path | None, typer.Option(help="Mask: white (or transparent) = repaint.")
-    ] = None,
-    strength: Annotated[
-        float, typer.Option(help="Image-to-image: share of the source to repaint.")
-    ] = 0.8,
+    image: Annotated[Path | None, typer.Option(help="Source image for image-to-image or inpainting.")] = None,
+    mask: Annotated[Path | None, typer.Option(help="Mask: white (or transparent) = repaint.")] = None,
+    strength: Annotated[float, typer.Option(help="Image-to-image: share of the source to repaint.")] = 0.8,
     models: Annotated[Path | None, typer.Option(help="A models.toml naming more models.")] = None,
-    output: Annotated[
-        Path, typer.Option("-o", "--output", help="Folder for the PNG files.")
-    ] = Path("out"),
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the PNG files.")] = Path("out"),
 ) -> None:
     """Generate images and write them as PNG files (with their parameters inside)."""
     from PIL import Image
@@ -351,9 +315,7 @@ def list_models(
         try:
             info = engine.backend(entry["name"]).info()
         except LimnerError as e:
-            table.add_row(
-                entry["name"], entry["backend"], "-", f"[red]{e.message}", "-", entry["path"]
-            )
+            table.add_row(entry["name"], entry["backend"], "-", f"[red]{e.message}", "-", entry["path"])
             continue
         mark = " (default)" if entry["default"] else ""
         table.add_row(
@@ -369,22 +331,14 @@ def list_models(
 
 @app.command("eval")
 def evaluate(
-    model: Annotated[
-        str, typer.Option(help="Model name or path, or a reference: real, noise, nearest-train.")
-    ],
+    model: Annotated[str, typer.Option(help="Model name or path, or a reference: real, noise, nearest-train.")],
     out: Annotated[Path, typer.Option(help="Folder for metrics.json and report.html.")],
-    limit: Annotated[
-        int | None, typer.Option(help="Use only the first N prompts of each set.")
-    ] = None,
-    baseline: Annotated[
-        Path | None, typer.Option(help="A previous report folder to compare with.")
-    ] = None,
-    corpus: Annotated[
-        Path, typer.Option(help="Built corpus (validation split, training images).")
-    ] = Path("data/corpus"),
-    prompts: Annotated[Path, typer.Option(help="Folder with the prompt sets.")] = Path(
-        "bench/prompts"
+    limit: Annotated[int | None, typer.Option(help="Use only the first N prompts of each set.")] = None,
+    baseline: Annotated[Path | None, typer.Option(help="A previous report folder to compare with.")] = None,
+    corpus: Annotated[Path, typer.Option(help="Built corpus (validation split, training images).")] = Path(
+        "data/corpus"
     ),
+    prompts: Annotated[Path, typer.Option(help="Folder with the prompt sets.")] = Path("bench/prompts"),
     evaluator: Annotated[Path | None, typer.Option(help="Evaluator weights.")] = None,
     models: Annotated[Path | None, typer.Option(help="A models.toml naming more models.")] = None,
 ) -> None:
@@ -410,9 +364,7 @@ def evaluate(
         )
     if engine:
         engine.close()
-    summary = {
-        k: metrics[k] for k in ("fidelity", "frechet", "text", "memorisation") if k in metrics
-    }
+    summary = {k: metrics[k] for k in ("fidelity", "frechet", "text", "memorisation") if k in metrics}
     summary["skin_tone_accuracy"] = metrics["skin_tone"]["accuracy"]
     print(json.dumps(summary, indent=1))
     console.print(f"report: {out / 'report.html'}")
@@ -420,12 +372,8 @@ def evaluate(
 
 @app.command("train-evaluator")
 def train_evaluator_cmd(
-    data: Annotated[Path, typer.Option(help="Packed 64 px training set.")] = Path(
-        "data/corpus/trainset-64-train.npz"
-    ),
-    out: Annotated[Path, typer.Option(help="Weights file to write.")] = Path(
-        "weights/evaluator.safetensors"
-    ),
+    data: Annotated[Path, typer.Option(help="Packed 64 px training set.")] = Path("data/corpus/trainset-64-train.npz"),
+    out: Annotated[Path, typer.Option(help="Weights file to write.")] = Path("weights/evaluator.safetensors"),
     steps: Annotated[int, typer.Option()] = 3000,
     batch: Annotated[int, typer.Option()] = 256,
 ) -> None:
@@ -433,9 +381,7 @@ def train_evaluator_cmd(
     from limner.eval.evaluator import train_evaluator
 
     if not data.exists():
-        fail(
-            f"{data} not found: it is made on the first `limner train --data CORPUS`, or by limner.data.trainset.pack"
-        )
+        fail(f"{data} not found: it is made on the first `limner train --data CORPUS`, or by limner.data.trainset.pack")
     train_evaluator(data, out, steps=steps, batch=batch)
     print(out)
 
@@ -454,9 +400,7 @@ DatabaseOpt = Annotated[
     str | None,
     typer.Option("--database-url", help="Default: $LIMNER_DATABASE_URL or SQLite in the data dir."),
 ]
-DataDirOpt = Annotated[
-    Path | None, typer.Option("--data-dir", help="Default: $LIMNER_DATA_DIR or ./limner-data.")
-]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Default: $LIMNER_DATA_DIR or ./limner-data.")]
 
 
 @app.command("serve")
@@ -466,12 +410,8 @@ def serve(
     models: Annotated[Path | None, typer.Option(help="A models.toml naming more models.")] = None,
     database_url: DatabaseOpt = None,
     data_dir: DataDirOpt = None,
-    moderation_policy: Annotated[
-        Path | None, typer.Option(help="A moderation policy TOML.")
-    ] = None,
-    insecure_cookies: Annotated[
-        bool, typer.Option(help="Allow session cookies over plain HTTP (local use).")
-    ] = False,
+    moderation_policy: Annotated[Path | None, typer.Option(help="A moderation policy TOML.")] = None,
+    insecure_cookies: Annotated[bool, typer.Option(help="Allow session cookies over plain HTTP (local use).")] = False,
 ) -> None:
     """Serve the Images API, the Image Creator and the arena."""
     import uvicorn
@@ -488,9 +428,7 @@ def serve(
     if insecure_cookies:
         settings.cookie_secure = False
     console.print(f"Limner on http://{host}:{port}  (API at /v1, docs at /docs)")
-    uvicorn.run(
-        create_app(settings), host=host, port=port, timeout_graceful_shutdown=120, log_level="info"
-    )
+    uvicorn.run(create_app(settings), host=host, port=port, timeout_graceful_shutdown=120, log_level="info")
 
 
 @keys_app.command("create")

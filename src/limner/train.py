@@ -105,11 +105,7 @@ def resolve_data(cfg: TrainConfig, resolution: int, split: str) -> Path:
     """A packed trainset for ``split``: the given file (its sibling for val) or one cached in the corpus."""
     data = Path(cfg.data)
     if data.suffix == ".npz":
-        return (
-            data
-            if split == "train"
-            else data.with_name(data.name.replace("-train.npz", f"-{split}.npz"))
-        )
+        return data if split == "train" else data.with_name(data.name.replace("-train.npz", f"-{split}.npz"))
     path = data / f"trainset-{resolution}-{split}.npz"
     if not path.exists():
         from limner.data.trainset import pack
@@ -147,9 +143,7 @@ class CaptionStore:
                 self.states, self.pooled = saved["states"].to(device), saved["pooled"].to(device)
                 self.mask = self.mask.to(device)
                 return
-        self.states = torch.empty(
-            n, length, encoder.word.embedding_dim, dtype=torch.bfloat16, device=device
-        )
+        self.states = torch.empty(n, length, encoder.word.embedding_dim, dtype=torch.bfloat16, device=device)
         self.pooled = torch.empty(n, encoder.word.embedding_dim, dtype=torch.float32, device=device)
         enc = encoder.to(device)
         started = time.time()
@@ -166,13 +160,9 @@ class CaptionStore:
                 )
         self.mask = self.mask.to(device)
         if cache is not None:  # the frozen encoder gives the same states every run: keep them
-            torch.save(
-                {"digest": digest, "states": self.states.cpu(), "pooled": self.pooled.cpu()}, cache
-            )
+            torch.save({"digest": digest, "states": self.states.cpu(), "pooled": self.pooled.cpu()}, cache)
 
-    def batch(
-        self, rows: torch.Tensor, fixed: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def batch(self, rows: torch.Tensor, fixed: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """States, mask and pooled embedding of caption ``rows``; padded to the batch's longest
         caption, or to the store's (``fixed``: one shape for torch.compile)."""
         length = self.states.shape[1] if fixed else int(self.lengths[rows].max())
@@ -213,9 +203,7 @@ def sample_grid(
         with torch.autocast(device.type, dtype=torch.bfloat16):
             return model(x, s, **kw).float()
 
-    out = sample_euler(
-        cfg_denoiser(net, cond, uncond, guidance), x, flow_sigmas(steps, device=device)
-    )
+    out = sample_euler(cfg_denoiser(net, cond, uncond, guidance), x, flow_sigmas(steps, device=device))
     imgs = ((out.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
     grid = Image.new("RGB", (r * n, r))
     for i, im in enumerate(imgs):
@@ -355,14 +343,10 @@ def main(cfg: TrainConfig) -> dict:
         v_glyph = None
         if len(val.glyphs):
             gsel = val.glyph_of[vi]
-            v_glyph = (
-                val.glyphs[gsel.clamp(min=0)].float().div(255) * (gsel >= 0)[:, None, None, None]
-            )
+            v_glyph = val.glyphs[gsel.clamp(min=0)].float().div(255) * (gsel >= 0)[:, None, None, None]
         val_batch = {
             "x0": val.images[vi].float().div(127.5).sub(1).to(device),
-            "noise": torch.randn(len(vi), 3, val.resolution, val.resolution, generator=vg).to(
-                device
-            ),
+            "noise": torch.randn(len(vi), 3, val.resolution, val.resolution, generator=vg).to(device),
             "sigma": torch.linspace(0.05, 0.95, len(vi)).to(device),
             "text": vs,
             "mask": vt.mask.to(device),
@@ -390,11 +374,7 @@ def main(cfg: TrainConfig) -> dict:
                             g,
                         )
 
-                losses.append(
-                    flow_loss(
-                        den, val_batch["x0"][sl], val_batch["noise"][sl], val_batch["sigma"][sl]
-                    )
-                )
+                losses.append(flow_loss(den, val_batch["x0"][sl], val_batch["noise"][sl], val_batch["sigma"][sl]))
         return float(torch.cat(losses).mean())
 
     def save(final: bool = False) -> None:
@@ -451,9 +431,7 @@ def main(cfg: TrainConfig) -> dict:
     first_step = step
     model.train()
     while step < cfg.steps and (time.time() - started) < budget_s:
-        progress = max(
-            step / cfg.steps, (time.time() - started) / budget_s if budget_s < math.inf else 0.0
-        )
+        progress = max(step / cfg.steps, (time.time() - started) / budget_s if budget_s < math.inf else 0.0)
         if cfg.minutes and step - first_step < 20:
             progress = step / cfg.steps  # the clock is not yet a good guide during compile/warm-up
         lr = lr_at(cfg, step, progress)
@@ -468,9 +446,7 @@ def main(cfg: TrainConfig) -> dict:
         gi = glyph_of[idx]
         has_glyph = gi >= 0
         if len(glyphs):
-            glyph = (
-                glyphs[gi.clamp(min=0)].float().div_(255) * has_glyph[:, None, None, None]
-            )  # (B, 1, R, R)
+            glyph = glyphs[gi.clamp(min=0)].float().div_(255) * has_glyph[:, None, None, None]  # (B, 1, R, R)
             drop = rand(local_batch) < cfg.glyph_dropout
             glyph = glyph * (~drop)[:, None, None, None]
         else:
@@ -486,9 +462,7 @@ def main(cfg: TrainConfig) -> dict:
         noise = torch.randn(x0.shape, generator=dgen, device=device)
         sigma = sample_sigma(local_batch, dgen, cfg.sigma_mean, cfg.sigma_std, device=device)
 
-        def denoise(
-            x: torch.Tensor, s: torch.Tensor, cond=(text, text_mask, pooled, glyph)
-        ) -> torch.Tensor:
+        def denoise(x: torch.Tensor, s: torch.Tensor, cond=(text, text_mask, pooled, glyph)) -> torch.Tensor:
             with torch.autocast(device.type, dtype=torch.bfloat16):
                 return net(x, s, *cond)
 
@@ -543,9 +517,7 @@ def main(cfg: TrainConfig) -> dict:
     if is_main:
         history.append({"step": step, "val_loss": vl})
         save(final=True)
-        sample_grid(ema, (encoder, tokenizer), SAMPLE_PROMPTS, device).save(
-            out / "samples" / f"step-{step:07d}.png"
-        )
+        sample_grid(ema, (encoder, tokenizer), SAMPLE_PROMPTS, device).save(out / "samples" / f"step-{step:07d}.png")
         (out / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
     if world > 1:
         dist.destroy_process_group()

@@ -40,15 +40,11 @@ class UpsamplerTrainConfig:
     resume: bool = False
 
 
-def load_images(
-    cfg: UpsamplerTrainConfig, split: str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def load_images(cfg: UpsamplerTrainConfig, split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """uint8 images (N, 3, S, S), glyphs (N, 1, S, S) (zeros where none) and has_glyph (N,)."""
     paths = shard_paths(cfg.data, split) + shard_paths(cfg.data, split, "typography")
     rng = random.Random(cfg.seed)
-    records = [
-        r for r in iter_records(paths) if r.meta.get("native_resolution", 10**6) >= cfg.min_native
-    ]
+    records = [r for r in iter_records(paths) if r.meta.get("native_resolution", 10**6) >= cfg.min_native]
     rng.shuffle(records)
     records = records[: cfg.max_images]
     imgs, glyphs, has = [], [], []
@@ -92,12 +88,8 @@ def batch_of(
     # crops on a 4-pixel grid so the box-downsampled input lines up with the target
     ys = torch.randint(0, (s - c) // 4 + 1, (cfg.batch,), generator=gen) * 4
     xs = torch.randint(0, (s - c) // 4 + 1, (cfg.batch,), generator=gen) * 4
-    hi = torch.stack(
-        [images[i, :, y : y + c, x : x + c] for i, y, x in zip(idx, ys, xs, strict=True)]
-    )
-    gl = torch.stack(
-        [glyphs[i, :, y : y + c, x : x + c] for i, y, x in zip(idx, ys, xs, strict=True)]
-    )
+    hi = torch.stack([images[i, :, y : y + c, x : x + c] for i, y, x in zip(idx, ys, xs, strict=True)])
+    gl = torch.stack([glyphs[i, :, y : y + c, x : x + c] for i, y, x in zip(idx, ys, xs, strict=True)])
     hi = hi.float() / 127.5 - 1  # (B, 3, c, c)
     gl = gl.float() / 255  # (B, 1, c, c)
     keep = has[idx] & (torch.rand(cfg.batch, generator=gen) >= (0 if fixed else cfg.glyph_dropout))
@@ -113,9 +105,7 @@ def main(cfg: UpsamplerTrainConfig) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     images, glyphs, has = load_images(cfg, "train")
-    v_images, v_glyphs, v_has = load_images(
-        UpsamplerTrainConfig(**{**asdict(cfg), "max_images": 256}), "val"
-    )
+    v_images, v_glyphs, v_has = load_images(UpsamplerTrainConfig(**{**asdict(cfg), "max_images": 256}), "val")
     print(f"{len(images)} training images ({int(has.sum())} with glyphs)", file=sys.stderr)
     model = Upsampler(UPSAMPLER_PRESETS[cfg.preset])
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
@@ -135,9 +125,7 @@ def main(cfg: UpsamplerTrainConfig) -> dict:
     def evaluate() -> dict:
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
             pred = model(v_low, v_gl).float()
-        bicubic = F.interpolate(v_low, scale_factor=4, mode="bicubic", align_corners=False).clamp(
-            -1, 1
-        )
+        bicubic = F.interpolate(v_low, scale_factor=4, mode="bicubic", align_corners=False).clamp(-1, 1)
         return {
             "val_l1": float((pred - v_hi).abs().mean()),
             "bicubic_l1": float((bicubic - v_hi).abs().mean()),

@@ -65,9 +65,7 @@ def process_item(item: Item, size: int, seed: int = 0) -> Record:
     rng = random.Random(f"{seed}:{key}")
     background = background_for(framed, rng)
     source = SOURCES[item.source]
-    subject = Subject(
-        item.name, source.style, item.tags, item.group, item.skin_tones, dominant_colours(framed)
-    )
+    subject = Subject(item.name, source.style, item.tags, item.group, item.skin_tones, dominant_colours(framed))
     buf = io.BytesIO()
     framed.save(buf, format="WEBP", quality=92, method=4)
     meta = {
@@ -114,9 +112,7 @@ def interleave(items: list[Item]) -> list[Item]:
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
-def build(
-    sources_dir: Path, out_dir: Path, params: BuildParams, progress: Progress | None = None
-) -> dict:
+def build(sources_dir: Path, out_dir: Path, params: BuildParams, progress: Progress | None = None) -> dict:
     """Build the corpus; return the manifest (also written to ``out_dir/manifest.json``)."""
     started = time.time()
     out_dir = Path(out_dir)
@@ -150,9 +146,7 @@ def build(
         w.close()
 
     typo_counts = build_typography(sources_dir, out_dir, params, progress)
-    manifest = _manifest(
-        out_dir, params, counts, failures, missing, typo_counts, time.time() - started
-    )
+    manifest = _manifest(out_dir, params, counts, failures, missing, typo_counts, time.time() - started)
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
     return manifest
 
@@ -187,9 +181,7 @@ def build_typography(
             "captions": [scene.caption],
             "spans": [asdict(s) for s in scene.spans],
         }
-        writers[split].write(
-            Record(key, meta, {"webp": img.getvalue(), "glyph.png": glyph.getvalue()})
-        )
+        writers[split].write(Record(key, meta, {"webp": img.getvalue(), "glyph.png": glyph.getvalue()}))
         counts[split] += 1
         if progress:
             progress("typography", i + 1, params.typography)

@@ -60,9 +60,7 @@ def tone_phrase(tones: list[str]) -> str:
     return f"{' and '.join(unique)} skin tones"
 
 
-def captions(
-    subject: Subject, background: Background | None, rng: random.Random, n: int = 4
-) -> list[str]:
+def captions(subject: Subject, background: Background | None, rng: random.Random, n: int = 4) -> list[str]:
     """``n`` distinct phrasings (fewer only if the templates run out), most specific first."""
     name = subject.name
     styles = STYLE_WORDS.get(subject.style, [subject.style])
@@ -80,8 +78,7 @@ def captions(
     candidates = [
         f"{name}{comma_tone}, {style}{',' if bg else ''}{on_bg}",
         f"{article((colour + ' ' + name).strip())}{with_tone}, {rng.choice(styles)}{on_bg}",
-        f"{rng.choice(styles)} of {article(name)}{with_tone}"
-        + (f", {keywords}" if keywords else ""),
+        f"{rng.choice(styles)} of {article(name)}{with_tone}" + (f", {keywords}" if keywords else ""),
         f"{name}{comma_tone}",
         f"{(colours + ' ' if colours else '')}{name} {rng.choice(['icon', 'picture', 'image'])}"
         f"{comma_tone}, {rng.choice(styles)}",

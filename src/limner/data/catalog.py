@@ -94,9 +94,7 @@ def _openmoji(root: Path, index: EmojiIndex) -> Iterator[Item]:
     svg_dir = data.parent.parent / "color" / "svg"
     for e in json.loads(data.read_text()):
         f = svg_dir / f"{e['hexcode']}.svg"
-        tags = [
-            t.strip() for t in (e.get("tags", "") + "," + e.get("openmoji_tags", "")).split(",")
-        ]
+        tags = [t.strip() for t in (e.get("tags", "") + "," + e.get("openmoji_tags", "")).split(",")]
         name = e["annotation"].split(": ")[0] if "skin tone" in e["annotation"] else e["annotation"]
         yield Item(
             "openmoji",

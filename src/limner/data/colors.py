@@ -101,9 +101,7 @@ def random_background(rng: random.Random) -> Background:
 
 def mean_colour(rgba: Image.Image) -> tuple[int, int, int]:
     """Mean RGB of the opaque pixels (grey for an empty image)."""
-    small = np.asarray(rgba.convert("RGBA").resize((32, 32), Image.Resampling.BILINEAR)).astype(
-        np.float32
-    )
+    small = np.asarray(rgba.convert("RGBA").resize((32, 32), Image.Resampling.BILINEAR)).astype(np.float32)
     w = small[..., 3:] / 255.0
     if w.sum() < 1:
         return (128, 128, 128)
@@ -142,9 +140,7 @@ def colour_family(rgb: np.ndarray) -> np.ndarray:
     s = np.where(mx > 0, delta / np.maximum(mx, 1e-6), 0)
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
     safe = np.maximum(delta, 1e-6)
-    h = np.where(
-        mx == r, ((g - b) / safe) % 6, np.where(mx == g, (b - r) / safe + 2, (r - g) / safe + 4)
-    )
+    h = np.where(mx == r, ((g - b) / safe) % 6, np.where(mx == g, (b - r) / safe + 2, (r - g) / safe + 4))
     h = h * 60.0  # degrees
     names = np.empty(rgb.shape[:-1], dtype=object)
     names[...] = "red"

@@ -72,9 +72,7 @@ def render_emoji_glyph(font_path: Path, text: str) -> Image.Image:
     ImageDraw.Draw(img).text((200, 80), text, font=font, embedded_color=True, anchor="mm")
     box = img.getchannel("A").getbbox()
     if box is None or box[2] - box[0] > 136:  # nothing drawn, or a sequence the font can't join
-        raise SourceUnavailable(
-            f"the font has no single glyph for {text.encode('unicode_escape')!r}"
-        )
+        raise SourceUnavailable(f"the font has no single glyph for {text.encode('unicode_escape')!r}")
     return img
 
 

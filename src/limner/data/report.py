@@ -15,9 +15,7 @@ from limner.data.shards import iter_records, shard_paths
 def load_manifest(corpus_dir: Path) -> dict:
     path = Path(corpus_dir) / "manifest.json"
     if not path.exists():
-        raise FileNotFoundError(
-            f"{path} not found: run `limner data build --out {corpus_dir}` first"
-        )
+        raise FileNotFoundError(f"{path} not found: run `limner data build --out {corpus_dir}` first")
     return json.loads(path.read_text())
 
 
@@ -50,9 +48,7 @@ def contact_sheet(
         sheet.paste(rec.image().resize((cell, cell)), (x, y))
         caps = rec.meta["captions"][:2]
         lines = [ln for c in caps for ln in textwrap.wrap(c, 30)][:5]
-        draw.multiline_text(
-            (x + 3, y + cell + 2), "\n".join(lines), fill=(20, 20, 20), font=font, spacing=1
-        )
+        draw.multiline_text((x + 3, y + cell + 2), "\n".join(lines), fill=(20, 20, 20), font=font, spacing=1)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)

@@ -50,9 +50,7 @@ EMOJIBASE = Package("npm", "emojibase-data")
 OPENCLIPART = Package("deb", "openclipart-svg")
 NOTO_EMOJI = Package("deb", "fonts-noto-color-emoji")
 
-_FLUENT_ATTRIBUTION = (
-    "Fluent Emoji by Microsoft Corporation, MIT licence (github.com/microsoft/fluentui-emoji)"
-)
+_FLUENT_ATTRIBUTION = "Fluent Emoji by Microsoft Corporation, MIT licence (github.com/microsoft/fluentui-emoji)"
 
 SOURCES: dict[str, Source] = {
     s.name: s
@@ -178,9 +176,7 @@ def _run(cmd: list[str], cwd: Path, package: Package) -> str:
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise SourceUnavailable(
-            f"cannot fetch {package.manager} package {package.name!r}: {' / '.join(detail)}"
-        )
+        raise SourceUnavailable(f"cannot fetch {package.manager} package {package.name!r}: {' / '.join(detail)}")
     return proc.stdout
 
 

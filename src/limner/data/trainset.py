@@ -126,11 +126,7 @@ class TrainSet:
         imgs = decode(z["images"], z["image_offsets"], "RGB")
         glyphs = decode(z["glyphs"], z["glyph_offsets"], "L")
         images = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous()  # (N, 3, R, R)
-        g = (
-            torch.from_numpy(np.stack(glyphs))[:, None]
-            if glyphs
-            else torch.zeros(0, 1, r, r, dtype=torch.uint8)
-        )
+        g = torch.from_numpy(np.stack(glyphs))[:, None] if glyphs else torch.zeros(0, 1, r, r, dtype=torch.uint8)
         return cls(
             images,
             g,

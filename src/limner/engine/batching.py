@@ -37,9 +37,7 @@ class Batcher:
         self._closed = False
         self.batches_run = 0
         self.images_run = 0
-        self._thread = threading.Thread(
-            target=self._loop, name=f"batcher-{getattr(backend, 'name', '')}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._loop, name=f"batcher-{getattr(backend, 'name', '')}", daemon=True)
         self._thread.start()
 
     def submit(self, request: GenerationRequest) -> Future:
@@ -48,9 +46,7 @@ class Batcher:
         with self._cond:
             if self._closed:
                 raise RuntimeError("the engine is shut down")
-            heapq.heappush(
-                self._heap, _Job((-request.priority, next(self._seq)), request, key, future)
-            )
+            heapq.heappush(self._heap, _Job((-request.priority, next(self._seq)), request, key, future))
             self._cond.notify_all()
         return future
 

@@ -44,9 +44,7 @@ class ModelInfo:
 
 def to_tensor(img: Image.Image, size: int) -> torch.Tensor:
     """PIL → (3, size, size) in [-1, 1]."""
-    arr = np.asarray(
-        img.convert("RGB").resize((size, size), Image.Resampling.LANCZOS), dtype=np.float32
-    )
+    arr = np.asarray(img.convert("RGB").resize((size, size), Image.Resampling.LANCZOS), dtype=np.float32)
     return torch.from_numpy(arr).permute(2, 0, 1) / 127.5 - 1
 
 
@@ -54,13 +52,9 @@ def mask_tensor(mask: Image.Image, size: int) -> torch.Tensor:
     """(1, size, size) with 1 where the image is to be repainted: white pixels of an L/RGB mask,
     or alpha-0 pixels of an RGBA mask (the OpenAI convention)."""
     if mask.mode in ("RGBA", "LA", "PA"):
-        m = 255 - np.asarray(
-            mask.getchannel("A").resize((size, size), Image.Resampling.NEAREST), dtype=np.float32
-        )
+        m = 255 - np.asarray(mask.getchannel("A").resize((size, size), Image.Resampling.NEAREST), dtype=np.float32)
     else:
-        m = np.asarray(
-            mask.convert("L").resize((size, size), Image.Resampling.NEAREST), dtype=np.float32
-        )
+        m = np.asarray(mask.convert("L").resize((size, size), Image.Resampling.NEAREST), dtype=np.float32)
     return torch.from_numpy((m > 127).astype(np.float32))[None]
 
 
@@ -75,15 +69,11 @@ class LimnerBackend:
 
     kind = "limner"
 
-    def __init__(
-        self, name: str, path: Path, device: str = "auto", defaults: dict | None = None, **_: object
-    ):
+    def __init__(self, name: str, path: Path, device: str = "auto", defaults: dict | None = None, **_: object):
         self.name = name
         self.path = Path(path)
         self.device = torch.device(
-            "cuda"
-            if device == "auto" and torch.cuda.is_available()
-            else ("cpu" if device == "auto" else device)
+            "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
         )
         denoiser_path = self.path / "denoiser.safetensors" if self.path.is_dir() else self.path
         self.denoiser, meta = load_module(denoiser_path, "denoiser")
@@ -103,9 +93,7 @@ class LimnerBackend:
         self._lock = threading.Lock()  # guards nothing numeric; only lazy state, see glyph_fn
 
     def info(self) -> ModelInfo:
-        sizes = [f"{self.full}x{self.full}"] + (
-            [f"{self.base}x{self.base}"] if self.upsampler else []
-        )
+        sizes = [f"{self.full}x{self.full}"] + ([f"{self.base}x{self.base}"] if self.upsampler else [])
         params = sum(p.numel() for p in self.denoiser.parameters())
         if self.upsampler:
             params += sum(p.numel() for p in self.upsampler.parameters())
@@ -128,19 +116,11 @@ class LimnerBackend:
         w, h = parse_size(size)
         if w != h or w not in (self.full, self.base):
             sizes = ", ".join(self.info().sizes)
-            raise InvalidRequest(
-                f"model {self.name} makes {sizes} images, not {size}", param="size"
-            )
+            raise InvalidRequest(f"model {self.name} makes {sizes} images, not {size}", param="size")
         sampler = req.sampler or self.defaults["sampler"]
         if sampler not in SAMPLERS:
-            raise InvalidRequest(
-                f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}", param="sampler"
-            )
-        mode = (
-            "inpaint"
-            if req.mask is not None
-            else ("img2img" if req.image is not None else "text2img")
-        )
+            raise InvalidRequest(f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}", param="sampler")
+        mode = "inpaint" if req.mask is not None else ("img2img" if req.image is not None else "text2img")
         return {
             "size": f"{w}x{h}",
             "side": w,
@@ -159,9 +139,7 @@ class LimnerBackend:
         return (r["side"], r["num_inference_steps"], r["sampler"], r["mode"], r["strength"])
 
     @torch.no_grad()
-    def generate(
-        self, requests: list[GenerationRequest]
-    ) -> list[list[GeneratedImage] | BaseException]:
+    def generate(self, requests: list[GenerationRequest]) -> list[list[GeneratedImage] | BaseException]:
         """Render a batch of compatible requests; a cancelled request gets a Cancelled back."""
         settings = [self.resolve(r) for r in requests]
         s0 = settings[0]
@@ -200,16 +178,13 @@ class LimnerBackend:
                     torch.zeros(1, self.full, self.full)
                     if g is None
                     else torch.from_numpy(
-                        np.asarray(g.convert("L").resize((self.full, self.full)), dtype=np.float32)
-                        / 255
+                        np.asarray(g.convert("L").resize((self.full, self.full)), dtype=np.float32) / 255
                     )[None]
                     for g in glyphs
                 ]
             ).to(dev)  # (B, 1, F, F)
         glyph_base = (
-            None
-            if glyph_full is None
-            else torch.nn.functional.interpolate(glyph_full, size=(r, r), mode="area")
+            None if glyph_full is None else torch.nn.functional.interpolate(glyph_full, size=(r, r), mode="area")
         )
         cond = {
             "text": states[:b],
@@ -225,12 +200,8 @@ class LimnerBackend:
         }
 
         # 2. noise, one generator per image
-        noise = torch.stack(
-            [torch.randn(3, r, r, generator=torch.Generator().manual_seed(s)) for s in seeds]
-        ).to(dev)
-        sigmas = flow_sigmas(
-            s0["num_inference_steps"], self.defaults["shift"], start=s0["strength"], device=dev
-        )
+        noise = torch.stack([torch.randn(3, r, r, generator=torch.Generator().manual_seed(s)) for s in seeds]).to(dev)
+        sigmas = flow_sigmas(s0["num_inference_steps"], self.defaults["shift"], start=s0["strength"], device=dev)
 
         # 3. image-to-image / inpainting
         x_init = m_base = None

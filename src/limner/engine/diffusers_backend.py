@@ -62,18 +62,14 @@ class DiffusersBackend:
         self.dtype = DTYPES[dtype]
         try:
             if self.path.is_dir():
-                pipe = diffusers.DiffusionPipeline.from_pretrained(
-                    self.path, dtype=self.dtype, local_files_only=True
-                )
+                pipe = diffusers.DiffusionPipeline.from_pretrained(self.path, dtype=self.dtype, local_files_only=True)
             else:
                 cls = (
                     diffusers.StableDiffusionXLPipeline
                     if "xl" in self.path.name.lower()
                     else diffusers.StableDiffusionPipeline
                 )
-                pipe = cls.from_single_file(
-                    str(self.path), dtype=self.dtype, config=config, local_files_only=True
-                )
+                pipe = cls.from_single_file(str(self.path), dtype=self.dtype, config=config, local_files_only=True)
         except Exception as e:
             raise CheckpointError(f"cannot load a diffusers pipeline from {self.path}: {e}") from e
         pipe.set_progress_bar_config(disable=True)
@@ -91,10 +87,7 @@ class DiffusersBackend:
         self.scale = getattr(pipe, "vae_scale_factor", 8)
         self.native = int(sample) * self.scale
         self.params = sum(
-            p.numel()
-            for m in pipe.components.values()
-            if isinstance(m, torch.nn.Module)
-            for p in m.parameters()
+            p.numel() for m in pipe.components.values() if isinstance(m, torch.nn.Module) for p in m.parameters()
         )
 
     @staticmethod
@@ -107,11 +100,7 @@ class DiffusersBackend:
             return None
 
     def info(self) -> ModelInfo:
-        modes = (
-            ["text2img"]
-            + (["img2img"] if self.img2img else [])
-            + (["inpaint"] if self.inpaint else [])
-        )
+        modes = ["text2img"] + (["img2img"] if self.img2img else []) + (["inpaint"] if self.inpaint else [])
         return ModelInfo(
             self.name,
             self.kind,
@@ -132,14 +121,8 @@ class DiffusersBackend:
                 f"model {self.name} needs width and height divisible by {step}, not {size}",
                 param="size",
             )
-        mode = (
-            "inpaint"
-            if req.mask is not None
-            else ("img2img" if req.image is not None else "text2img")
-        )
-        if (mode == "img2img" and self.img2img is None) or (
-            mode == "inpaint" and self.inpaint is None
-        ):
+        mode = "inpaint" if req.mask is not None else ("img2img" if req.image is not None else "text2img")
+        if (mode == "img2img" and self.img2img is None) or (mode == "inpaint" and self.inpaint is None):
             raise InvalidRequest(f"model {self.name} cannot do {mode}", param="image")
         if req.sampler:
             raise InvalidRequest(
@@ -169,9 +152,7 @@ class DiffusersBackend:
             r["guidance_scale"],
         )
 
-    def generate(
-        self, requests: list[GenerationRequest]
-    ) -> list[list[GeneratedImage] | BaseException]:
+    def generate(self, requests: list[GenerationRequest]) -> list[list[GeneratedImage] | BaseException]:
         settings = [self.resolve(r) for r in requests]
         s0 = settings[0]
         owners, prompts, negatives, seeds, images, masks = [], [], [], [], [], []
@@ -185,9 +166,7 @@ class DiffusersBackend:
                     images.append(req.image.convert("RGB").resize((s0["width"], s0["height"])))
                 if req.mask is not None:
                     masks.append(_white_is_repaint(req.mask).resize((s0["width"], s0["height"])))
-        pipe = {"text2img": self.text2img, "img2img": self.img2img, "inpaint": self.inpaint}[
-            s0["mode"]
-        ]
+        pipe = {"text2img": self.text2img, "img2img": self.img2img, "inpaint": self.inpaint}[s0["mode"]]
         gen_device = "cpu" if self.device == "mps" else self.device
         kwargs: dict[str, Any] = {
             "prompt": prompts,
@@ -232,11 +211,7 @@ class DiffusersBackend:
             req, st = requests[owner], settings[owner]
             if st["mode"] == "inpaint":  # outside the mask the source stays exactly as it was
                 src = req.image.convert("RGB").resize(img.size)
-                keep = (
-                    _white_is_repaint(req.mask)
-                    .resize(img.size)
-                    .point(lambda v: 0 if v > 127 else 255)
-                )
+                keep = _white_is_repaint(req.mask).resize(img.size).point(lambda v: 0 if v > 127 else 255)
                 img = Image.composite(src, img.convert("RGB"), keep)
             params = {
                 "prompt": req.prompt,

@@ -76,9 +76,7 @@ class Engine:
             if name not in self._backends:
                 spec = self.specs[name]
                 factory = BACKENDS[spec.backend]
-                self._backends[name] = factory(
-                    spec.name, spec.path, defaults=spec.defaults, **spec.options
-                )
+                self._backends[name] = factory(spec.name, spec.path, defaults=spec.defaults, **spec.options)
             return self._backends[name]
 
     def models(self) -> list[dict]:
@@ -118,15 +116,11 @@ class Engine:
             return future
         with self._lock:
             if backend.name not in self._batchers:
-                self._batchers[backend.name] = Batcher(
-                    backend, self.window_s, self.max_batch_images
-                )
+                self._batchers[backend.name] = Batcher(backend, self.window_s, self.max_batch_images)
             batcher = self._batchers[backend.name]
         return batcher.submit(request)
 
-    def generate(
-        self, request: GenerationRequest, timeout: float | None = None
-    ) -> list[GeneratedImage]:
+    def generate(self, request: GenerationRequest, timeout: float | None = None) -> list[GeneratedImage]:
         return self.submit(request).result(timeout)
 
     def close(self, wait: bool = True) -> None:

@@ -38,9 +38,7 @@ def _builtin_backends() -> None:
 
     register_backend("limner", LimnerBackend)
 
-    def diffusers_factory(
-        *args: Any, **kwargs: Any
-    ) -> Any:  # imported on use: diffusers is optional
+    def diffusers_factory(*args: Any, **kwargs: Any) -> Any:  # imported on use: diffusers is optional
         from limner.engine.diffusers_backend import DiffusersBackend
 
         return DiffusersBackend(*args, **kwargs)
@@ -76,11 +74,7 @@ def shipped_models() -> list[ModelSpec]:
     root = weights_dir()
     if not root.exists():
         return []
-    return [
-        ModelSpec(d.name, "limner", d)
-        for d in sorted(root.iterdir())
-        if d.is_dir() and is_limner_weights(d)
-    ]
+    return [ModelSpec(d.name, "limner", d) for d in sorted(root.iterdir()) if d.is_dir() and is_limner_weights(d)]
 
 
 def load_models_file(path: Path) -> tuple[list[ModelSpec], str | None]:
@@ -97,8 +91,7 @@ def load_models_file(path: Path) -> tuple[list[ModelSpec], str | None]:
         backend = entry.get("backend", "limner")
         if backend not in BACKENDS:
             raise InvalidRequest(
-                f"{path}: model {name!r} names unknown backend {backend!r} "
-                f"(known: {', '.join(BACKENDS)})",
+                f"{path}: model {name!r} names unknown backend {backend!r} (known: {', '.join(BACKENDS)})",
                 param="models",
             )
         if "path" not in entry:

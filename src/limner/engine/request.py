@@ -55,9 +55,7 @@ class GenerationRequest:
         if not isinstance(self.prompt, str) or not self.prompt.strip():
             raise InvalidRequest("prompt must be a non-empty string", param="prompt")
         if len(self.prompt) > MAX_PROMPT_CHARS:
-            raise InvalidRequest(
-                f"prompt is longer than {MAX_PROMPT_CHARS} characters", param="prompt"
-            )
+            raise InvalidRequest(f"prompt is longer than {MAX_PROMPT_CHARS} characters", param="prompt")
         if not isinstance(self.negative_prompt, str):
             raise InvalidRequest("negative_prompt must be a string", param="negative_prompt")
         if not isinstance(self.n, int) or isinstance(self.n, bool) or not 1 <= self.n <= MAX_N:
@@ -65,14 +63,11 @@ class GenerationRequest:
         if self.size is not None:
             parse_size(self.size)
         if self.seed is not None and (
-            not isinstance(self.seed, int)
-            or isinstance(self.seed, bool)
-            or not 0 <= self.seed < 2**63
+            not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**63
         ):
             raise InvalidRequest("seed must be an integer from 0 to 2**63 - 1", param="seed")
         if self.num_inference_steps is not None and (
-            not isinstance(self.num_inference_steps, int)
-            or not 1 <= self.num_inference_steps <= MAX_STEPS
+            not isinstance(self.num_inference_steps, int) or not 1 <= self.num_inference_steps <= MAX_STEPS
         ):
             raise InvalidRequest(
                 f"num_inference_steps must be an integer from 1 to {MAX_STEPS}",
@@ -81,9 +76,7 @@ class GenerationRequest:
         if self.guidance_scale is not None and (
             not isinstance(self.guidance_scale, int | float) or not 0 <= self.guidance_scale <= 30
         ):
-            raise InvalidRequest(
-                "guidance_scale must be a number from 0 to 30", param="guidance_scale"
-            )
+            raise InvalidRequest("guidance_scale must be a number from 0 to 30", param="guidance_scale")
         if not 0 < self.strength <= 1:
             raise InvalidRequest("strength must be in (0, 1]", param="strength")
         if self.mask is not None and self.image is None:

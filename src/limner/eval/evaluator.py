@@ -51,9 +51,7 @@ class Evaluator(nn.Module):
         chans = [3, *cfg.channels]
         self.convs = nn.Sequential(*(_block(a, b) for a, b in itertools.pairwise(chans)))
         self.image_proj = nn.Linear(cfg.channels[-1], cfg.embed)
-        self.text_proj = nn.Sequential(
-            nn.Linear(cfg.embed, cfg.embed), nn.SiLU(), nn.Linear(cfg.embed, cfg.embed)
-        )
+        self.text_proj = nn.Sequential(nn.Linear(cfg.embed, cfg.embed), nn.SiLU(), nn.Linear(cfg.embed, cfg.embed))
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
@@ -134,9 +132,7 @@ def train_evaluator(
     torch.manual_seed(seed)
     data = TrainSet.load(trainset_path)
     if data.resolution != RESOLUTION:
-        raise ValueError(
-            f"the evaluator trains at {RESOLUTION}px; got a {data.resolution}px trainset"
-        )
+        raise ValueError(f"the evaluator trains at {RESOLUTION}px; got a {data.resolution}px trainset")
     flat, owner = [], []
     for i, caps in enumerate(data.captions):
         for c in caps:

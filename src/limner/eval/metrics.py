@@ -10,9 +10,7 @@ from scipy import linalg
 # -- prompt fidelity -----------------------------------------------------------------------------
 
 
-def retrieval_top1(
-    image_emb: np.ndarray, text_emb: np.ndarray, k: int = 32, seed: int = 0
-) -> float:
+def retrieval_top1(image_emb: np.ndarray, text_emb: np.ndarray, k: int = 32, seed: int = 0) -> float:
     """Share of images whose own prompt scores highest among itself and k − 1 other prompts.
 
     Row i of ``image_emb`` belongs to row i of ``text_emb``; both L2-normalised. Distractors are
@@ -99,9 +97,7 @@ def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     m = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
     xyz = c @ m.T / np.array([0.95047, 1.0, 1.08883])
     f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
-    return np.stack(
-        [116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1
-    )
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
 
 
 def ita_degrees(lab: np.ndarray) -> np.ndarray:
@@ -122,9 +118,7 @@ def skin_mask(rgb: np.ndarray) -> np.ndarray:
 
 def tone_references(rgbs: dict[str, tuple[int, int, int]]) -> dict[str, float]:
     """ITA of reference colours (e.g. the five emoji skin tones)."""
-    return {
-        k: float(ita_degrees(srgb_to_lab(np.array(v, dtype=np.uint8)))) for k, v in rgbs.items()
-    }
+    return {k: float(ita_degrees(srgb_to_lab(np.array(v, dtype=np.uint8)))) for k, v in rgbs.items()}
 
 
 # Unicode's recommended emoji skin-tone swatches (Fitzpatrick 1-2 … 6), as rendered by Fluent.
@@ -137,9 +131,7 @@ EMOJI_TONES = {
 }
 
 
-def classify_tone(
-    rgb: np.ndarray, references: dict[str, float] | None = None, min_pixels: int = 30
-) -> str | None:
+def classify_tone(rgb: np.ndarray, references: dict[str, float] | None = None, min_pixels: int = 30) -> str | None:
     """Nearest of the five tones by median ITA of the skin pixels; None if too few are found."""
     refs = references or tone_references(EMOJI_TONES)
     mask = skin_mask(rgb)
@@ -149,9 +141,7 @@ def classify_tone(
     return min(refs, key=lambda k: abs(refs[k] - ita))
 
 
-def confusion(
-    truth: list[str], predicted: list[str | None], labels: list[str] = TONES
-) -> list[list[int]]:
+def confusion(truth: list[str], predicted: list[str | None], labels: list[str] = TONES) -> list[list[int]]:
     """Rows: true tone; columns: predicted tone, then 'none' (no skin found)."""
     idx = {t: i for i, t in enumerate(labels)}
     m = [[0] * (len(labels) + 1) for _ in labels]
@@ -173,9 +163,7 @@ def copy_signature(rgb: np.ndarray, side: int = 16) -> np.ndarray:
     return v / (np.linalg.norm(v) + 1e-6)
 
 
-def nearest(
-    queries: np.ndarray, keys: np.ndarray, chunk: int = 4096
-) -> tuple[np.ndarray, np.ndarray]:
+def nearest(queries: np.ndarray, keys: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Index and cosine similarity of each query's nearest key (rows L2-normalised)."""
     best_i = np.zeros(len(queries), dtype=np.int64)
     best_s = np.full(len(queries), -np.inf, dtype=np.float32)

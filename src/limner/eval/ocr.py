@@ -19,9 +19,7 @@ class OCRUnavailable(LimnerError):
 def tesseract_version() -> str:
     exe = shutil.which("tesseract")
     if exe is None:
-        raise OCRUnavailable(
-            "tesseract is not installed: apt-get install tesseract-ocr tesseract-ocr-eng"
-        )
+        raise OCRUnavailable("tesseract is not installed: apt-get install tesseract-ocr tesseract-ocr-eng")
     out = subprocess.run([exe, "--version"], capture_output=True, text=True)
     return (out.stdout or out.stderr).splitlines()[0]
 
@@ -31,9 +29,7 @@ def read_texts(image: Image.Image, upscale: int = 2) -> list[str]:
     sparse text (page segmentation mode 11), upscaled for small lettering: one string per variant."""
     exe = shutil.which("tesseract")
     if exe is None:
-        raise OCRUnavailable(
-            "tesseract is not installed: apt-get install tesseract-ocr tesseract-ocr-eng"
-        )
+        raise OCRUnavailable("tesseract is not installed: apt-get install tesseract-ocr tesseract-ocr-eng")
     grey = image.convert("L")
     if upscale > 1:
         grey = grey.resize((grey.width * upscale, grey.height * upscale), Image.Resampling.LANCZOS)

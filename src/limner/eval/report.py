@@ -59,9 +59,7 @@ def _fig(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _grid(
-    images: list[Image.Image], rows: list[dict], n: int = 24, side: int = 128, note=None
-) -> str:
+def _grid(images: list[Image.Image], rows: list[dict], n: int = 24, side: int = 128, note=None) -> str:
     cells = []
     for img, row in list(zip(images, rows, strict=False))[:n]:
         caption = html.escape(row.get("prompt", ""))

@@ -79,9 +79,7 @@ def pooled_text(instr: Instruments, texts: list[str]) -> torch.Tensor:
     return torch.cat(out)
 
 
-def calibrate_copies(
-    train_images: np.ndarray, signatures: np.ndarray, n: int = 300, seed: int = 0
-) -> float:
+def calibrate_copies(train_images: np.ndarray, signatures: np.ndarray, n: int = 300, seed: int = 0) -> float:
     """Similarity above which an image counts as a near copy: the 5th percentile of the
     similarity between training images and lightly altered copies of them (shift, noise,
     brightness), so 95 % of such copies are caught."""
@@ -103,9 +101,7 @@ def load_instruments(corpus: Path, evaluator_path: Path | None = None) -> Instru
 
     path = evaluator_path or default_evaluator_path()
     if not Path(path).exists():
-        raise FileNotFoundError(
-            f"evaluator weights {path} not found: run `limner train-evaluator` first"
-        )
+        raise FileNotFoundError(f"evaluator weights {path} not found: run `limner train-evaluator` first")
     evaluator, _ = Evaluator.load(path)
     train = TrainSet.load(Path(corpus) / "trainset-64-train.npz")
     val = TrainSet.load(Path(corpus) / "trainset-64-val.npz")
@@ -145,24 +141,16 @@ def generate_images(
 ) -> list[Image.Image]:
     if model == "noise":
         rng = np.random.default_rng(0)
-        return [
-            Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)) for _ in prompts
-        ]
+        return [Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)) for _ in prompts]
     if model == "nearest-train":
         q = pooled_text(instr, prompts)
         keys = pooled_text(instr, instr.train_captions)
         nearest = (q @ keys.T).argmax(1).tolist()
-        return [
-            Image.fromarray(instr.train_images[i]).resize((256, 256), Image.Resampling.LANCZOS)
-            for i in nearest
-        ]
+        return [Image.fromarray(instr.train_images[i]).resize((256, 256), Image.Resampling.LANCZOS) for i in nearest]
     from limner.engine import Engine, GenerationRequest
 
     engine = engine or Engine()
-    futures = [
-        engine.submit(GenerationRequest(p, seed=s, model=model))
-        for p, s in zip(prompts, seeds, strict=True)
-    ]
+    futures = [engine.submit(GenerationRequest(p, seed=s, model=model)) for p, s in zip(prompts, seeds, strict=True)]
     images = []
     for i, f in enumerate(futures):
         images.append(f.result()[0].image)
@@ -190,9 +178,7 @@ def measure_speed(model: str, engine, repeats: int = 2) -> dict:
     return out
 
 
-def real_sets(
-    corpus: Path, limit: int | None
-) -> tuple[dict[str, list[dict]], dict[str, list[Image.Image]]]:
+def real_sets(corpus: Path, limit: int | None) -> tuple[dict[str, list[dict]], dict[str, list[Image.Image]]]:
     """Validation records standing in for the three prompt sets: images with their own caption,
     typography scenes with their exact strings, and emoji with exactly one skin tone."""
     from limner.data.shards import iter_records, shard_paths
@@ -205,14 +191,8 @@ def real_sets(
         if len(sets["concepts"]) < n:
             sets["concepts"].append({"id": rec.key, "prompt": rec.meta["captions"][0]})
             images["concepts"].append(rec.image())
-        if (
-            len(tones) == 1
-            and len(sets["skin_tones"]) < n
-            and rec.meta["style"] != "black and white line icon"
-        ):
-            sets["skin_tones"].append(
-                {"id": rec.key, "prompt": rec.meta["captions"][0], "tone": tones[0]}
-            )
+        if len(tones) == 1 and len(sets["skin_tones"]) < n and rec.meta["style"] != "black and white line icon":
+            sets["skin_tones"].append({"id": rec.key, "prompt": rec.meta["captions"][0], "tone": tones[0]})
             images["skin_tones"].append(rec.image())
     for rec in iter_records(shard_paths(corpus, "val", "typography")):
         if len(sets["typography"]) >= n:
@@ -243,10 +223,7 @@ def fidelity(instr: Instruments, images: list, texts: list[str], k: int = 32) ->
 def features(instr: Instruments, images: list) -> np.ndarray:
     with torch.no_grad():
         return np.concatenate(
-            [
-                instr.evaluator.features(to_eval_tensor(images[i : i + 256])).numpy()
-                for i in range(0, len(images), 256)
-            ]
+            [instr.evaluator.features(to_eval_tensor(images[i : i + 256])).numpy() for i in range(0, len(images), 256)]
         )
 
 
@@ -272,10 +249,7 @@ def ocr_scores(images: list[Image.Image], rows: list[dict], workers: int = 2) ->
 
 def memorised(instr: Instruments, images: list) -> tuple[float, list[float]]:
     sigs = np.stack(
-        [
-            M.copy_signature(np.asarray(im.convert("RGB").resize((64, 64), Image.Resampling.BOX)))
-            for im in images
-        ]
+        [M.copy_signature(np.asarray(im.convert("RGB").resize((64, 64), Image.Resampling.BOX))) for im in images]
     )
     _, sims = M.nearest(sigs, instr.train_signatures)
     return float((sims >= instr.copy_threshold).mean()), sims.tolist()
@@ -334,9 +308,7 @@ def evaluate(
     m["frechet"] = {
         "generated_vs_real": M.frechet_distance(features(instr, images["concepts"]), f_val),
         "real_halves_floor": M.frechet_distance(f_val[:half], f_val[half:]),
-        "noise_vs_real": M.frechet_distance(
-            features(instr, generate_images("noise", concept_texts, [], instr)), f_val
-        ),
+        "noise_vs_real": M.frechet_distance(features(instr, generate_images("noise", concept_texts, [], instr)), f_val),
     }
     ocr = ocr_scores(images["typography"], sets["typography"])
     m["text"] = {

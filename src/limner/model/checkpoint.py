@@ -77,14 +77,10 @@ def weight_files(path: Path) -> list[Path]:
         return [path]
     shards = sorted(path.parent.glob(f"{path.stem}-[0-9]*-of-[0-9]*.safetensors"))
     if not shards:
-        raise CheckpointError(
-            f"no weights at {path} (nor shards {path.stem}-0000i-of-0000N.safetensors)"
-        )
+        raise CheckpointError(f"no weights at {path} (nor shards {path.stem}-0000i-of-0000N.safetensors)")
     n = int(re.search(r"-of-(\d+)", shards[0].name).group(1))  # type: ignore[union-attr]
     if len(shards) != n:
-        raise CheckpointError(
-            f"{path}: found {len(shards)} of {n} shards; the download is incomplete"
-        )
+        raise CheckpointError(f"{path}: found {len(shards)} of {n} shards; the download is incomplete")
     return shards
 
 
@@ -100,15 +96,11 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         except Exception as e:
             raise CheckpointError(f"cannot read {f}: {e}") from e
     if meta.get("format") != FORMAT:
-        raise CheckpointError(
-            f"{path} is not a Limner weights file (format {meta.get('format')!r})"
-        )
+        raise CheckpointError(f"{path} is not a Limner weights file (format {meta.get('format')!r})")
     return tensors, meta
 
 
-def load_module(
-    path: Path, kind: str, dtype: torch.dtype = torch.float32
-) -> tuple[torch.nn.Module, dict]:
+def load_module(path: Path, kind: str, dtype: torch.dtype = torch.float32) -> tuple[torch.nn.Module, dict]:
     """Rebuild a network from a weights file; return it (eval mode) and the file's metadata."""
     tensors, meta = read_weights(path)
     if meta.get("kind") != kind:

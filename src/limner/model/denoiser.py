@@ -77,9 +77,7 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xf = x.float()
-        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight).to(
-            x.dtype
-        )
+        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight).to(x.dtype)
 
 
 class Attention(nn.Module):
@@ -101,9 +99,7 @@ class Attention(nn.Module):
         ctx = x if context is None else context
         h = self.heads
         q = self.q(x).view(b, n, h, d // h).transpose(1, 2)  # (B, H, N, dh)
-        k, v = (
-            self.kv(ctx).view(b, ctx.shape[1], 2, h, d // h).permute(2, 0, 3, 1, 4)
-        )  # 2×(B, H, M, dh)
+        k, v = self.kv(ctx).view(b, ctx.shape[1], 2, h, d // h).permute(2, 0, 3, 1, 4)  # 2×(B, H, M, dh)
         q, k = self.q_norm(q), self.k_norm(k)
         attn_mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, M), True = attend
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, N, dh)
@@ -122,19 +118,11 @@ class Block(nn.Module):
         self.cross = Attention(d, cfg.heads, context_dim=cfg.text_width)
         self.norm3 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         hidden = int(d * cfg.mlp_ratio)
-        self.mlp = nn.Sequential(
-            nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d)
-        )
-        self.modulation = nn.Parameter(
-            torch.randn(6, d) / d**0.5
-        )  # per-block offset to the shared adaLN
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
+        self.modulation = nn.Parameter(torch.randn(6, d) / d**0.5)  # per-block offset to the shared adaLN
 
-    def forward(
-        self, x: torch.Tensor, mod: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor
-    ) -> torch.Tensor:
-        shift1, scale1, gate1, shift2, scale2, gate2 = (mod + self.modulation[None]).unbind(
-            1
-        )  # 6×(B, D)
+    def forward(self, x: torch.Tensor, mod: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        shift1, scale1, gate1, shift2, scale2, gate2 = (mod + self.modulation[None]).unbind(1)  # 6×(B, D)
         x = x + gate1[:, None] * self.attn(self.norm1(x) * (1 + scale1[:, None]) + shift1[:, None])
         x = x + self.cross(self.norm2(x), text, text_mask)
         x = x + gate2[:, None] * self.mlp(self.norm3(x) * (1 + scale2[:, None]) + shift2[:, None])
@@ -150,9 +138,7 @@ class Denoiser(nn.Module):
         d, p = cfg.width, cfg.patch
         self.grid = cfg.resolution // p
         in_dim = (3 + cfg.glyph_channels) * p * p
-        self.patch_embed = nn.Sequential(
-            nn.Linear(in_dim, d // 2), nn.Linear(d // 2, d)
-        )  # bottleneck (JiT)
+        self.patch_embed = nn.Sequential(nn.Linear(in_dim, d // 2), nn.Linear(d // 2, d))  # bottleneck (JiT)
         self.register_buffer("pos", sincos_2d(self.grid, d)[None], persistent=False)  # (1, N, D)
         self.t_embed = nn.Sequential(nn.Linear(256, d), nn.SiLU(), nn.Linear(d, d))
         self.text_pool = nn.Sequential(nn.Linear(cfg.text_width, d), nn.SiLU(), nn.Linear(d, d))

@@ -33,14 +33,10 @@ def add_noise(x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor) -> tor
     return (1 - s) * x0 + s * noise
 
 
-def flow_loss(
-    denoise: Denoise, x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor
-) -> torch.Tensor:
+def flow_loss(denoise: Denoise, x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Mean squared velocity error of an x-predicting network; one value per image, (B,)."""
     x_t = add_noise(x0, noise, sigma)
     x0_hat = denoise(x_t, sigma)
     s = sigma.clamp(min=SIGMA_FLOOR).view(-1, *([1] * (x0.dim() - 1)))
-    v_err = (
-        x0_hat.float() - x0.float()
-    ) / s  # v̂ − v = (x₀ − x̂₀)/σ, sign irrelevant under the square
+    v_err = (x0_hat.float() - x0.float()) / s  # v̂ − v = (x₀ − x̂₀)/σ, sign irrelevant under the square
     return v_err.pow(2).flatten(1).mean(1)

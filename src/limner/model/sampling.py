@@ -16,9 +16,7 @@ Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Callback = Callable[[int, torch.Tensor, torch.Tensor], None] | None
 
 
-def flow_sigmas(
-    steps: int, shift: float = 1.0, start: float = 1.0, device: str | torch.device = "cpu"
-) -> torch.Tensor:
+def flow_sigmas(steps: int, shift: float = 1.0, start: float = 1.0, device: str | torch.device = "cpu") -> torch.Tensor:
     """``steps + 1`` noise levels from ``start`` to 0, time-shifted toward high noise by ``shift``
     (σ' = shift·σ / (1 + (shift − 1)·σ), Esser et al. 2024)."""
     s = torch.linspace(start, 0.0, steps + 1, device=device, dtype=torch.float64)
@@ -30,9 +28,7 @@ def _velocity(x: torch.Tensor, x0: torch.Tensor, sigma: torch.Tensor) -> torch.T
     return (x - x0) / sigma
 
 
-def sample_euler(
-    denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, callback: Callback = None
-) -> torch.Tensor:
+def sample_euler(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, callback: Callback = None) -> torch.Tensor:
     """First-order Euler steps along the flow (Karras et al. 2022, Algorithm 1 without churn)."""
     for i in range(len(sigmas) - 1):
         s, s_next = sigmas[i], sigmas[i + 1]
@@ -43,9 +39,7 @@ def sample_euler(
     return x
 
 
-def sample_heun(
-    denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, callback: Callback = None
-) -> torch.Tensor:
+def sample_heun(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, callback: Callback = None) -> torch.Tensor:
     """Second-order Heun steps; the last step is Euler (Karras et al. 2022, Algorithm 1)."""
     for i in range(len(sigmas) - 1):
         s, s_next = sigmas[i], sigmas[i + 1]
@@ -62,9 +56,7 @@ def sample_heun(
     return x
 
 
-def sample_dpmpp_2m(
-    denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, callback: Callback = None
-) -> torch.Tensor:
+def sample_dpmpp_2m(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, callback: Callback = None) -> torch.Tensor:
     """DPM-Solver++(2M) in data-prediction form, written for the flow path
     x_σ = (1−σ)·x₀ + σ·ε, where λ = log((1−σ)/σ) (Lu et al. 2022)."""
     old_x0 = None

@@ -71,9 +71,7 @@ class _Layer(nn.Module):
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
-        q, k, v = (
-            self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        )  # 3×(B, H, L, dh)
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # 3×(B, H, L, dh)
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, L, dh)
         x = self.ln1(x + self.out(a.transpose(1, 2).reshape(b, n, d)))
         return self.ln2(x + self.ff2(F.gelu(self.ff1(x))))
@@ -82,9 +80,7 @@ class _Layer(nn.Module):
 class TextEncoder(nn.Module):
     """MiniLM-L6-H384 (BERT) forward pass; weights frozen, no dropout."""
 
-    def __init__(
-        self, vocab: int = 30522, d: int = WIDTH, layers: int = 6, heads: int = 12, ff: int = 1536
-    ):
+    def __init__(self, vocab: int = 30522, d: int = WIDTH, layers: int = 6, heads: int = 12, ff: int = 1536):
         super().__init__()
         self.word = nn.Embedding(vocab, d)
         self.pos = nn.Embedding(512, d)
@@ -112,9 +108,7 @@ class TextEncoder(nn.Module):
         """Token states (B, L, 384) and normalised mean-pooled embeddings (B, 384)."""
         b, n = ids.shape
         pos = torch.arange(n, device=ids.device)
-        x = (
-            self.word(self.vocab_map[ids]) + self.pos(pos)[None] + self.token_type.weight[0]
-        )  # (B, L, D)
+        x = self.word(self.vocab_map[ids]) + self.pos(pos)[None] + self.token_type.weight[0]  # (B, L, D)
         x = self.ln(x)
         attn_mask = torch.zeros(b, 1, 1, n, device=ids.device, dtype=x.dtype)
         attn_mask = attn_mask.masked_fill(~mask[:, None, None, :], -math.inf)
@@ -154,12 +148,8 @@ def _from_bert_names(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def prune(encoder: TextEncoder, used_ids: torch.Tensor) -> dict[str, torch.Tensor]:
     """A state dict that keeps only the rows of the word table in ``used_ids`` (plus specials),
     with ``vocab_map`` sending full ids to them (unknown ids go to [UNK])."""
-    keep = torch.unique(
-        torch.cat([used_ids.flatten(), torch.tensor([0, 100, 101, 102])])
-    )  # PAD UNK CLS SEP
-    vocab_map = torch.full(
-        (encoder.word.num_embeddings,), int((keep == 100).nonzero()[0]), dtype=torch.int32
-    )
+    keep = torch.unique(torch.cat([used_ids.flatten(), torch.tensor([0, 100, 101, 102])]))  # PAD UNK CLS SEP
+    vocab_map = torch.full((encoder.word.num_embeddings,), int((keep == 100).nonzero()[0]), dtype=torch.int32)
     vocab_map[keep] = torch.arange(len(keep), dtype=torch.int32)
     sd = {k: v.clone() for k, v in encoder.state_dict().items()}
     sd["word.weight"] = encoder.word.weight[keep].clone()
@@ -172,12 +162,7 @@ def quantize(sd: dict[str, torch.Tensor], group: int = 32) -> dict[str, torch.Te
     pruned encoder again, for travel to a GPU machine); everything else float16."""
     out: dict[str, torch.Tensor] = {}
     for k, v in sd.items():
-        if (
-            v.is_floating_point()
-            and v.dim() == 2
-            and k.startswith("layers.")
-            and v.shape[1] % group == 0
-        ):
+        if v.is_floating_point() and v.dim() == 2 and k.startswith("layers.") and v.shape[1] % group == 0:
             g = v.reshape(v.shape[0], -1, group)  # (out, in/group, group)
             scale = g.abs().amax(-1, keepdim=True).clamp(min=1e-8) / 127
             out[k + ".int8"] = (g / scale).round().to(torch.int8).reshape(v.shape)

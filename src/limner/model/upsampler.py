@@ -61,9 +61,7 @@ class Upsampler(nn.Module):
         parts = [low]
         if self.cfg.glyph_channels:
             if glyph is None:
-                glyph = low.new_zeros(
-                    low.shape[0], self.cfg.glyph_channels, low.shape[2] * f, low.shape[3] * f
-                )
+                glyph = low.new_zeros(low.shape[0], self.cfg.glyph_channels, low.shape[2] * f, low.shape[3] * f)
             parts.append(F.pixel_unshuffle(glyph.to(low.dtype), f))  # (B, G·f², r, r)
         h = self.stem(torch.cat(parts, dim=1))  # (B, C, r, r)
         h = h + self.body(h)

@@ -30,9 +30,7 @@ class RequestContext(BaseHTTPMiddleware):
 
     async def dispatch(self, request: Request, call_next):
         given = request.headers.get("x-request-id", "")
-        request.state.request_id = (
-            given if _REQUEST_ID.match(given) else "req_" + secrets.token_hex(12)
-        )
+        request.state.request_id = given if _REQUEST_ID.match(given) else "req_" + secrets.token_hex(12)
         length = request.headers.get("content-length")
         limit = request.app.state.settings.max_upload_bytes * 4 + 2**20
         if length and length.isdigit() and int(length) > limit:
@@ -109,9 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(models.router)
     app.include_router(files.router)
     app.include_router(creator.router)
-    app.mount(
-        "/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static"
-    )
+    app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static")
 
     @app.get("/healthz", tags=["service"], summary="Liveness and the models served")
     def healthz(request: Request) -> dict:

@@ -44,9 +44,7 @@ class ApiKey(Base):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     images_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
     images_per_day: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    minute: Mapped[int] = mapped_column(
-        BigInteger, default=0
-    )  # current minute bucket (epoch minutes)
+    minute: Mapped[int] = mapped_column(BigInteger, default=0)  # current minute bucket (epoch minutes)
     used_minute: Mapped[int] = mapped_column(Integer, default=0)
     day: Mapped[int] = mapped_column(Integer, default=0)  # current day bucket (epoch days, UTC)
     used_day: Mapped[int] = mapped_column(Integer, default=0)
@@ -112,9 +110,7 @@ class Job(Base):
     prompt: Mapped[str] = mapped_column(Text)
     settings: Mapped[dict] = mapped_column(JSON, default=dict)
     lane: Mapped[str] = mapped_column(String(8))  # fast | slow
-    status: Mapped[str] = mapped_column(
-        String(16)
-    )  # queued | running | done | failed | cancelled | blocked
+    status: Mapped[str] = mapped_column(String(16))  # queued | running | done | failed | cancelled | blocked
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
 

@@ -52,9 +52,7 @@ def envelope(
 class ApiError(LimnerError):
     """An error raised by the HTTP layer itself (auth, files, size limits)."""
 
-    def __init__(
-        self, status: int, message: str, code: str | None = None, param: str | None = None
-    ):
+    def __init__(self, status: int, message: str, code: str | None = None, param: str | None = None):
         super().__init__(message, param=param, code=code)
         self.status = status
         self.type = TYPES.get(status, "invalid_request_error")
@@ -65,11 +63,7 @@ def install(app: FastAPI) -> None:
     async def limner_error(request: Request, exc: LimnerError):
         from limner.server.web.auth import NotSignedIn
 
-        if (
-            isinstance(exc, NotSignedIn)
-            and request.method == "GET"
-            and not request.url.path.startswith("/v1")
-        ):
+        if isinstance(exc, NotSignedIn) and request.method == "GET" and not request.url.path.startswith("/v1"):
             return RedirectResponse("/signin", status_code=303)
         headers = {}
         if getattr(exc, "retry_after", None):
@@ -119,6 +113,4 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return envelope(
-            500, "The server had an error while processing your request.", "server_error"
-        )
+        return envelope(500, "The server had an error while processing your request.", "server_error")

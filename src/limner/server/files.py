@@ -49,9 +49,7 @@ class FileStore:
         return row
 
     def signature(self, file_id: str, expires: int) -> str:
-        return hmac.new(self.secret, f"{file_id}:{expires}".encode(), hashlib.sha256).hexdigest()[
-            :40
-        ]
+        return hmac.new(self.secret, f"{file_id}:{expires}".encode(), hashlib.sha256).hexdigest()[:40]
 
     def signed_path(self, file_id: str, minutes: int, now: float | None = None) -> str:
         expires = int((time.time() if now is None else now) + minutes * 60)

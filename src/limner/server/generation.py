@@ -69,9 +69,7 @@ def run(
         raise
     seconds = time.perf_counter() - started
     pixels = sum(im.image.width * im.image.height for im in images)
-    _record(
-        db, key, user_id, request_id, endpoint, req.model or "", len(images), pixels, seconds, "ok"
-    )
+    _record(db, key, user_id, request_id, endpoint, req.model or "", len(images), pixels, seconds, "ok")
     return Result(images, seconds, req.model or "")
 
 
@@ -111,9 +109,7 @@ def encode(image: GeneratedImage, fmt: str = "png", compression: int | None = No
     if fmt not in ("jpeg", "webp"):
         raise InvalidRequest("output_format must be png, jpeg or webp", param="output_format")
     exif = Image.Exif()
-    exif[0x9286] = b"UNICODE\x00" + a1111_parameters(image.parameters).encode(
-        "utf-16-be"
-    )  # UserComment
+    exif[0x9286] = b"UNICODE\x00" + a1111_parameters(image.parameters).encode("utf-16-be")  # UserComment
     buf = io.BytesIO()
     quality = 90 if compression is None else max(1, min(100, 100 - compression))
     image.image.convert("RGB").save(buf, format=fmt.upper(), quality=quality, exif=exif)

@@ -47,9 +47,7 @@ def find_key(session: Session, key: str) -> ApiKey | None:
     if not key.startswith(PREFIX) or len(key) < len(PREFIX) + LOOKUP:
         return None
     found = None
-    rows = session.scalars(
-        select(ApiKey).where(ApiKey.prefix == key[len(PREFIX) : len(PREFIX) + LOOKUP])
-    )
+    rows = session.scalars(select(ApiKey).where(ApiKey.prefix == key[len(PREFIX) : len(PREFIX) + LOOKUP]))
     for row in rows:
         if hmac.compare_digest(row.digest, _digest(row.salt, key)) and not row.revoked:
             found = row

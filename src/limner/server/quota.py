@@ -27,16 +27,12 @@ class RateLimited(LimnerError):
         self.retry_after = retry_after
 
 
-def _take(
-    session: Session, key_id: int, n: int, bucket_col, used_col, limit_col, now_bucket: int
-) -> bool:
+def _take(session: Session, key_id: int, n: int, bucket_col, used_col, limit_col, now_bucket: int) -> bool:
     """Add ``n`` to the window's counter if it stays within the limit; start a new window if the
     stored one is over. True when the images were reserved."""
     fresh = session.execute(
         update(ApiKey)
-        .where(
-            ApiKey.id == key_id, bucket_col != now_bucket, (limit_col.is_(None)) | (limit_col >= n)
-        )
+        .where(ApiKey.id == key_id, bucket_col != now_bucket, (limit_col.is_(None)) | (limit_col >= n))
         .values({bucket_col: now_bucket, used_col: n})
     ).rowcount
     if fresh:
@@ -58,9 +54,7 @@ def reserve(session: Session, key: ApiKey, n: int, now: float | None = None) -> 
     """Reserve ``n`` images for ``key`` in both windows, or raise RateLimited (nothing reserved)."""
     now = time.time() if now is None else now
     minute, day = int(now // 60), int(now // 86400)
-    if not _take(
-        session, key.id, n, ApiKey.minute, ApiKey.used_minute, ApiKey.images_per_minute, minute
-    ):
+    if not _take(session, key.id, n, ApiKey.minute, ApiKey.used_minute, ApiKey.images_per_minute, minute):
         session.rollback()
         raise RateLimited(
             f"rate limit reached: {key.images_per_minute} images per minute for this key",
@@ -80,13 +74,7 @@ def refund(session: Session, key: ApiKey, n: int, now: float | None = None) -> N
     now = time.time() if now is None else now
     minute, day = int(now // 60), int(now // 86400)
     session.execute(
-        update(ApiKey)
-        .where(ApiKey.id == key.id, ApiKey.minute == minute)
-        .values(used_minute=ApiKey.used_minute - n)
+        update(ApiKey).where(ApiKey.id == key.id, ApiKey.minute == minute).values(used_minute=ApiKey.used_minute - n)
     )
-    session.execute(
-        update(ApiKey)
-        .where(ApiKey.id == key.id, ApiKey.day == day)
-        .values(used_day=ApiKey.used_day - n)
-    )
+    session.execute(update(ApiKey).where(ApiKey.id == key.id, ApiKey.day == day).values(used_day=ApiKey.used_day - n))
     session.commit()

@@ -33,9 +33,7 @@ class Settings:
             models_file=Path(env["LIMNER_MODELS"]) if env.get("LIMNER_MODELS") else None,
             secret=env.get("LIMNER_SECRET"),
             url_expiry_minutes=int(env.get("LIMNER_URL_EXPIRY_MINUTES", "60")),
-            moderation_policy=Path(env["LIMNER_MODERATION_POLICY"])
-            if env.get("LIMNER_MODERATION_POLICY")
-            else None,
+            moderation_policy=Path(env["LIMNER_MODERATION_POLICY"]) if env.get("LIMNER_MODERATION_POLICY") else None,
             public_url=env.get("LIMNER_PUBLIC_URL"),
             creator_daily_boosts=int(env.get("LIMNER_DAILY_BOOSTS", "15")),
             cookie_secure=env.get("LIMNER_COOKIE_SECURE", "1") != "0",

@@ -26,9 +26,7 @@ def contrast_ratio(a: RGB, b: RGB) -> float:
     return (la + 0.05) / (lb + 0.05)
 
 
-def readable_on(
-    background: RGB, rng: random.Random | None = None, palette: list[RGB] | None = None
-) -> RGB:
+def readable_on(background: RGB, rng: random.Random | None = None, palette: list[RGB] | None = None) -> RGB:
     """A text colour with contrast ≥ 4.5:1 on ``background``: black or white, or with ``rng`` a
     random palette colour that also passes."""
     best = max((BLACK, WHITE), key=lambda c: contrast_ratio(c, background))

@@ -60,3 +60,22 @@ def find_fonts(extra_dirs: list[Path] | None = None) -> dict[str, list[Path]]:
         if paths:
             out[style] = paths
     return out
+
+
+@lru_cache(maxsize=64)
+def _cmap(path: Path) -> frozenset[int]:
+    from fontTools.ttLib import TTFont
+
+    with TTFont(str(path), lazy=True) as font:
+        return frozenset(font.getBestCmap() or {})
+
+
+def missing_glyphs(text: str, paths: list[Path]) -> list[str]:
+    """Characters of ``text`` (spaces aside) that none of the fonts can draw."""
+    have = frozenset().union(*(_cmap(Path(p)) for p in paths)) if paths else frozenset()
+    return list(dict.fromkeys(c for c in text if not c.isspace() and ord(c) not in have))
+
+
+def covering(fonts: dict[str, list[Path]], text: str) -> dict[str, list[Path]]:
+    """The styles whose first font draws every character of ``text``."""
+    return {style: paths for style, paths in fonts.items() if not missing_glyphs(text, paths[:1])}

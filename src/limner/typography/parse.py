@@ -63,10 +63,9 @@ STYLE_CUES = [
 
 @dataclass
 class Parsed:
-    spans: list[str] = field(
-        default_factory=list
-    )  # exact strings, in order; "\n" marks a line break
+    spans: list[str] = field(default_factory=list)  # exact strings, in order; "\n" marks a line break
     kind: str | None = None  # poster | sign | label | badge | bar chart | infographic | flowchart
+    title: str | None = None  # a quoted heading above listed items (charts, infographics, flowcharts)
     scene: str = ""  # the prompt with the spans taken out: what the picture is of
 
     @property
@@ -133,9 +132,7 @@ def _split_items(items: str) -> list[str]:
         for cue in STYLE_CUES:
             if p.lower().startswith(cue):
                 p = ""
-        if re.search(
-            r"\b(letters?|lettering|fonts?|typeface|style|background|colou?rs?)\b", p, re.I
-        ):
+        if re.search(r"\b(letters?|lettering|fonts?|typeface|style|background|colou?rs?)\b", p, re.I):
             continue  # "tall condensed letters" describes the look, it is not an item
         if p and len(p.split()) <= 4 and not re.match(r"^(on|in|with)\s+(a|an|the)\b", p, re.I):
             out.append(p)
@@ -154,8 +151,13 @@ def parse(prompt: str) -> Parsed:
     if kind in ("infographic", "flowchart", "bar chart"):
         m = ITEMS_AFTER_COLON.search(rest)
         if m and "…" not in m.group("items"):
-            spans += _split_items(m.group("items"))
+            items = _split_items(m.group("items"))
+            title = spans[0] if spans and items else None
+            spans += items
             rest = rest[: m.start()]
+            if spans and kind is None:
+                kind = "poster"
+            return Parsed(spans, kind, title, " ".join(rest.replace("…", " ").split()))
         elif kind == "flowchart" and not spans:
             m = FROM_TO.search(rest)
             if m:
@@ -163,4 +165,4 @@ def parse(prompt: str) -> Parsed:
                 rest = rest[: m.start()] + rest[m.end() :]
     if spans and kind is None:
         kind = "poster"
-    return Parsed(spans, kind, " ".join(rest.replace("…", " ").split()))
+    return Parsed(spans, kind, None, " ".join(rest.replace("…", " ").split()))

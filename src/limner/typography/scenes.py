@@ -402,22 +402,31 @@ class Canvas:
         paths = self.fonts.get(style) or self.fonts.get("sans") or next(iter(self.fonts.values()))
         return paths[0]
 
-    def fit_font(self, style: str, text: str, max_w: int, max_h: int) -> ImageFont.FreeTypeFont:
-        """The largest size of the style's first font at which ``text`` fits in max_w × max_h."""
+    def fit_font(
+        self, style: str, text: str, max_w: int, max_h: int, max_size: int | None = None
+    ) -> ImageFont.FreeTypeFont:
+        """The largest size (≤ ``max_size``) of the style's first font at which ``text`` fits."""
         path = self.font_path(style)
-        lo, hi = 6, max(8, max_h * 2)
+        lo, hi = 6, min(max(8, max_h * 2), max_size or 10**6)
         best = ImageFont.truetype(str(path), lo)
         while lo <= hi:
             mid = (lo + hi) // 2
             font = ImageFont.truetype(str(path), mid)
-            x0, y0, x1, y1 = self.draw.multiline_textbbox(
-                (0, 0), text, font=font, align="center", spacing=mid // 5
-            )
+            x0, y0, x1, y1 = self.draw.multiline_textbbox((0, 0), text, font=font, align="center", spacing=mid // 5)
             if x1 - x0 <= max_w and y1 - y0 <= max_h:
                 best, lo = font, mid + 1
             else:
                 hi = mid - 1
         return best
+
+    def common_size(self, texts: list[str], boxes: list[tuple[int, int, int, int]], style: str) -> int:
+        """One size for sibling texts (bar labels, steps): the largest at which all of them fit."""
+        sizes = []
+        for text, (x0, y0, x1, y1) in zip(texts, boxes, strict=True):
+            sizes.append(
+                max(self.fit_font(style, "\n".join(lines), x1 - x0, y1 - y0).size for lines in wrap_options(text))
+            )
+        return min(sizes)
 
     def text(
         self,
@@ -428,6 +437,7 @@ class Canvas:
         role: str,
         behind: tuple[RGB, ...] = (),
         wrap: bool = True,
+        max_size: int | None = None,
     ) -> Span:
         """Draw ``text`` centred in ``box`` at the largest size that fits (trying line breaks);
         record its inked box."""
@@ -435,7 +445,7 @@ class Canvas:
         best_font, best_text = None, text
         for lines in wrap_options(text) if wrap else [[text]]:
             candidate = "\n".join(lines)
-            font = self.fit_font(style, candidate, x1 - x0, y1 - y0)
+            font = self.fit_font(style, candidate, x1 - x0, y1 - y0, max_size)
             if best_font is None or font.size > best_font.size:
                 best_font, best_text = font, candidate
         assert best_font is not None
@@ -477,9 +487,7 @@ def ink_for(behind: tuple[RGB, ...], rng: random.Random | None = None) -> RGB:
 def _fill(rng: random.Random, spec: Spec, bg: tuple[RGB, ...]) -> RGB:
     if spec.fill is not None:
         return spec.fill
-    return rng.choice(
-        [p for p in PALETTE if all(contrast_ratio(p, b) > 1.5 for b in bg)] or PALETTE
-    )
+    return rng.choice([p for p in PALETTE if all(contrast_ratio(p, b) > 1.5 for b in bg)] or PALETTE)
 
 
 def _texts(spec: Spec, make) -> list[str]:
@@ -490,10 +498,7 @@ def poster(c: Canvas, rng: random.Random, bg: tuple[RGB, ...], style: str, spec:
     s = c.size
     texts = _texts(
         spec,
-        lambda: (
-            [_words(rng, 1, 3, upper=rng.random() < 0.5)]
-            + ([_words(rng, 1, 4)] if rng.random() < 0.7 else [])
-        ),
+        lambda: [_words(rng, 1, 3, upper=rng.random() < 0.5)] + ([_words(rng, 1, 4)] if rng.random() < 0.7 else []),
     )
     ink = ink_for(bg, rng)
     title = c.text(texts[0], (s // 12, s // 10, s - s // 12, s // 2), style, ink, "title", bg)
@@ -503,9 +508,7 @@ def poster(c: Canvas, rng: random.Random, bg: tuple[RGB, ...], style: str, spec:
         h = (s * 3 // 10) // len(subs)
         for i, sub in enumerate(subs):
             top = s * 3 // 5 + i * h
-            c.text(
-                sub, (s // 8, top, s - s // 8, top + min(h, s // 7)), "sans", ink, "subtitle", bg
-            )
+            c.text(sub, (s // 8, top, s - s // 8, top + min(h, s // 7)), "sans", ink, "subtitle", bg)
         caption += " and the subtitle " + " and ".join(f'"{t}"' for t in subs)
     return caption
 
@@ -524,10 +527,7 @@ def sign(c: Canvas, rng: random.Random, bg: tuple[RGB, ...], style: str, spec: S
     ink = ink_for((board,), rng)
     lines = _texts(
         spec,
-        lambda: (
-            [_words(rng, 1, 2, upper=True)]
-            + ([_words(rng, 1, 2, upper=True)] if rng.random() < 0.4 else [])
-        ),
+        lambda: [_words(rng, 1, 2, upper=True)] + ([_words(rng, 1, 2, upper=True)] if rng.random() < 0.4 else []),
     )
     h = (s // 2 - m) // len(lines)
     for i, line in enumerate(lines):
@@ -549,9 +549,7 @@ def label(c: Canvas, rng: random.Random, bg: tuple[RGB, ...], style: str, spec: 
         ],
         fill=tag,
     )
-    c.draw.ellipse(
-        (s * 3 // 4 - s // 40, s // 2 - s // 40, s * 3 // 4 + s // 40, s // 2 + s // 40), fill=bg[0]
-    )
+    c.draw.ellipse((s * 3 // 4 - s // 40, s // 2 - s // 40, s * 3 // 4 + s // 40, s // 2 + s // 40), fill=bg[0])
     text = " ".join(_texts(spec, lambda: [_words(rng, 1, 2, upper=rng.random() < 0.5)]))
     c.text(
         text,
@@ -583,9 +581,7 @@ def badge(c: Canvas, rng: random.Random, bg: tuple[RGB, ...], style: str, spec: 
 
 def _heading(c: Canvas, rng: random.Random, bg: tuple[RGB, ...], style: str, text: str) -> Span:
     s = c.size
-    return c.text(
-        text, (s // 10, s // 20, s - s // 10, s // 5), style, ink_for(bg, rng), "title", bg
-    )
+    return c.text(text, (s // 10, s // 20, s - s // 10, s // 5), style, ink_for(bg, rng), "title", bg)
 
 
 def bar_chart(c: Canvas, rng: random.Random, bg: tuple[RGB, ...], style: str, spec: Spec) -> str:
@@ -599,27 +595,31 @@ def bar_chart(c: Canvas, rng: random.Random, bg: tuple[RGB, ...], style: str, sp
             [rng.choice(WORDS).title() for _ in range(rng.randint(2, 4))],
         )
     title = _heading(c, rng, bg, style, title_text) if title_text else None
-    bar = spec.fill or rng.choice(
-        [p for p in PALETTE if all(contrast_ratio(p, b) > 2.0 for b in bg)] or [ink]
-    )
+    bar = spec.fill or rng.choice([p for p in PALETTE if all(contrast_ratio(p, b) > 2.0 for b in bg)] or [ink])
     n = len(names)
     slot = (s - s // 5) // n
-    for i, name in enumerate(names):
+    boxes = [
+        (
+            s // 10 + i * slot + slot // 12,
+            s * 3 // 4 + s // 40,
+            s // 10 + (i + 1) * slot - slot // 12,
+            s - s // 20,
+        )
+        for i in range(n)
+    ]
+    size = c.common_size(names, boxes, "sans")
+    for i, (name, box) in enumerate(zip(names, boxes, strict=True)):
         x0 = s // 10 + i * slot
         top = s // 4 + rng.randint(0, s // 3)
         c.draw.rectangle((x0 + slot // 6, top, x0 + slot - slot // 6, s * 3 // 4), fill=bar)
-        c.text(name, (x0, s * 3 // 4 + s // 40, x0 + slot, s - s // 20), "sans", ink, "label", bg)
+        c.text(name, box, "sans", ink, "label", bg, max_size=size)
     head = f'a bar chart titled "{title.text}"' if title else "a bar chart"
     return head + " with bars labelled " + ", ".join(f'"{n}"' for n in names)
 
 
 def infographic(c: Canvas, rng: random.Random, bg: tuple[RGB, ...], style: str, spec: Spec) -> str:
     s = c.size
-    steps = (
-        list(spec.texts)
-        if spec.texts
-        else [rng.choice(WORDS).title() for _ in range(rng.randint(2, 3))]
-    )
+    steps = list(spec.texts) if spec.texts else [rng.choice(WORDS).title() for _ in range(rng.randint(2, 3))]
     top = s // 16
     if spec.title:
         _heading(c, rng, bg, style, spec.title)
@@ -627,6 +627,11 @@ def infographic(c: Canvas, rng: random.Random, bg: tuple[RGB, ...], style: str, 
     box_colour = _fill(rng, spec, bg)
     n = len(steps)
     h = (s - s // 16 - top) // n
+    size = c.common_size(
+        steps,
+        [(s // 5, top + i * h + h // 5, s - s // 6, top + i * h + h - h // 5) for i in range(n)],
+        style,
+    )
     for i, step in enumerate(steps):
         y0 = top + i * h
         c.draw.rounded_rectangle(
@@ -639,6 +644,7 @@ def infographic(c: Canvas, rng: random.Random, bg: tuple[RGB, ...], style: str, 
             ink_for((box_colour,), rng),
             "label",
             (box_colour,),
+            max_size=size,
         )
     head = f'an infographic titled "{spec.title}" with' if spec.title else "an infographic with"
     return f"{head} {n} steps: " + ", ".join(steps)
@@ -646,11 +652,7 @@ def infographic(c: Canvas, rng: random.Random, bg: tuple[RGB, ...], style: str, 
 
 def flowchart(c: Canvas, rng: random.Random, bg: tuple[RGB, ...], style: str, spec: Spec) -> str:
     s = c.size
-    nodes = (
-        list(spec.texts)
-        if spec.texts
-        else [rng.choice(WORDS).title() for _ in range(rng.randint(2, 3))]
-    )
+    nodes = list(spec.texts) if spec.texts else [rng.choice(WORDS).title() for _ in range(rng.randint(2, 3))]
     top = s // 16
     if spec.title:
         _heading(c, rng, bg, style, spec.title)
@@ -689,15 +691,11 @@ SCENES: dict[str, Callable[[Canvas, random.Random, tuple[RGB, ...], str, Spec], 
 }
 
 
-def _background(
-    rng: random.Random, size: int, colour: RGB | None = None
-) -> tuple[Image.Image, tuple[RGB, ...], str]:
+def _background(rng: random.Random, size: int, colour: RGB | None = None) -> tuple[Image.Image, tuple[RGB, ...], str]:
     """A flat or (30 %) vertical two-colour gradient background; returns the colours it spans."""
     colour = colour or rng.choice(PALETTE)
     if rng.random() < 0.3:
-        other = rng.choice(
-            [c for c in PALETTE if c != colour and contrast_ratio(c, colour) < 1.8] or [colour]
-        )
+        other = rng.choice([c for c in PALETTE if c != colour and contrast_ratio(c, colour) < 1.8] or [colour])
         img = Image.new("RGB", (size, size), colour)
         d = ImageDraw.Draw(img)
         for y in range(size):
@@ -715,9 +713,7 @@ def _background(
     )
 
 
-def layout_scene(
-    kind: str, spec: Spec, rng: random.Random, size: int, fonts: dict[str, list[Path]]
-) -> Scene:
+def layout_scene(kind: str, spec: Spec, rng: random.Random, size: int, fonts: dict[str, list[Path]]) -> Scene:
     """Lay out and draw one scene; the caption quotes every string the image spells."""
     if kind not in SCENES:
         raise ValueError(f"unknown scene kind {kind!r}")
@@ -729,8 +725,6 @@ def layout_scene(
     return Scene(kind, canvas.image, canvas.glyph, canvas.spans, caption)
 
 
-def make_scene(
-    rng: random.Random, size: int, fonts: dict[str, list[Path]], kind: str | None = None
-) -> Scene:
+def make_scene(rng: random.Random, size: int, fonts: dict[str, list[Path]], kind: str | None = None) -> Scene:
     """One random scene for the corpus."""
     return layout_scene(kind or rng.choice(list(SCENES)), Spec(), rng, size, fonts)

@@ -124,9 +124,7 @@ def signin(
     with request.app.state.db.session() as s:
         user = authenticate(s, email, password)
         if user is None:
-            return _page(
-                request, "signin.html", 401, error="Wrong email or password.", email_value=email
-            )
+            return _page(request, "signin.html", 401, error="Wrong email or password.", email_value=email)
         response = _redirect("/")
         start_session(s, user, response, request.app.state.settings.cookie_secure)
     return response
@@ -158,12 +156,7 @@ def _models(request: Request) -> list[dict]:
 def _recent(request: Request, user_id: int, n: int = 8) -> list[Creation]:
     with request.app.state.db.session() as s:
         return list(
-            s.scalars(
-                select(Creation)
-                .where(Creation.user_id == user_id)
-                .order_by(Creation.created.desc())
-                .limit(n)
-            )
+            s.scalars(select(Creation).where(Creation.user_id == user_id).order_by(Creation.created.desc()).limit(n))
         )
 
 
@@ -178,9 +171,7 @@ def home(request: Request, user: CurrentUser) -> HTMLResponse:
     )
 
 
-def _start(
-    request: Request, user, kind: str, req: GenerationRequest, settings: dict, page_ctx: dict
-) -> Response:
+def _start(request: Request, user, kind: str, req: GenerationRequest, settings: dict, page_ctx: dict) -> Response:
     """Moderate and validate first (a refusal costs no boost), then spend a boost if one is left."""
     app = request.app
     try:
@@ -302,15 +293,11 @@ def job_events(request: Request, job_id: str, user: CurrentUser) -> Response:
             if snap["status"] in ("done", "failed", "cancelled", "blocked"):
                 return
 
-    return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
-    )
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
 
 @router.post("/jobs/{job_id}/cancel")
-def job_cancel(
-    request: Request, job_id: str, user: CurrentUser, csrf_token: Annotated[str, Form()] = ""
-) -> Response:
+def job_cancel(request: Request, job_id: str, user: CurrentUser, csrf_token: Annotated[str, Form()] = "") -> Response:
     check_csrf(request, csrf_token)
     try:
         _job(request, user.id, job_id)
@@ -334,9 +321,7 @@ def history(
 ) -> HTMLResponse:
     cond = [Creation.user_id == user.id]
     if q.strip():
-        pattern = (
-            "%" + q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        )
+        pattern = "%" + q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         cond.append(Creation.prompt.ilike(pattern, escape="\\"))
     with request.app.state.db.session() as s:
         total = s.scalar(select(func.count(Creation.id)).where(*cond)) or 0
@@ -364,15 +349,11 @@ def image_page(request: Request, creation_id: str, user: CurrentUser) -> Respons
     c = _creation(request, user.id, creation_id)
     if c is None:
         return _page(request, "notfound.html", 404)
-    return _page(
-        request, "image.html", c=c, params_json=json.dumps(c.params, indent=1, sort_keys=True)
-    )
+    return _page(request, "image.html", c=c, params_json=json.dumps(c.params, indent=1, sort_keys=True))
 
 
 @router.get("/images/{creation_id}/file")
-def image_file(
-    request: Request, creation_id: str, user: CurrentUser, download: bool = False
-) -> Response:
+def image_file(request: Request, creation_id: str, user: CurrentUser, download: bool = False) -> Response:
     c = _creation(request, user.id, creation_id)
     if c is None:
         return Response("not found", status_code=404)
@@ -417,9 +398,7 @@ def image_variations(
     c = _creation(request, user.id, creation_id)
     if c is None:
         return _page(request, "notfound.html", 404)
-    req = GenerationRequest(
-        c.prompt, n=IMAGES_PER_CREATE, model=c.model, image=_source_image(request, c), strength=0.6
-    )
+    req = GenerationRequest(c.prompt, n=IMAGES_PER_CREATE, model=c.model, image=_source_image(request, c), strength=0.6)
     return _start(request, user, "variations", req, {"source": c.id}, {})
 
 

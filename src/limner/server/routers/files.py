@@ -35,9 +35,7 @@ def file_content(
     allowed = False
     if expires is not None and signature is not None:
         if not files.check(file_id, expires, signature):
-            raise ApiError(
-                403, "This link has expired or its signature is wrong.", "invalid_signature"
-            )
+            raise ApiError(403, "This link has expired or its signature is wrong.", "invalid_signature")
         allowed = True
     else:
         key = presented_key(request)
@@ -53,6 +51,4 @@ def file_content(
         allowed = True
     if not allowed or not Path(row.path).exists():
         raise ApiError(404, f"No file with id '{file_id}'.", "file_not_found", param="file_id")
-    return FileResponse(
-        row.path, media_type=row.mime, headers={"Cache-Control": "private, max-age=3600"}
-    )
+    return FileResponse(row.path, media_type=row.mime, headers={"Cache-Control": "private, max-age=3600"})

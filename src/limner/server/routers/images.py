@@ -94,11 +94,7 @@ def _engine_request(body: GenerationBody, **extra: object) -> GenerationRequest:
             "transparent backgrounds are not supported: Limner's models paint opaque images",
             param="background",
         )
-    steps = (
-        body.num_inference_steps
-        if body.num_inference_steps is not None
-        else QUALITY_STEPS[body.quality]
-    )
+    steps = body.num_inference_steps if body.num_inference_steps is not None else QUALITY_STEPS[body.quality]
     return GenerationRequest(
         prompt=body.prompt,
         negative_prompt=body.negative_prompt,
@@ -127,25 +123,19 @@ def _usage(prompt: str, images: list, seconds: float) -> UsageInfo:
     )
 
 
-def _respond(
-    request: Request, key, body: GenerationBody, result: generation.Result
-) -> ImagesResponse:
+def _respond(request: Request, key, body: GenerationBody, result: generation.Result) -> ImagesResponse:
     app = request.app
     data = []
     for im in result.images:
         blob = generation.encode(im, body.output_format, body.output_compression)
         if body.response_format == "url":
             with app.state.db.session() as s:
-                row = app.state.files.save(
-                    s, blob, body.output_format, key_id=key.id, meta=im.parameters
-                )
+                row = app.state.files.save(s, blob, body.output_format, key_id=key.id, meta=im.parameters)
             base = app.state.settings.public_url or str(request.base_url).rstrip("/")
             url = base + app.state.files.signed_path(row.id, app.state.settings.url_expiry_minutes)
             data.append(ImageData(url=url, revised_prompt=im.prompt))
         else:
-            data.append(
-                ImageData(b64_json=base64.b64encode(blob).decode(), revised_prompt=im.prompt)
-            )
+            data.append(ImageData(b64_json=base64.b64encode(blob).decode(), revised_prompt=im.prompt))
     size = f"{result.images[0].image.width}x{result.images[0].image.height}"
     return ImagesResponse(
         created=int(time.time()),
@@ -171,9 +161,7 @@ def _run(request: Request, key, req: GenerationRequest, body: GenerationBody, en
     )
 
 
-def _stream(
-    request: Request, key, req: GenerationRequest, body: GenerationBody, endpoint: str
-) -> StreamingResponse:
+def _stream(request: Request, key, req: GenerationRequest, body: GenerationBody, endpoint: str) -> StreamingResponse:
     """Server-sent events: ``image_generation.partial_image`` at evenly spaced steps, then one
     ``image_generation.completed`` per image (``image_edit.*`` for edits)."""
     prefix = "image_edit" if endpoint != "generations" else "image_generation"
@@ -227,9 +215,7 @@ def _stream(
             if kind == "partial":
                 for img in b:
                     buf = io.BytesIO()
-                    img.resize((img.width * 4, img.height * 4), Image.Resampling.BICUBIC).save(
-                        buf, format="PNG"
-                    )
+                    img.resize((img.width * 4, img.height * 4), Image.Resampling.BICUBIC).save(buf, format="PNG")
                     yield sse(
                         {
                             "type": f"{prefix}.partial_image",
@@ -275,9 +261,7 @@ def _stream(
                 )
                 return
 
-    return StreamingResponse(
-        gen(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
-    )
+    return StreamingResponse(gen(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
 
 @router.post(
@@ -365,9 +349,7 @@ def _multipart_schema(with_prompt: bool, with_mask: bool) -> dict:
         "requestBody": {
             "required": True,
             "content": {
-                "multipart/form-data": {
-                    "schema": {"type": "object", "properties": props, "required": required}
-                }
+                "multipart/form-data": {"schema": {"type": "object", "properties": props, "required": required}}
             },
         }
     }
@@ -377,9 +359,7 @@ async def _read_form(request: Request) -> tuple[dict, list[Image.Image], Image.I
     try:
         form = await request.form(max_files=4, max_fields=40)
     except Exception as e:  # malformed multipart
-        raise ApiError(
-            400, f"could not read the multipart form: {e}", "invalid_multipart"
-        ) from None
+        raise ApiError(400, f"could not read the multipart form: {e}", "invalid_multipart") from None
     fields: dict = {}
     images: list[Image.Image] = []
     mask = None
@@ -387,14 +367,10 @@ async def _read_form(request: Request) -> tuple[dict, list[Image.Image], Image.I
     try:
         for name, value in form.multi_items():
             if name not in _FORM_FIELDS | _FILE_FIELDS:
-                raise ApiError(
-                    400, f"Unknown parameter: '{name}'.", "unknown_parameter", param=name
-                )
+                raise ApiError(400, f"Unknown parameter: '{name}'.", "unknown_parameter", param=name)
             if name in _FILE_FIELDS:
                 if not isinstance(value, UploadFile):
-                    raise ApiError(
-                        400, f"'{name}' must be a file upload", "invalid_value", param=name
-                    )
+                    raise ApiError(400, f"'{name}' must be a file upload", "invalid_value", param=name)
                 data = await value.read()
                 if len(data) > limit:
                     raise ApiError(
@@ -419,9 +395,7 @@ async def _read_form(request: Request) -> tuple[dict, list[Image.Image], Image.I
                     images.append(img)
             else:
                 if isinstance(value, UploadFile):
-                    raise ApiError(
-                        400, f"'{name}' must be a text field", "invalid_value", param=name
-                    )
+                    raise ApiError(400, f"'{name}' must be a text field", "invalid_value", param=name)
                 fields[name] = value
     finally:
         await form.close()  # uploads are spooled to temporary files
@@ -442,23 +416,17 @@ def _body_from_form(fields: dict, need_prompt: bool) -> tuple[GenerationBody, fl
         errs = getattr(e, "errors", lambda: [])()
         param = str(errs[0]["loc"][0]) if errs else None
         msg = errs[0]["msg"] if errs else str(e)
-        raise ApiError(
-            400, f"Invalid value for '{param}': {msg}.", "invalid_value", param=param
-        ) from None
+        raise ApiError(400, f"Invalid value for '{param}': {msg}.", "invalid_value", param=param) from None
     try:
         s = float(strength) if strength is not None else None
     except ValueError:
-        raise ApiError(
-            400, "strength must be a number in (0, 1]", "invalid_value", param="strength"
-        ) from None
+        raise ApiError(400, "strength must be a number in (0, 1]", "invalid_value", param="strength") from None
     return body, s
 
 
 def _one_image(images: list[Image.Image]) -> Image.Image:
     if not images:
-        raise ApiError(
-            400, "Missing required parameter: 'image'.", "missing_required_parameter", param="image"
-        )
+        raise ApiError(400, "Missing required parameter: 'image'.", "missing_required_parameter", param="image")
     if len(images) > 1:
         raise ApiError(
             400,
@@ -484,8 +452,7 @@ async def create_edit(request: Request, key: Key):
         if mask.size != image.size:
             raise ApiError(
                 400,
-                f"mask is {mask.size[0]}x{mask.size[1]} but image is {image.size[0]}x{image.size[1]}; "
-                "they must match",
+                f"mask is {mask.size[0]}x{mask.size[1]} but image is {image.size[0]}x{image.size[1]}; they must match",
                 "invalid_mask",
                 param="mask",
             )
@@ -529,9 +496,7 @@ async def create_variation(request: Request, key: Key):
         image.save(buf, format="PNG", pnginfo=_pnginfo(image))
         meta = read_metadata(buf.getvalue())
     body.prompt = meta.get("prompt") or "an image"
-    req = _engine_request(
-        body, image=image.convert("RGB"), strength=strength if strength is not None else 0.6
-    )
+    req = _engine_request(body, image=image.convert("RGB"), strength=strength if strength is not None else 0.6)
     result = await run_in_threadpool(_run, request, key, req, body, "variations")
     return _respond(request, key, body, result)
 

@@ -58,9 +58,7 @@ def create_user(session: Session, email: str, password: str) -> User:
 def authenticate(session: Session, email: str, password: str) -> User | None:
     user = session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None:
-        HASHER.hash(
-            password
-        )  # spend the same time as a real check: no account enumeration by timing
+        HASHER.hash(password)  # spend the same time as a real check: no account enumeration by timing
         return None
     try:
         HASHER.verify(user.password_hash, password)
@@ -123,18 +121,14 @@ def csrf_token(request: Request) -> str:
 def ensure_csrf_cookie(request: Request, response: Response, secure: bool) -> None:
     new = getattr(request.state, "new_csrf", None)
     if new and not request.cookies.get(CSRF_COOKIE):
-        response.set_cookie(
-            CSRF_COOKIE, new, httponly=True, secure=secure, samesite="strict", path="/"
-        )
+        response.set_cookie(CSRF_COOKIE, new, httponly=True, secure=secure, samesite="strict", path="/")
 
 
 def check_csrf(request: Request, submitted: str | None) -> None:
     cookie = request.cookies.get(CSRF_COOKIE)
     given = submitted or request.headers.get("x-csrf-token")
     if not cookie or not given or not hmac.compare_digest(cookie, given):
-        raise CsrfFailed(
-            "This form has expired or did not come from this site; reload the page and try again."
-        )
+        raise CsrfFailed("This form has expired or did not come from this site; reload the page and try again.")
 
 
 def current_user(request: Request) -> User:

@@ -102,9 +102,7 @@ class JobRunner:
         with self._lock:
             return self.jobs.get(job_id)
 
-    def start(
-        self, user: User, kind: str, req: GenerationRequest, settings: dict, lane: str
-    ) -> str:
+    def start(self, user: User, kind: str, req: GenerationRequest, settings: dict, lane: str) -> str:
         job_id = "job-" + secrets.token_hex(10)
         with self.state.db.session() as s:  # type: ignore[attr-defined]
             s.add(
@@ -132,14 +130,10 @@ class JobRunner:
             st.update(status="running", step=p.step, total=p.total, previews=previews)
 
         req.on_progress = on_progress
-        threading.Thread(
-            target=self._run, args=(job_id, user.id, lane, req, st), daemon=True, name=job_id
-        ).start()
+        threading.Thread(target=self._run, args=(job_id, user.id, lane, req, st), daemon=True, name=job_id).start()
         return job_id
 
-    def _run(
-        self, job_id: str, user_id: int, lane: str, req: GenerationRequest, st: JobState
-    ) -> None:
+    def _run(self, job_id: str, user_id: int, lane: str, req: GenerationRequest, st: JobState) -> None:
         app = self.state
         status, error, ids = "done", None, []
         try:
@@ -154,9 +148,7 @@ class JobRunner:
             )
             with app.db.session() as s:  # type: ignore[attr-defined]
                 for im in result.images:
-                    row = app.files.save(
-                        s, im.png_bytes(), "png", user_id=user_id, meta=im.parameters
-                    )  # type: ignore[attr-defined]
+                    row = app.files.save(s, im.png_bytes(), "png", user_id=user_id, meta=im.parameters)  # type: ignore[attr-defined]
                     cid = "img-" + secrets.token_hex(10)
                     s.add(
                         Creation(

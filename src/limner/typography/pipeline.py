@@ -1,0 +1,173 @@
+"""Exact text for every backend: plan the text a prompt quotes, condition on it, then set it.
+
+    prepared = prepare(prompt, seed, size)      # parse, lay out, render the glyph canvas
+    ... the model generates, conditioned on prepared.glyph when it can ...
+    image = finish(image, prepared)              # set the exact strings over what was painted
+
+``finish`` keeps the model's look where it can: each string takes the colour the model painted
+under its glyphs when that colour is readable (≥ 4.5:1) on the colour the model painted around
+them; otherwise the more readable of black and white. The strings and their places come from
+the layout, so what the prompt quotes is what the image spells.
+
+Modes (``GenerationRequest.typography``): "auto" (glyph canvas + setting), "glyph" (glyph canvas
+only: the model's own lettering), "off" (neither: the ablation).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from limner.errors import InvalidRequest
+from limner.typography.contrast import BLACK, MIN_CONTRAST, WHITE, contrast_ratio
+from limner.typography.fonts import covering, find_fonts, missing_glyphs
+from limner.typography.parse import Parsed, parse
+from limner.typography.scenes import COLOUR_NAMES, Scene, Spec, layout_scene
+
+MODES = ("auto", "glyph", "off")
+STYLE_CUES = [
+    ("handwritten", r"hand[- ]?written|handwriting|hand[- ]?lettered|chalk|marker|scribbled"),
+    ("script", r"\bscript\b|cursive|retro|vintage|neon|calligraph"),
+    ("serif", r"\bserif\b|elegant|classic|book|old[- ]style"),
+    ("condensed", r"condensed|\btall\b|headline|impact|narrow"),
+    ("mono", r"mono(space)?|typewriter|terminal|\bcode\b|pixel"),
+    ("bold", r"\bbold\b|\bheavy\b|\bblack\b letters|\bstrong\b"),
+]
+NAMES_TO_RGB = {name: rgb for rgb, name in COLOUR_NAMES.items()}
+NAMES_TO_RGB.update(
+    {
+        "grey": (225, 225, 225),
+        "gray": (225, 225, 225),
+        "light gray": (225, 225, 225),
+        "navy": (20, 30, 80),
+        "dark gray": (60, 60, 64),
+    }
+)
+
+
+@dataclass
+class Prepared:
+    parsed: Parsed
+    scene: Scene | None
+    mode: str
+
+    @property
+    def glyph(self) -> Image.Image | None:
+        return self.scene.glyph if self.scene is not None and self.mode in ("auto", "glyph") else None
+
+
+@lru_cache(maxsize=1)
+def default_fonts() -> dict[str, list[Path]]:
+    from limner.data.sources import FONTS
+
+    extra = [Path("data/sources") / p.folder for p in FONTS]
+    fonts = find_fonts([d for d in extra if d.exists()])
+    if not fonts:
+        raise InvalidRequest("no fonts found for text in images: install fonts-dejavu-core (scripts/setup does)")
+    return fonts
+
+
+def style_of(prompt: str, kind: str) -> str | None:
+    low = prompt.lower()
+    for style, pattern in STYLE_CUES:
+        if re.search(pattern, low):
+            return style
+    return None
+
+
+def colours_of(prompt: str) -> tuple[tuple[int, int, int] | None, tuple[int, int, int] | None]:
+    """(background, fill) named in the prompt: "on a red background", "a green sign"."""
+    low = prompt.lower()
+    names = sorted(NAMES_TO_RGB, key=len, reverse=True)
+    alt = "|".join(re.escape(n) for n in names)
+    bg = re.search(rf"\b({alt})\s+(?:background|backdrop)", low)
+    fill = re.search(
+        rf"\b({alt})\s+(?:sign|board|signboard|badge|button|label|tag|sticker|boxes|box|bars?)\b",
+        low,
+    )
+    return (
+        NAMES_TO_RGB[bg.group(1)] if bg else None,
+        NAMES_TO_RGB[fill.group(1)] if fill else None,
+    )
+
+
+def check_drawable(spans: list[str], fonts: dict[str, list[Path]]) -> None:
+    """Refuse, naming the characters, text that no installed font can draw."""
+    paths = [p for ps in fonts.values() for p in ps]
+    for text in spans:
+        missing = missing_glyphs(text.replace("\n", ""), paths)
+        if missing:
+            shown = " ".join(f"{c!r} (U+{ord(c):04X})" for c in missing[:8])
+            raise InvalidRequest(
+                f"the text {text!r} has characters no installed font can draw: {shown}; "
+                "Limner draws Latin, Greek and Cyrillic text",
+                param="prompt",
+            )
+
+
+def prepare(
+    prompt: str,
+    seed: int,
+    size: int,
+    mode: str = "auto",
+    fonts: dict[str, list[Path]] | None = None,
+) -> Prepared:
+    """Parse and lay out the prompt's text (same prompt and seed: same layout)."""
+    if mode not in MODES:
+        raise InvalidRequest(f"typography must be one of {', '.join(MODES)}", param="typography")
+    parsed = parse(prompt)
+    if not parsed.has_text or mode == "off":
+        return Prepared(parsed, None, mode)
+    fonts = fonts or default_fonts()
+    check_drawable(parsed.spans, fonts)
+    fonts = covering(fonts, "".join(parsed.spans)) or fonts  # only fonts that draw every character
+    kind = parsed.kind or "poster"
+    texts, title = list(parsed.spans), None
+    if kind in ("infographic", "flowchart", "bar chart") and parsed.title is not None:
+        title, texts = parsed.title, [t for t in texts if t != parsed.title] or texts
+    bg, fill = colours_of(prompt)
+    spec = Spec(texts=texts, title=title, style=style_of(prompt, kind), background=bg, fill=fill)
+    scene = layout_scene(kind, spec, random.Random(f"{seed}:{prompt}"), size, fonts)
+    return Prepared(parsed, scene, mode)
+
+
+def finish(image: Image.Image, prepared: Prepared) -> Image.Image:
+    """Set the planned strings onto the generated image (mode "auto"); otherwise return it as is."""
+    if prepared.scene is None or prepared.mode != "auto":
+        return image
+    scene = prepared.scene
+    img = image.convert("RGB")
+    if img.size != scene.glyph.size:
+        img = img.resize(scene.glyph.size, Image.Resampling.LANCZOS)
+    arr = np.asarray(img).copy()
+    alpha = np.asarray(scene.glyph, dtype=np.float32) / 255.0  # (S, S)
+    grown = np.asarray(scene.glyph.filter(ImageFilter.MaxFilter(7))) > 40
+    for span in scene.spans:
+        x0, y0, x1, y1 = span.box
+        x0, y0 = max(0, x0 - 4), max(0, y0 - 4)
+        x1, y1 = min(arr.shape[1], x1 + 4), min(arr.shape[0], y1 + 4)
+        a = alpha[y0:y1, x0:x1]
+        if not (a > 0.5).any():
+            continue
+        region = arr[y0:y1, x0:x1].astype(np.float32)
+        around = region[grown[y0:y1, x0:x1] & (a < 0.05)]
+        behind = (
+            tuple(int(v) for v in np.median(around, 0)) if len(around) else span.behind[0] if span.behind else WHITE
+        )
+        painted = tuple(int(v) for v in np.median(region[a > 0.5], 0))
+        if contrast_ratio(painted, behind) >= MIN_CONTRAST:
+            colour = painted
+        elif contrast_ratio(span.colour, behind) >= MIN_CONTRAST:
+            colour = span.colour
+        else:
+            colour = max((BLACK, WHITE), key=lambda c: contrast_ratio(c, behind))
+        ink = np.array(colour, dtype=np.float32)
+        arr[y0:y1, x0:x1] = (region * (1 - a[..., None]) + ink * a[..., None]).round().clip(0, 255).astype(np.uint8)
+    out = Image.fromarray(arr)
+    return out if out.size == image.size else out.resize(image.size, Image.Resampling.LANCZOS)
