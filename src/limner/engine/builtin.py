@@ -12,7 +12,6 @@ One call renders a batch of compatible requests:
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from limner.errors import Cancelled, CheckpointError, InvalidRequest
 from limner.model.checkpoint import load_module, weight_files
 from limner.model.sampling import SAMPLERS, cfg_denoiser, flow_sigmas
 from limner.model.text import TextEncoder, Tokenizer
+from limner.typography.pipeline import Prepared, finish, prepare
 
 DEFAULTS = {"num_inference_steps": 20, "guidance_scale": 4.0, "sampler": "euler", "shift": 1.0}
 
@@ -89,8 +89,6 @@ class LimnerBackend:
         self.tokenizer = Tokenizer()
         self.base = self.denoiser.cfg.resolution
         self.full = self.base * (self.upsampler.cfg.factor if self.upsampler else 1)
-        self.glyph_fn = None  # set by the typography module: (prompt, size) → Image | None
-        self._lock = threading.Lock()  # guards nothing numeric; only lazy state, see glyph_fn
 
     def info(self) -> ModelInfo:
         sizes = [f"{self.full}x{self.full}"] + ([f"{self.base}x{self.base}"] if self.upsampler else [])
@@ -144,16 +142,8 @@ class LimnerBackend:
         settings = [self.resolve(r) for r in requests]
         s0 = settings[0]
         dev, r = self.device, self.base
-        owners, prompts, negatives, seeds, scales, glyphs, inits, masks = (
-            [],
-            [],
-            [],
-            [],
-            [],
-            [],
-            [],
-            [],
-        )
+        owners, prompts, negatives, seeds, scales, inits, masks = [], [], [], [], [], [], []
+        preps: list[Prepared] = []
         for i, (req, st) in enumerate(zip(requests, settings, strict=True)):
             for seed in req.seeds():
                 owners.append(i)
@@ -161,7 +151,7 @@ class LimnerBackend:
                 negatives.append(req.negative_prompt or "")
                 seeds.append(seed)
                 scales.append(st["guidance_scale"])
-                glyphs.append(self.glyph_fn(req.prompt, self.full) if self.glyph_fn else None)
+                preps.append(prepare(req.prompt, seed, self.full, req.typography))
                 inits.append(req.image)
                 masks.append(req.mask)
         b = len(prompts)
@@ -172,6 +162,7 @@ class LimnerBackend:
             states, pooled = self.encoder(tokens.ids.to(dev), tokens.mask.to(dev))
         states, pooled, tmask = states.float(), pooled.float(), tokens.mask.to(dev)
         glyph_full = None
+        glyphs = [p.glyph for p in preps]
         if any(g is not None for g in glyphs):
             glyph_full = torch.stack(
                 [
@@ -251,12 +242,17 @@ class LimnerBackend:
                 out = self.upsampler(x0, glyph_full).float()
         else:
             out = x0
-        if s0["mode"] == "inpaint":
+        images = [finish(im, prep) for im, prep in zip(to_images(out), preps, strict=True)]  # exact text
+        if s0["mode"] == "inpaint":  # outside the mask the source stays exactly as it was
             side = out.shape[-1]
-            orig = torch.stack([to_tensor(im, side) for im in inits]).to(dev)
-            m_full = torch.stack([mask_tensor(m, side) for m in masks]).to(dev)
-            out = m_full * out + (1 - m_full) * orig
-        images = to_images(out)
+            images = [
+                Image.composite(
+                    im,
+                    src.convert("RGB").resize((side, side), Image.Resampling.LANCZOS),
+                    Image.fromarray((mask_tensor(m, side)[0].numpy() * 255).astype(np.uint8)),
+                )
+                for im, src, m in zip(images, inits, masks, strict=True)
+            ]
 
         results: list[list[GeneratedImage] | BaseException] = [[] for _ in requests]
         for k, (img, owner) in enumerate(zip(images, owners, strict=True)):
@@ -277,6 +273,8 @@ class LimnerBackend:
                 "mode": st["mode"],
                 "strength": st["strength"],
                 "backend": self.kind,
+                "typography": req.typography,
+                "text": preps[k].parsed.spans,
             }
             out_list = results[owner]
             assert isinstance(out_list, list)

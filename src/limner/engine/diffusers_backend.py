@@ -22,6 +22,7 @@ from limner import __version__
 from limner.engine.builtin import ModelInfo
 from limner.engine.request import GeneratedImage, GenerationRequest, Progress, parse_size
 from limner.errors import Cancelled, CheckpointError, InvalidRequest
+from limner.typography.pipeline import finish, prepare
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -209,6 +210,7 @@ class DiffusersBackend:
                 out[owner] = Cancelled("cancelled by the caller")
                 continue
             req, st = requests[owner], settings[owner]
+            img = finish(img.convert("RGB"), prepare(req.prompt, seeds[k], max(img.size), req.typography))
             if st["mode"] == "inpaint":  # outside the mask the source stays exactly as it was
                 src = req.image.convert("RGB").resize(img.size)
                 keep = _white_is_repaint(req.mask).resize(img.size).point(lambda v: 0 if v > 127 else 255)

@@ -47,6 +47,7 @@ class GenerationRequest:
     strength: float = 0.8  # image-to-image: how much of the source to repaint (1 = all)
     priority: int = 0  # higher runs first when the engine is busy (Image Creator boosts)
     previews: bool = False  # attach low-resolution previews to progress events
+    typography: str = "auto"  # quoted text: "auto" (glyph canvas + exact setting), "glyph", "off"
     on_progress: Callable[[Progress], None] | None = field(default=None, repr=False, compare=False)
     cancel: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
@@ -81,6 +82,9 @@ class GenerationRequest:
             raise InvalidRequest("strength must be in (0, 1]", param="strength")
         if self.mask is not None and self.image is None:
             raise InvalidRequest("a mask needs an image to edit", param="mask")
+        from limner.typography.pipeline import check_request_text
+
+        check_request_text(self.prompt, self.typography)
 
     def seeds(self) -> list[int]:
         """One seed per image; drawn once (and then fixed) when the caller gave none."""

@@ -111,6 +111,16 @@ def check_drawable(spans: list[str], fonts: dict[str, list[Path]]) -> None:
             )
 
 
+def check_request_text(prompt: str, mode: str) -> None:
+    """Validate the typography mode and that every quoted character can be drawn (before work)."""
+    if mode not in MODES:
+        raise InvalidRequest(f"typography must be one of {', '.join(MODES)}", param="typography")
+    if mode != "off":
+        parsed = parse(prompt)
+        if parsed.has_text:
+            check_drawable(parsed.spans, default_fonts())
+
+
 def prepare(
     prompt: str,
     seed: int,
