@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from limner import __version__
+from limner.arena.battles import Arena
 from limner.server import errors
 from limner.server.db import Database
 from limner.server.files import FileStore
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.policy = Policy.load(settings.moderation_policy)
         app.state.files = FileStore(settings.data_dir / "files", settings.resolved_secret())
         app.state.jobs = JobRunner(app.state)
+        app.state.arena = Arena(db, engine, app.state.files, app.state.policy, settings.resolved_secret())
         log.info("limner %s serving models %s", __version__, [m["name"] for m in engine.models()])
         try:
             yield
@@ -101,12 +103,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     from fastapi.staticfiles import StaticFiles
 
-    from limner.server.routers import creator, files, images, models
+    from limner.server.routers import arena, creator, files, images, models
 
     app.include_router(images.router)
     app.include_router(models.router)
     app.include_router(files.router)
     app.include_router(creator.router)
+    app.include_router(arena.router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static")
 
     @app.get("/healthz", tags=["service"], summary="Liveness and the models served")

@@ -130,6 +130,46 @@ class Creation(Base):
     created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
 
+class ArenaImage(Base):
+    """A pre-generated image in the curated pool, so battles start instantly."""
+
+    __tablename__ = "arena_images"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prompt: Mapped[str] = mapped_column(Text, index=True)
+    model: Mapped[str] = mapped_column(String(200), index=True)
+    file_id: Mapped[str] = mapped_column(ForeignKey("files.id"))
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ArenaBattle(Base):
+    __tablename__ = "arena_battles"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    prompt: Mapped[str] = mapped_column(Text)
+    categories: Mapped[list] = mapped_column(JSON, default=list)
+    model_a: Mapped[str] = mapped_column(String(200))
+    model_b: Mapped[str] = mapped_column(String(200))
+    file_a: Mapped[str] = mapped_column(ForeignKey("files.id"))
+    file_b: Mapped[str] = mapped_column(ForeignKey("files.id"))
+    source: Mapped[str] = mapped_column(String(16))  # pool | live
+    voter: Mapped[str] = mapped_column(String(80), index=True)
+    shown_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    voted_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class ArenaVoter(Base):
+    __tablename__ = "arena_voters"
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)  # "user:42" or "anon:<random>"
+    day: Mapped[int] = mapped_column(Integer, default=0)
+    votes_day: Mapped[int] = mapped_column(Integer, default=0)
+    votes: Mapped[int] = mapped_column(Integer, default=0)
+    picked_a: Mapped[int] = mapped_column(Integer, default=0)
+    picked_b: Mapped[int] = mapped_column(Integer, default=0)
+    fast: Mapped[int] = mapped_column(Integer, default=0)  # votes cast sooner than a person can look
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from limner.errors import LimnerError, ModerationBlocked
@@ -19,12 +20,35 @@ TYPES = {
     401: "invalid_request_error",
     403: "invalid_request_error",
     404: "invalid_request_error",
+    409: "invalid_request_error",
     405: "invalid_request_error",
     413: "invalid_request_error",
     429: "requests",
     499: "cancelled",
     500: "server_error",
     503: "server_error",
+}
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")  # moderation_details on moderation_blocked
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorResponse(BaseModel):
+    """The OpenAI error envelope, as the OpenAPI document shows it."""
+
+    error: ErrorDetail
+
+
+# Every /v1 route documents the envelope for its errors (and so FastAPI adds no 422 of its own:
+# validation errors leave as 400).
+ERROR_RESPONSES: dict[int | str, dict] = {
+    "4XX": {"model": ErrorResponse, "description": "Client error (OpenAI error envelope)"},
+    "5XX": {"model": ErrorResponse, "description": "Server error (OpenAI error envelope)"},
 }
 
 

@@ -9,10 +9,10 @@ from fastapi.responses import FileResponse
 
 from limner.server.db import StoredFile
 from limner.server.deps import DbSession, FilesDep, presented_key
-from limner.server.errors import ApiError
+from limner.server.errors import ERROR_RESPONSES, ApiError
 from limner.server.keys import find_key
 
-router = APIRouter(prefix="/v1/files", tags=["files"])
+router = APIRouter(prefix="/v1/files", tags=["files"], responses=ERROR_RESPONSES)
 
 
 @router.get(

@@ -24,10 +24,10 @@ from limner.engine.metadata import read_metadata
 from limner.errors import InvalidRequest, LimnerError
 from limner.server import generation
 from limner.server.deps import Key
-from limner.server.errors import ApiError
+from limner.server.errors import ERROR_RESPONSES, ApiError
 
 log = logging.getLogger("limner.server")
-router = APIRouter(prefix="/v1/images", tags=["images"])
+router = APIRouter(prefix="/v1/images", tags=["images"], responses=ERROR_RESPONSES)
 
 QUALITY_STEPS = {"low": 10, "medium": None, "standard": None, "auto": None, "high": 30, "hd": 30}
 
@@ -264,17 +264,46 @@ def _stream(request: Request, key, req: GenerationRequest, body: GenerationBody,
     return StreamingResponse(gen(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
 
+def _stream_doc(prefix: str) -> dict:
+    """The 200 response: JSON, or (``stream``) server-sent events, each described as OpenAPI 3.1
+    describes one event of a stream: its name and its JSON data."""
+    event = {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"type": "string", "enum": [f"{prefix}.partial_image", f"{prefix}.completed", "error"]},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": {
+                    "type": "object",
+                    "required": ["type"],
+                    "properties": {
+                        "type": {"type": "string"},
+                        "b64_json": {"type": "string"},
+                        "partial_image_index": {"type": "integer"},
+                        "created_at": {"type": "integer"},
+                        "size": {"type": "string"},
+                        "output_format": {"type": "string"},
+                        "usage": {"$ref": "#/components/schemas/UsageInfo"},
+                        "error": {"$ref": "#/components/schemas/ErrorDetail"},
+                    },
+                },
+            },
+        },
+    }
+    return {
+        "content": {"text/event-stream": {"schema": event}},
+        "description": "JSON, or server-sent events when stream is true.",
+    }
+
+
 @router.post(
     "/generations",
     response_model=ImagesResponse,
     response_model_exclude_none=True,
     summary="Create images from a prompt",
-    responses={
-        200: {
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
-            "description": "JSON, or server-sent events when stream is true.",
-        }
-    },
+    responses={200: _stream_doc("image_generation")},
 )
 def create_generation(body: GenerationBody, request: Request, key: Key):
     req = _engine_request(body)
@@ -442,6 +471,7 @@ def _one_image(images: list[Image.Image]) -> Image.Image:
     response_model=ImagesResponse,
     response_model_exclude_none=True,
     summary="Edit an image: repaint where the mask is transparent, or all of it",
+    responses={200: _stream_doc("image_edit")},
     openapi_extra=_multipart_schema(with_prompt=True, with_mask=True),
 )
 async def create_edit(request: Request, key: Key):

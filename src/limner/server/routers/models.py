@@ -10,8 +10,9 @@ from pydantic import BaseModel
 
 from limner.errors import UnknownModel
 from limner.server.deps import EngineDep, Key
+from limner.server.errors import ERROR_RESPONSES
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1/models", tags=["models"], responses=ERROR_RESPONSES)
 STARTED = int(time.time())
 
 

@@ -1,0 +1,282 @@
+"""Arena battles: anonymous pairs, one vote each, voter caps and flags, the board per category,
+and votes turned into preference pairs. Ratings themselves are pure functions (ratings.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import io
+import json
+import secrets
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from sqlalchemy import select, update
+
+from limner.arena.categories import CATEGORIES, categorize
+from limner.arena.ratings import OUTCOMES, Standing, Vote, bootstrap_intervals, choose_pair, leaderboard
+from limner.engine import Engine, GenerationRequest
+from limner.errors import InvalidRequest, LimnerError
+from limner.server.db import ArenaBattle, ArenaImage, ArenaVoter, Database, StoredFile
+from limner.server.files import FileStore
+from limner.server.moderation import Policy
+
+DAILY_CAP = 300  # votes per voter per UTC day
+FAST_SECONDS = 1.5  # quicker than a person can look at two images
+MIN_VOTES_TO_FLAG = 10
+
+
+class AlreadyVoted(LimnerError):
+    status = 409
+    code = "already_voted"
+
+
+class VoteCapReached(LimnerError):
+    status = 429
+    type = "requests"
+    code = "vote_cap_reached"
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass
+class BattleView:
+    """What a voter may see before voting: no model names, no file names, no metadata."""
+
+    id: str
+    prompt: str
+    token: str
+
+
+def plain_png(image: Image.Image) -> bytes:
+    """PNG with no text chunks: nothing in the file says which model made it."""
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class Arena:
+    def __init__(self, db: Database, engine: Engine, files: FileStore, policy: Policy, secret: str):
+        self.db, self.engine, self.files, self.policy = db, engine, files, policy
+        self.secret = secret.encode()
+
+    # -- models and the pool ------------------------------------------------------------------------
+
+    def models(self) -> list[str]:
+        return [m["name"] for m in self.engine.models()]
+
+    def seed_pool(self, prompts: list[str], models: list[str] | None = None, seed: int = 0, progress=None) -> int:
+        """Pre-generate one image per (prompt, model) so curated battles start instantly."""
+        models = models or self.models()
+        made = 0
+        for k, prompt in enumerate(prompts):
+            for model in models:
+                with self.db.session() as s:
+                    exists = s.scalar(
+                        select(ArenaImage.id).where(ArenaImage.prompt == prompt, ArenaImage.model == model)
+                    )
+                if exists:
+                    continue
+                image = self.engine.generate(GenerationRequest(prompt, seed=seed + k, model=model))[0]
+                with self.db.session() as s:
+                    row = self.files.save(s, plain_png(image.image), "png", meta={"arena": True})
+                    s.add(ArenaImage(prompt=prompt, model=model, file_id=row.id))
+                made += 1
+                if progress:
+                    progress("pool", made, len(prompts) * len(models))
+        return made
+
+    # -- battles ------------------------------------------------------------------------------------
+
+    def token(self, battle_id: str, voter: str) -> str:
+        return hmac.new(self.secret, f"arena:{battle_id}:{voter}".encode(), hashlib.sha256).hexdigest()[:40]
+
+    def _pair(self, candidates: list[str], rng: np.random.Generator) -> tuple[str, str]:
+        votes = self.votes()
+        intervals = bootstrap_intervals(
+            candidates, [v for v in votes if v.model_a in candidates and v.model_b in candidates], rounds=50
+        )
+        counts = Counter((v.model_a, v.model_b) for v in votes)
+        return choose_pair(candidates, intervals, counts, rng)
+
+    def new_battle(self, voter: str, prompt: str | None = None, seed: int | None = None) -> BattleView:
+        """A battle from the curated pool, or (with ``prompt``) generated live by two models."""
+        rng = np.random.default_rng(seed if seed is not None else secrets.randbits(63))
+        if prompt is None:
+            with self.db.session() as s:
+                rows = s.execute(select(ArenaImage.prompt, ArenaImage.model, ArenaImage.file_id)).all()
+            by_prompt: dict[str, dict[str, str]] = {}
+            for p, m, f in rows:
+                by_prompt.setdefault(p, {})[m] = f
+            eligible = {p: d for p, d in by_prompt.items() if len(d) >= 2}
+            if not eligible:
+                raise InvalidRequest("the curated pool is empty: run `limner arena seed-pool`, or send a prompt")
+            candidates = sorted({m for d in eligible.values() for m in d})
+            a, b = self._pair(candidates, rng)
+            both = [p for p, d in eligible.items() if a in d and b in d]
+            if not both:  # this pair shares no prompt: take any prompt with two models
+                p = sorted(eligible)[int(rng.integers(len(eligible)))]
+                a, b = (str(m) for m in rng.permutation(sorted(eligible[p]))[:2])
+                both = [p]
+            prompt = sorted(both)[int(rng.integers(len(both)))]
+            file_a, file_b, source = by_prompt[prompt][a], by_prompt[prompt][b], "pool"
+        else:
+            self.policy.check_input(prompt)
+            a, b = self._pair(self.models(), rng)
+            s0 = int(rng.integers(2**31))
+            # generate both before answering: the order of arrival must not hint at the models
+            imgs = [self.engine.generate(GenerationRequest(prompt, seed=s0, model=m))[0].image for m in (a, b)]
+            with self.db.session() as s:
+                file_a = self.files.save(s, plain_png(imgs[0]), "png", meta={"arena": True}).id
+                file_b = self.files.save(s, plain_png(imgs[1]), "png", meta={"arena": True}).id
+            source = "live"
+        battle_id = "battle-" + secrets.token_hex(10)
+        with self.db.session() as s:
+            s.add(
+                ArenaBattle(
+                    id=battle_id,
+                    prompt=prompt,
+                    categories=categorize(prompt),
+                    model_a=a,
+                    model_b=b,
+                    file_a=file_a,
+                    file_b=file_b,
+                    source=source,
+                    voter=voter,
+                )
+            )
+        return BattleView(battle_id, prompt, self.token(battle_id, voter))
+
+    def battle_image(self, battle_id: str, side: str, voter: str, token: str) -> Path:
+        if side not in ("a", "b"):
+            raise InvalidRequest("side must be a or b", param="side")
+        with self.db.session() as s:
+            battle = s.get(ArenaBattle, battle_id)
+            if battle is None or battle.voter != voter or not hmac.compare_digest(self.token(battle_id, voter), token):
+                raise InvalidRequest("no such battle for this voter", param="battle_id", code="battle_not_found")
+            f = s.get(StoredFile, battle.file_a if side == "a" else battle.file_b)
+            return Path(f.path)
+
+    # -- votes --------------------------------------------------------------------------------------
+
+    def vote(self, battle_id: str, voter: str, token: str, outcome: str, now: float | None = None) -> dict:
+        """Record the one vote a battle takes; return the revealed models."""
+        if outcome not in OUTCOMES:
+            raise InvalidRequest(f"outcome must be one of {', '.join(OUTCOMES)}", param="outcome")
+        if not hmac.compare_digest(self.token(battle_id, voter), token or ""):
+            raise InvalidRequest("this battle was not shown to you (bad token)", param="token", code="invalid_token")
+        now_dt = dt.datetime.fromtimestamp(now if now is not None else time.time(), dt.UTC).replace(tzinfo=None)
+        day = int((now if now is not None else time.time()) // 86400)
+        with self.db.session() as s:
+            voter_row = s.get(ArenaVoter, voter)
+            if voter_row is None:
+                voter_row = ArenaVoter(
+                    id=voter, day=day, votes_day=0, votes=0, picked_a=0, picked_b=0, fast=0, flagged=False
+                )
+                s.add(voter_row)
+                s.flush()
+            if voter_row.day == day and voter_row.votes_day >= DAILY_CAP:
+                raise VoteCapReached(
+                    f"you have cast {DAILY_CAP} votes today; thank you — come back tomorrow",
+                    retry_after=86400 - int(time.time() % 86400),
+                )
+            claimed = s.execute(
+                update(ArenaBattle)
+                .where(ArenaBattle.id == battle_id, ArenaBattle.voter == voter, ArenaBattle.outcome.is_(None))
+                .values(outcome=outcome, voted_at=now_dt)
+            ).rowcount
+            if not claimed:
+                raise AlreadyVoted("this battle already has its vote")
+            battle = s.get(ArenaBattle, battle_id)
+            seconds = (now_dt - battle.shown_at).total_seconds()
+            voter_row.votes_day = voter_row.votes_day + 1 if voter_row.day == day else 1
+            voter_row.day = day
+            voter_row.votes += 1
+            voter_row.picked_a += outcome == "a"
+            voter_row.picked_b += outcome == "b"
+            voter_row.fast += seconds < FAST_SECONDS
+            voter_row.flagged, voter_row.reason = flag(voter_row)
+            return {"battle_id": battle_id, "outcome": outcome, "models": {"a": battle.model_a, "b": battle.model_b}}
+
+    def votes(self, category: str = "overall", include_flagged: bool = False) -> list[Vote]:
+        if category not in CATEGORIES:
+            raise InvalidRequest(f"category must be one of {', '.join(CATEGORIES)}", param="category")
+        with self.db.session() as s:
+            flagged = set() if include_flagged else set(s.scalars(select(ArenaVoter.id).where(ArenaVoter.flagged)))
+            rows = s.execute(
+                select(
+                    ArenaBattle.model_a,
+                    ArenaBattle.model_b,
+                    ArenaBattle.outcome,
+                    ArenaBattle.voter,
+                    ArenaBattle.categories,
+                )
+                .where(ArenaBattle.outcome.is_not(None))
+                .order_by(ArenaBattle.voted_at)
+            ).all()
+        return [Vote(a, b, o) for a, b, o, v, cats in rows if v not in flagged and category in (cats or [])]
+
+    def board(self, category: str = "overall", rounds: int = 200) -> list[Standing]:
+        votes = self.votes(category)
+        models = sorted(set(self.models()) | {m for v in votes for m in (v.model_a, v.model_b)})
+        return leaderboard(models, votes, rounds=rounds)
+
+    def export_preference_pairs(self, out: Path) -> int:
+        """(prompt, winner image, loser image) for every decisive vote of an unflagged voter, as
+        ``pairs.jsonl`` plus the images — the input Diffusion-DPO fine-tuning takes."""
+        out = Path(out)
+        (out / "images").mkdir(parents=True, exist_ok=True)
+        n = 0
+        with self.db.session() as s:
+            flagged = set(s.scalars(select(ArenaVoter.id).where(ArenaVoter.flagged)))
+            battles = s.scalars(
+                select(ArenaBattle).where(ArenaBattle.outcome.in_(("a", "b"))).order_by(ArenaBattle.voted_at)
+            )
+            with (out / "pairs.jsonl").open("w") as fh:
+                for b in battles:
+                    if b.voter in flagged:
+                        continue
+                    win, lose = (b.file_a, b.file_b) if b.outcome == "a" else (b.file_b, b.file_a)
+                    wm, lm = (b.model_a, b.model_b) if b.outcome == "a" else (b.model_b, b.model_a)
+                    paths = []
+                    for fid in (win, lose):
+                        src = Path(s.get(StoredFile, fid).path)
+                        dst = out / "images" / src.name
+                        if not dst.exists():
+                            shutil.copy(src, dst)
+                        paths.append(f"images/{src.name}")
+                    fh.write(
+                        json.dumps(
+                            {
+                                "prompt": b.prompt,
+                                "winner": paths[0],
+                                "loser": paths[1],
+                                "winner_model": wm,
+                                "loser_model": lm,
+                                "battle_id": b.id,
+                                "categories": b.categories,
+                            }
+                        )
+                        + "\n"
+                    )
+                    n += 1
+        return n
+
+
+def flag(v: ArenaVoter) -> tuple[bool, str | None]:
+    """Votes are kept but left off the board when a voter is too fast or always picks one side."""
+    if v.votes >= MIN_VOTES_TO_FLAG and v.fast / v.votes >= 0.5:
+        return True, f"{v.fast} of {v.votes} votes cast within {FAST_SECONDS} s of the battle appearing"
+    decisive = v.picked_a + v.picked_b
+    if decisive >= 20 and max(v.picked_a, v.picked_b) / decisive >= 0.95:
+        side = "A" if v.picked_a > v.picked_b else "B"
+        return True, f"picked {side} in {max(v.picked_a, v.picked_b)} of {decisive} decisive votes"
+    return False, None

@@ -1,0 +1,34 @@
+"""Leaderboard categories, tagged from the prompt alone (so live and curated battles agree)."""
+
+from __future__ import annotations
+
+import re
+
+from limner.typography.parse import parse
+
+CATEGORIES = ("overall", "text rendering", "people and skin tones", "objects", "scenes")
+PEOPLE = re.compile(
+    r"\b(person|people|man|men|woman|women|boy|girl|child|baby|face|hand|hands|thumbs?|fist|skin tone|"
+    r"family|couple|farmer|cook|doctor|teacher|technologist|astronaut|artist|police|guard|worker|"
+    r"dancer|runner|swimmer|surfer|smil\w*|waving|clapping)\b",
+    re.I,
+)
+SCENES = re.compile(
+    r"\b(landscape|scene|city|street|beach|mountain|forest|sea|ocean|sky|night|sunset|sunrise|room|"
+    r"kitchen|garden|park|desert|island|river|lake|snow|rain|space|planet|village|town|interior)\b",
+    re.I,
+)
+
+
+def categorize(prompt: str) -> list[str]:
+    """'overall' plus every category the prompt falls in ('objects' when nothing more specific)."""
+    cats = ["overall"]
+    if parse(prompt).has_text:
+        cats.append("text rendering")
+    if PEOPLE.search(prompt):
+        cats.append("people and skin tones")
+    if SCENES.search(prompt):
+        cats.append("scenes")
+    if len(cats) == 1:
+        cats.append("objects")
+    return cats

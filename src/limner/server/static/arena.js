@@ -1,0 +1,56 @@
+// Limner arena: fetch an anonymous battle, vote once, reveal the models, next.
+"use strict";
+
+let battle = null;
+
+async function load(prompt) {
+  const err = document.getElementById("battle-error");
+  err.hidden = true;
+  document.getElementById("battle-prompt").textContent = prompt ? "Generating both images…" : "Loading a battle…";
+  const r = await fetch("/arena/api/battles", {
+    method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(prompt ? { prompt } : {}),
+  });
+  const data = await r.json();
+  if (!r.ok) { err.textContent = data.error ? data.error.message : "Could not start a battle."; err.hidden = false; return; }
+  battle = data;
+  document.getElementById("battle-prompt").textContent = data.prompt;
+  document.getElementById("img-a").src = data.images.a;
+  document.getElementById("img-b").src = data.images.b;
+  document.getElementById("img-a").alt = `Image A for: ${data.prompt}`;
+  document.getElementById("img-b").alt = `Image B for: ${data.prompt}`;
+  document.getElementById("name-a").textContent = "";
+  document.getElementById("name-b").textContent = "";
+  document.querySelectorAll("#vote-buttons button").forEach((b) => { b.disabled = false; });
+  document.getElementById("next-battle").hidden = true;
+}
+
+async function vote(outcome) {
+  if (!battle) return;
+  document.querySelectorAll("#vote-buttons button").forEach((b) => { b.disabled = true; });
+  const r = await fetch("/arena/api/votes", {
+    method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ battle_id: battle.id, token: battle.token, outcome }),
+  });
+  const data = await r.json();
+  if (!r.ok) {
+    const err = document.getElementById("battle-error");
+    err.textContent = data.error ? data.error.message : "Your vote was not recorded."; err.hidden = false;
+    return;
+  }
+  document.getElementById("name-a").textContent = data.models.a;
+  document.getElementById("name-b").textContent = data.models.b;
+  document.getElementById("next-battle").hidden = false;
+  document.getElementById("next-battle").focus();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("#vote-buttons button").forEach((b) => b.addEventListener("click", () => vote(b.dataset.outcome)));
+  document.getElementById("next-battle").addEventListener("click", () => load(null));
+  document.getElementById("live-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const p = document.getElementById("live-prompt").value.trim();
+    if (p) load(p);
+  });
+  load(null);
+});
