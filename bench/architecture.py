@@ -14,12 +14,8 @@ from limner.model.denoiser import Denoiser, DenoiserConfig, flops_per_image
 
 CANDIDATES = {
     "base p8 (64 tok) w448 d8": DenoiserConfig(resolution=64, patch=8, width=448, depth=8, heads=7),
-    "base p4 (256 tok) w448 d8": DenoiserConfig(
-        resolution=64, patch=4, width=448, depth=8, heads=7
-    ),
-    "small p8 (64 tok) w384 d8": DenoiserConfig(
-        resolution=64, patch=8, width=384, depth=8, heads=6
-    ),
+    "base p4 (256 tok) w448 d8": DenoiserConfig(resolution=64, patch=4, width=448, depth=8, heads=7),
+    "small p8 (64 tok) w384 d8": DenoiserConfig(resolution=64, patch=8, width=384, depth=8, heads=6),
     "wide p8 (64 tok) w512 d8": DenoiserConfig(resolution=64, patch=8, width=512, depth=8, heads=8),
 }
 

@@ -418,10 +418,7 @@ def combination(c: Concept, rng: random.Random) -> str:
 
 
 def concept_prompts(concepts: list[Concept], rng: random.Random) -> list[dict]:
-    rows = [
-        {"prompt": p, "concept": c, "category": cat, "kind": "seen-new-phrasing"}
-        for p, c, cat in COMMON
-    ]
+    rows = [{"prompt": p, "concept": c, "category": cat, "kind": "seen-new-phrasing"} for p, c, cat in COMMON]
     taken = {c for _, c, _ in COMMON}
     seen = {r["prompt"] for r in rows}
     by_category = {cat: [c for c in concepts if c.category == cat] for cat in CATEGORIES}
@@ -592,9 +589,7 @@ SMALL_WORDS = {"a", "an", "the", "and", "or", "of", "at", "for", "in", "on", "to
 def titlecase(text: str) -> str:
     """'join us for music and dancing' → 'Join Us for Music and Dancing'."""
     words = text.split()
-    return " ".join(
-        w if i and w in SMALL_WORDS else w[:1].upper() + w[1:] for i, w in enumerate(words)
-    )
+    return " ".join(w if i and w in SMALL_WORDS else w[:1].upper() + w[1:] for i, w in enumerate(words))
 
 
 def cased(text: str, rng: random.Random, lower_ok: bool = False) -> str:
@@ -796,9 +791,7 @@ def typography_prompts(rng: random.Random) -> list[dict]:
     kinds = [k for k in KINDS for _ in range(TYPOGRAPHY_PER_KIND)]
     rng.shuffle(kinds)
     # Exactly DIGIT_SHARE of prompts spell a number, drawn from the kinds whose banks have some.
-    numeric = [
-        i for i, k in enumerate(kinds) if k in ("poster", "sign", "label", "badge", "bar chart")
-    ]
+    numeric = [i for i, k in enumerate(kinds) if k in ("poster", "sign", "label", "badge", "bar chart")]
     digit = set(rng.sample(numeric, int(DIGIT_SHARE * n)))
     quotes = ["curly"] * round(CURLY_SHARE * n) + ["single"] * round(SINGLE_SHARE * n)
     quotes += ["straight"] * (n - len(quotes))
@@ -883,9 +876,7 @@ def skin_tone_prompts(rng: random.Random) -> list[dict]:
 QUOTED = re.compile(r'"([^"]*)"|\u201c([^\u201d]*)\u201d|(?<![A-Za-z])\'([^\']*)\'')
 
 
-def validate(
-    concepts: list[dict], typography: list[dict], skin: list[dict], known: list[Concept] | None
-) -> None:
+def validate(concepts: list[dict], typography: list[dict], skin: list[dict], known: list[Concept] | None) -> None:
     """Fail loudly if a set is short, repeats itself or disagrees with its own fields."""
     for rows, prefix, minimum in (
         (concepts, "concept-", 320),
@@ -915,9 +906,7 @@ def validate(
         assert r["kind"] in KINDS and r["category"] == "text"
         assert 1 <= len(r["words"]) <= 12, r
         assert r["words"] == words_of(r["text"]), r
-        quoted = [
-            next(g for g in m.groups() if g is not None) for m in QUOTED.finditer(r["prompt"])
-        ]
+        quoted = [next(g for g in m.groups() if g is not None) for m in QUOTED.finditer(r["prompt"])]
         listed = r["prompt"].split(":", 1)[1] if ":" in r["prompt"] else ""
         unquoted = [t for t in r["text"] if t not in quoted]
         assert quoted == [t for t in r["text"] if t in quoted], r  # quoted ones, in order

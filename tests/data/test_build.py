@@ -69,11 +69,7 @@ def test_record_key_is_source_and_slug_without_dots():
 
 
 def test_interleave_round_robins_across_sources():
-    items = [
-        Item(s, f"{s}{i}", "svg", "", "")
-        for s, n in (("a", 3), ("b", 1), ("c", 2))
-        for i in range(n)
-    ]
+    items = [Item(s, f"{s}{i}", "svg", "", "") for s, n in (("a", 3), ("b", 1), ("c", 2)) for i in range(n)]
     assert [it.original_id for it in interleave(items)] == ["a0", "b0", "c0", "a1", "c1", "a2"]
 
 
@@ -187,9 +183,7 @@ def test_records_of_one_family_share_a_split(built_corpus, fixture_sources):
 
 
 def test_typography_is_a_separate_set_with_matching_glyph_canvases(built_corpus, manifest):
-    typo = _records(built_corpus, "train", "typography") + _records(
-        built_corpus, "val", "typography"
-    )
+    typo = _records(built_corpus, "train", "typography") + _records(built_corpus, "val", "typography")
     assert manifest["typography"]["train"] + manifest["typography"]["val"] == len(typo) == 12
     images = _records(built_corpus, "train") + _records(built_corpus, "val")
     assert not any(r.meta["source"] == "synthetic-typography" for r in images)
@@ -216,9 +210,7 @@ def test_build_is_reproducible_and_limit_samples_every_source(fixture_sources, t
     b = build(fixture_sources, tmp_path / "b", params)
     assert not stale.exists()
     assert a["sha256"] == b["sha256"]
-    assert {k: v for k, v in a.items() if k != "build_seconds"} == {
-        k: v for k, v in b.items() if k != "build_seconds"
-    }
+    assert {k: v for k, v in a.items() if k != "build_seconds"} == {k: v for k, v in b.items() if k != "build_seconds"}
     present = [n for n, s in a["sources"].items() if not s["missing"]]
     assert all(a["sources"][n]["train"] + a["sources"][n]["val"] == 1 for n in present)
     assert json.loads((tmp_path / "a" / "manifest.json").read_text())["sha256"] == a["sha256"]

@@ -61,9 +61,7 @@ def test_fluent_names_without_tone_variants_keep_their_whole_stem(items):
     )
     assert item.kind == "svg"
     assert Path(item.path).parent.name == "modern"
-    assert (
-        Path(items[("fluent-high-contrast", "red-heart.svg")].path).parent.name == "high-contrast"
-    )
+    assert Path(items[("fluent-high-contrast", "red-heart.svg")].path).parent.name == "high-contrast"
 
 
 def test_fluent_3d_reads_code_points_from_file_names(items):
@@ -80,9 +78,7 @@ def test_fluent_3d_reads_code_points_from_file_names(items):
 
 
 def test_fluent_3d_skips_files_it_cannot_name(items, fixture_sources):
-    on_disk = (
-        fixture_sources / "npm/lobehub__fluent-emoji-3d/package/assets/1f3f3-fe0f-200d-1f308.webp"
-    )
+    on_disk = fixture_sources / "npm/lobehub__fluent-emoji-3d/package/assets/1f3f3-fe0f-200d-1f308.webp"
     assert on_disk.exists()
     assert ("fluent-3d", on_disk.name) not in items
 

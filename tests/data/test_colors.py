@@ -64,9 +64,7 @@ def test_backgrounds_describe_themselves_and_round_trip_through_dicts():
     cases = {
         Background("white"): "a white background",
         Background("flat", ("teal",)): "a plain teal background",
-        Background("gradient", ("red", "blue"), "diagonal"): (
-            "a soft gradient background from red to blue"
-        ),
+        Background("gradient", ("red", "blue"), "diagonal"): ("a soft gradient background from red to blue"),
     }
     for bg, words in cases.items():
         assert bg.describe() == words

@@ -48,9 +48,7 @@ def test_skin_tones_of_reads_fitzpatrick_modifiers_in_order(code, tones):
 
 def test_the_five_tones_run_light_to_dark():
     assert TONE_NAMES == ["light", "medium-light", "medium", "medium-dark", "dark"]
-    assert [
-        skin_tones_of(f"1f44b-{m}")[0] for m in ("1f3fb", "1f3fc", "1f3fd", "1f3fe", "1f3ff")
-    ] == (TONE_NAMES)
+    assert [skin_tones_of(f"1f44b-{m}")[0] for m in ("1f3fb", "1f3fc", "1f3fd", "1f3fe", "1f3ff")] == (TONE_NAMES)
 
 
 def test_base_hex_is_shared_by_every_tone_variant():

@@ -76,18 +76,14 @@ def test_shard_paths_separate_images_from_typography(tmp_path):
     _write(tmp_path, _records(1), prefix="val")
     _write(tmp_path, _records(1), prefix="typography-val")
     assert [p.name for p in shard_paths(tmp_path, "val")] == ["val-00000.tar"]
-    assert [p.name for p in shard_paths(tmp_path, "val", "typography")] == [
-        "typography-val-00000.tar"
-    ]
+    assert [p.name for p in shard_paths(tmp_path, "val", "typography")] == ["typography-val-00000.tar"]
     assert shard_paths(tmp_path, "train") == []
 
 
 def test_record_image_composites_rgba_onto_its_background():
     buf = io.BytesIO()
     Image.new("RGBA", (8, 8), (0, 0, 0, 0)).save(buf, format="WEBP", lossless=True)
-    rec = Record(
-        "k", {"background": {"kind": "flat", "colours": ["teal"]}}, {"webp": buf.getvalue()}
-    )
+    rec = Record("k", {"background": {"kind": "flat", "colours": ["teal"]}}, {"webp": buf.getvalue()})
     assert rec.image().getpixel((4, 4)) == dict(BACKGROUND_COLOURS)["teal"]
     assert rec.rgba().getpixel((4, 4))[3] == 0
     assert rec.glyph() is None

@@ -141,9 +141,7 @@ def test_failed_download_raises_source_unavailable_with_the_tools_message(monkey
 
 def test_apt_get_without_a_deb_file_is_an_error(monkeypatch, tmp_path):
     monkeypatch.setattr(sources.shutil, "which", lambda cmd: f"/usr/bin/{cmd}")
-    monkeypatch.setattr(
-        sources.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 0, "", "")
-    )
+    monkeypatch.setattr(sources.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 0, "", ""))
     with pytest.raises(SourceUnavailable, match=r"produced no \.deb file"):
         fetch(DEB, tmp_path)
 

@@ -9,11 +9,7 @@ from limner.data.trainset import TrainSet, pack
 def test_pack_and_load_keep_every_record_in_order(built_corpus, manifest, tmp_path):
     path = pack(built_corpus, tmp_path / "trainset-16.npz", resolution=16)
     ts = TrainSet.load(path)
-    records = list(
-        iter_records(
-            shard_paths(built_corpus, "train") + shard_paths(built_corpus, "train", "typography")
-        )
-    )
+    records = list(iter_records(shard_paths(built_corpus, "train") + shard_paths(built_corpus, "train", "typography")))
     n_typo = manifest["typography"]["train"]
     assert len(ts) == manifest["images"]["train"] + n_typo == len(records)
     assert ts.resolution == 16

@@ -15,9 +15,6 @@ from limner.model.checkpoint import save_weights
 from limner.model.denoiser import PRESETS, Denoiser
 from limner.model.upsampler import UPSAMPLER_PRESETS, Upsampler
 
-# diffusers' Euler scheduler converts a tensor through numpy's old __array__ protocol
-DIFFUSERS_NUMPY_WARNING = "ignore:__array__ implementation doesn't accept a copy keyword"
-
 
 @pytest.fixture(autouse=True)
 def _no_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -39,9 +36,7 @@ def tiny_limner(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with torch.no_grad():
         for p in [*denoiser.parameters(), *upsampler.parameters()]:
             p.add_(torch.randn(p.shape, generator=g) * 0.05)
-    save_weights(
-        root / "denoiser.safetensors", denoiser, "denoiser", {"preset": "tiny", "steps": 0}
-    )
+    save_weights(root / "denoiser.safetensors", denoiser, "denoiser", {"preset": "tiny", "steps": 0})
     save_weights(root / "upsampler.safetensors", upsampler, "upsampler")
     return root
 

@@ -30,10 +30,7 @@ class FakeBackend:
         if any(r.prompt == "explode" for r in requests):
             raise RuntimeError("out of memory")
         self.batches.append([r.prompt for r in requests])
-        return [
-            Cancelled("cancelled by the caller") if r.prompt == "refused" else [r.prompt] * r.n
-            for r in requests
-        ]
+        return [Cancelled("cancelled by the caller") if r.prompt == "refused" else [r.prompt] * r.n for r in requests]
 
 
 @pytest.fixture
@@ -72,8 +69,7 @@ def test_compatible_requests_share_a_batch_and_incompatible_ones_do_not(make, ba
     batcher = make()
     first = hold(batcher, backend)
     futures = [
-        batcher.submit(req(p, size))
-        for p, size in [("a", "64x64"), ("b", "32x32"), ("c", "64x64"), ("d", "64x64")]
+        batcher.submit(req(p, size)) for p, size in [("a", "64x64"), ("b", "32x32"), ("c", "64x64"), ("d", "64x64")]
     ]
     backend.gate.set()
     assert first.result(10) == ["blocker"]

@@ -222,6 +222,4 @@ def test_cancelling_one_request_of_a_batch_leaves_the_others_untouched(backend):
     drop.on_progress = cancel_at_3
     kept, dropped = backend.generate([keep, drop])
     assert isinstance(dropped, Cancelled)
-    assert np.array_equal(
-        pixels(kept)[0], generate(backend, request(seed=11, num_inference_steps=6))[0]
-    )
+    assert np.array_equal(pixels(kept)[0], generate(backend, request(seed=11, num_inference_steps=6))[0])

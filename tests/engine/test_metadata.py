@@ -39,9 +39,7 @@ def test_no_negative_line_without_one_and_strength_only_when_editing():
         "Model: limner-1, Denoising strength: 0.6, Version: limner 0.1.0",
     ]
     # a scheduler name from a diffusers pipeline is shown as it is
-    assert "Sampler: EulerDiscreteScheduler," in a1111_parameters(
-        {**PARAMS, "sampler": "EulerDiscreteScheduler"}
-    )
+    assert "Sampler: EulerDiscreteScheduler," in a1111_parameters({**PARAMS, "sampler": "EulerDiscreteScheduler"})
 
 
 def test_png_carries_both_chunks_and_the_pixels_unchanged():

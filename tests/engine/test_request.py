@@ -71,9 +71,7 @@ def test_each_image_gets_its_own_seed():
 
 
 def test_generated_image_encodes_png_with_parameters_and_other_formats_plainly():
-    img = GeneratedImage(
-        Image.new("RGB", (8, 8), (200, 10, 10)), 5, "a", "tiny", {"prompt": "a", "seed": 5}
-    )
+    img = GeneratedImage(Image.new("RGB", (8, 8), (200, 10, 10)), 5, "a", "tiny", {"prompt": "a", "seed": 5})
     png = img.encode("png")
     with Image.open(io.BytesIO(png)) as im:
         assert im.format == "PNG" and im.text["parameters"].startswith("a\nSeed: 5")

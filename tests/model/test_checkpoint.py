@@ -27,9 +27,7 @@ def test_float32_round_trip_is_exact_and_carries_config_and_metadata(tiny_denois
     kw = {"text": torch.randn(1, 4, 384), "text_mask": torch.ones(1, 4, dtype=torch.bool)}
     kw["pooled"] = torch.randn(1, 384)
     with torch.no_grad():
-        assert torch.equal(
-            loaded(x, torch.tensor([0.5]), **kw), tiny_denoiser(x, torch.tensor([0.5]), **kw)
-        )
+        assert torch.equal(loaded(x, torch.tensor([0.5]), **kw), tiny_denoiser(x, torch.tensor([0.5]), **kw))
 
 
 def test_float16_round_trip_equals_the_rounded_weights(tiny_denoiser, tiny_upsampler, tmp_path):
@@ -44,14 +42,10 @@ def test_float16_round_trip_equals_the_rounded_weights(tiny_denoiser, tiny_upsam
 
 def test_sharded_weights_load_the_same(tiny_denoiser, tmp_path):
     path = tmp_path / "denoiser.safetensors"
-    files = save_weights(
-        path, tiny_denoiser, "denoiser", dtype=torch.float32, max_shard_bytes=60_000
-    )
+    files = save_weights(path, tiny_denoiser, "denoiser", dtype=torch.float32, max_shard_bytes=60_000)
     n = len(files)
     assert n > 2 and not path.exists()
-    assert [f.name for f in files] == [
-        f"denoiser-{i:05d}-of-{n:05d}.safetensors" for i in range(1, n + 1)
-    ]
+    assert [f.name for f in files] == [f"denoiser-{i:05d}-of-{n:05d}.safetensors" for i in range(1, n + 1)]
     assert weight_files(path) == files
     loaded, _ = load_module(path, "denoiser")
     assert_same_weights(loaded, tiny_denoiser)
@@ -63,18 +57,14 @@ def test_sharded_weights_load_the_same(tiny_denoiser, tmp_path):
 
 
 def test_a_missing_shard_is_an_incomplete_download(tiny_denoiser, tmp_path):
-    files = save_weights(
-        tmp_path / "d.safetensors", tiny_denoiser, "denoiser", max_shard_bytes=30_000
-    )
+    files = save_weights(tmp_path / "d.safetensors", tiny_denoiser, "denoiser", max_shard_bytes=30_000)
     files[1].unlink()
     with pytest.raises(CheckpointError, match=f"found {len(files) - 1} of {len(files)} shards"):
         load_module(tmp_path / "d.safetensors", "denoiser")
 
 
 def test_a_truncated_shard_is_reported_by_name(tiny_denoiser, tmp_path):
-    files = save_weights(
-        tmp_path / "d.safetensors", tiny_denoiser, "denoiser", max_shard_bytes=30_000
-    )
+    files = save_weights(tmp_path / "d.safetensors", tiny_denoiser, "denoiser", max_shard_bytes=30_000)
     files[-1].write_bytes(files[-1].read_bytes()[:-100])
     with pytest.raises(CheckpointError, match=f"cannot read .*{files[-1].name}"):
         load_module(tmp_path / "d.safetensors", "denoiser")

@@ -87,9 +87,7 @@ def test_presets_are_named_sizes_that_tile_their_resolution():
     assert DenoiserConfig(**PRESETS["base"].to_dict()) == PRESETS["base"]
 
 
-@pytest.mark.parametrize(
-    "cfg", [PRESETS["tiny"], DenoiserConfig(resolution=32, width=128, depth=3, heads=4)]
-)
+@pytest.mark.parametrize("cfg", [PRESETS["tiny"], DenoiserConfig(resolution=32, width=128, depth=3, heads=4)])
 def test_flops_per_image_matches_torchs_flop_counter(cfg):
     """The MFU figure in training logs rests on this count; torch counts the linear layers (on
     CPU it does not see inside attention), flops_per_image adds attention, so they agree to a

@@ -39,9 +39,7 @@ def test_pooled_embedding_of_a_red_apple_is_pinned(text_encoder, tokenizer):
     assert pooled.norm() == pytest.approx(1.0)
 
 
-def test_padding_changes_nothing_but_rounding_and_a_fixed_length_makes_rows_independent(
-    text_encoder, tokenizer
-):
+def test_padding_changes_nothing_but_rounding_and_a_fixed_length_makes_rows_independent(text_encoder, tokenizer):
     _, alone = encode(text_encoder, tokenizer, CAPTIONS[:1])
     _, batched = encode(text_encoder, tokenizer, CAPTIONS)
     torch.testing.assert_close(batched[0], alone[0], atol=1e-5, rtol=0)
@@ -98,10 +96,8 @@ def test_pruned_encoder_reads_unknown_words_as_unk(text_encoder, tokenizer, prun
     assert torch.equal(got, expected)
 
 
-def test_quantized_pruned_encoder_round_trip_stays_within_cosine_0999(
-    text_encoder, tokenizer, pruned
-):
-    sd, plain, small = pruned
+def test_quantized_pruned_encoder_round_trip_stays_within_cosine_0999(text_encoder, tokenizer, pruned):
+    _, plain, small = pruned
     assert small.stat().st_size < 0.6 * plain.stat().st_size
     encoder = TextEncoder.load(small)
     full_states, full = encode(text_encoder, tokenizer, CAPTIONS)
@@ -122,6 +118,4 @@ def test_dequantize_inverts_quantize_to_half_a_step(text_encoder):
     # half a quantization step, plus the float16 rounding of the scale (127 steps × 2⁻¹¹)
     assert ((back["layers.0.ff1.weight"] - w).abs() <= step * (0.5 + 127 * 2**-11)).all()
     assert back["layers.0.ln1.weight"].dtype == torch.float16  # vectors stay float16
-    torch.testing.assert_close(
-        back["layers.0.ln1.weight"].float(), sd["layers.0.ln1.weight"], atol=0, rtol=2**-11
-    )
+    torch.testing.assert_close(back["layers.0.ln1.weight"].float(), sd["layers.0.ln1.weight"], atol=0, rtol=2**-11)

@@ -3,8 +3,10 @@ from dataclasses import replace
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
 import limner.train
+from limner import cli
 from limner.model.checkpoint import load_module
 from limner.train import TrainConfig, cli_args, lr_at, main
 
@@ -66,9 +68,7 @@ def test_resume_continues_the_run_exactly(trainset_32, tmp_path, monkeypatch):
         for k in ("exp_avg", "exp_avg_sq"):
             assert torch.equal(state[k], b["optimizer"]["state"][i][k])
 
-    history = [
-        json.loads(line) for line in (tmp_path / "split" / "history.jsonl").read_text().splitlines()
-    ]
+    history = [json.loads(line) for line in (tmp_path / "split" / "history.jsonl").read_text().splitlines()]
     assert curve(history) == curve(whole["history"])
     ema, meta = load_module(tmp_path / "split" / "ema.safetensors", "denoiser")
     assert meta["steps"] == 8 and meta["preset"] == "tiny"
@@ -87,10 +87,8 @@ def test_learning_rate_warms_up_holds_and_decays_to_a_tenth():
 
 
 def test_command_line_flags_fill_the_config():
-    cfg = cli_args(
-        "--preset tiny --steps 12 --minutes 1.5 --betas 0.8 0.95 --no-flip --init w.safetensors"
-        " --resume".split()
-    )
+    argv = ["--preset", "tiny", "--steps", "12", "--minutes", "1.5", "--betas", "0.8", "0.95"]
+    cfg = cli_args([*argv, "--no-flip", "--init", "w.safetensors", "--resume"])
     assert cfg == TrainConfig(
         preset="tiny",
         steps=12,
@@ -100,3 +98,25 @@ def test_command_line_flags_fill_the_config():
         init="w.safetensors",
         resume=True,
     )
+
+
+# `limner train` -------------------------------------------------------------------------------
+
+
+def test_train_runs_and_writes_a_loadable_checkpoint(trainset_32, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--preset", "tiny", "--data", str(trainset_32), "--out", str(out)]
+    args += ["--steps", "2", "--batch", "2", "--warmup", "1", "--save-every", "2"]
+    args += ["--sample-every", "100"]
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    _, meta = load_module(out / "ema.safetensors", "denoiser")
+    assert (meta["steps"], meta["preset"], meta["images_seen"]) == (2, "tiny", 4)
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history if "loss" in h] == [2]
+
+
+def test_train_resume_needs_a_checkpoint(tmp_path):
+    result = CliRunner().invoke(cli.app, ["train", "--out", str(tmp_path), "--resume"])
+    assert result.exit_code == 1
+    assert "no checkpoint at" in result.stderr

@@ -39,6 +39,9 @@ def test_glyph_canvas_is_read_at_full_resolution_and_acts_locally(tiny_upsampler
 def test_config_round_trips_through_its_dict():
     cfg = UPSAMPLER_PRESETS["small"]
     assert UpsamplerConfig(**cfg.to_dict()) == cfg
-    assert Upsampler(UpsamplerConfig(glyph_channels=0, channels=8, blocks=1))(
-        torch.zeros(1, 3, 4, 4)
-    ).shape == (1, 3, 16, 16)
+    assert Upsampler(UpsamplerConfig(glyph_channels=0, channels=8, blocks=1))(torch.zeros(1, 3, 4, 4)).shape == (
+        1,
+        3,
+        16,
+        16,
+    )

@@ -117,6 +117,31 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return x + torch.randn(x.shape, generator=gen) * 0.03
 
 
+def pooled_captions(texts: list[str], cache: Path | None = None) -> torch.Tensor:
+    """MiniLM sentence embeddings of ``texts`` (N, 384), cached while the texts stay the same."""
+    import hashlib
+
+    from limner.model.text import TextEncoder, Tokenizer
+
+    digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
+    if cache is not None and cache.exists():
+        saved = torch.load(cache)
+        if saved["digest"] == digest:
+            return saved["pooled"]
+    tok, enc = Tokenizer(), TextEncoder.load()
+    pooled = torch.empty(len(texts), 384)
+    started = time.time()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        for i in range(0, len(texts), 1024):
+            t = tok(texts[i : i + 1024])
+            pooled[i : i + 1024] = enc(t.ids, t.mask)[1].float()
+            if (i // 1024) % 10 == 0:
+                print(f"  encoded {i + len(t.ids)}/{len(texts)} captions ({time.time() - started:.0f}s)", file=sys.stderr)
+    if cache is not None:
+        torch.save({"digest": digest, "pooled": pooled}, cache)
+    return pooled
+
+
 def train_evaluator(
     trainset_path: Path,
     out: Path,
@@ -127,7 +152,6 @@ def train_evaluator(
 ) -> dict:
     """Train on a packed training set (real images only); write the weights; return the history."""
     from limner.data.trainset import TrainSet
-    from limner.model.text import TextEncoder, Tokenizer
 
     torch.manual_seed(seed)
     data = TrainSet.load(trainset_path)
@@ -138,12 +162,7 @@ def train_evaluator(
         for c in caps:
             flat.append(c)
             owner.append(i)
-    tok, enc = Tokenizer(), TextEncoder.load()
-    pooled = torch.empty(len(flat), 384)
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        for i in range(0, len(flat), 1024):
-            t = tok(flat[i : i + 1024])
-            pooled[i : i + 1024] = enc(t.ids, t.mask)[1].float()
+    pooled = pooled_captions(flat, Path(trainset_path).with_name("caption-pooled.pt"))
     owner_t = torch.tensor(owner)
     first_caption = torch.zeros(len(data), dtype=torch.long)
     counts = torch.bincount(owner_t, minlength=len(data))
