@@ -449,11 +449,13 @@ class Canvas:
             if best_font is None or font.size > best_font.size:
                 best_font, best_text = font, candidate
         assert best_font is not None
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        kw = {"font": best_font, "anchor": "mm", "align": "center", "spacing": best_font.size // 5}
-        self.draw.multiline_text((cx, cy), best_text, fill=colour, **kw)
-        self.gdraw.multiline_text((cx, cy), best_text, fill=255, **kw)
-        inked = self.draw.multiline_textbbox((cx, cy), best_text, **kw)
+        # centre the inked box itself (font metrics would centre the line boxes instead)
+        kw = {"font": best_font, "align": "center", "spacing": best_font.size // 5}
+        bx0, by0, bx1, by1 = self.draw.multiline_textbbox((0, 0), best_text, **kw)
+        at = (round((x0 + x1 - bx0 - bx1) / 2), round((y0 + y1 - by0 - by1) / 2))
+        self.draw.multiline_text(at, best_text, fill=colour, **kw)
+        self.gdraw.multiline_text(at, best_text, fill=255, **kw)
+        inked = self.draw.multiline_textbbox(at, best_text, **kw)
         span = Span(
             text,
             tuple(int(v) for v in inked),
@@ -695,7 +697,17 @@ def _background(rng: random.Random, size: int, colour: RGB | None = None) -> tup
     """A flat or (30 %) vertical two-colour gradient background; returns the colours it spans."""
     colour = colour or rng.choice(PALETTE)
     if rng.random() < 0.3:
-        other = rng.choice([c for c in PALETTE if c != colour and contrast_ratio(c, colour) < 1.8] or [colour])
+        # the second colour stays close to the first, and black or white must read on both ends
+        other = rng.choice(
+            [
+                c
+                for c in PALETTE
+                if c != colour
+                and contrast_ratio(c, colour) < 1.8
+                and max(min(contrast_ratio(t, c), contrast_ratio(t, colour)) for t in (BLACK, WHITE)) >= MIN_CONTRAST
+            ]
+            or [colour]
+        )
         img = Image.new("RGB", (size, size), colour)
         d = ImageDraw.Draw(img)
         for y in range(size):
