@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import weakref
 from pathlib import Path
 from typing import Annotated
 
@@ -395,6 +396,7 @@ def _database(database_url: str | None, data_dir: Path | None):
     settings = Settings.from_env(database_url=database_url, data_dir=data_dir)
     db = Database(settings.resolved_database_url())
     db.migrate()
+    weakref.finalize(db, db.engine.dispose)  # close the pooled connections when the command is done
     return db
 
 
@@ -544,8 +546,8 @@ def usage(
                 name or "(web)",
                 str(reqs),
                 str(imgs or 0),
-                f"{(px or 0) / 1e6:.2f}",
-                f"{secs or 0:.1f}",
+                f"{float(px or 0) / 1e6:.2f}",  # PostgreSQL sums to Decimal
+                f"{float(secs or 0):.1f}",
                 str(failed or 0),
             )
     Console().print(table)
@@ -594,7 +596,7 @@ def arena_leaderboard(
     """Print the Bradley–Terry leaderboard with 95% intervals."""
     arena, engine = _arena(models, database_url, data_dir)
     board = arena.board(category)
-    table = Table(title=f"arena · {category} · {len(arena.votes(category))} votes")
+    table = Table(title=f"arena · {category} · {sum(st.votes for st in board) // 2} votes")
     for col in ("rank", "model", "rating", "95% interval", "votes", "wins", "online Elo"):
         table.add_column(col)
     for st in board:

@@ -67,6 +67,7 @@ class Arena:
     def __init__(self, db: Database, engine: Engine, files: FileStore, policy: Policy, secret: str):
         self.db, self.engine, self.files, self.policy = db, engine, files, policy
         self.secret = secret.encode()
+        self.clock = time.time  # seconds since the epoch; simulations and tests swap in their own
 
     # -- models and the pool ------------------------------------------------------------------------
 
@@ -151,6 +152,7 @@ class Arena:
                     file_b=file_b,
                     source=source,
                     voter=voter,
+                    shown_at=_utc(self.clock()),
                 )
             )
         return BattleView(battle_id, prompt, self.token(battle_id, voter))
@@ -167,14 +169,15 @@ class Arena:
 
     # -- votes --------------------------------------------------------------------------------------
 
-    def vote(self, battle_id: str, voter: str, token: str, outcome: str, now: float | None = None) -> dict:
+    def vote(self, battle_id: str, voter: str, token: str, outcome: str) -> dict:
         """Record the one vote a battle takes; return the revealed models."""
         if outcome not in OUTCOMES:
             raise InvalidRequest(f"outcome must be one of {', '.join(OUTCOMES)}", param="outcome")
         if not hmac.compare_digest(self.token(battle_id, voter), token or ""):
             raise InvalidRequest("this battle was not shown to you (bad token)", param="token", code="invalid_token")
-        now_dt = dt.datetime.fromtimestamp(now if now is not None else time.time(), dt.UTC).replace(tzinfo=None)
-        day = int((now if now is not None else time.time()) // 86400)
+        now = self.clock()
+        now_dt = _utc(now)
+        day = int(now // 86400)
         with self.db.session() as s:
             voter_row = s.get(ArenaVoter, voter)
             if voter_row is None:
@@ -186,7 +189,7 @@ class Arena:
             if voter_row.day == day and voter_row.votes_day >= DAILY_CAP:
                 raise VoteCapReached(
                     f"you have cast {DAILY_CAP} votes today; thank you — come back tomorrow",
-                    retry_after=86400 - int(time.time() % 86400),
+                    retry_after=86400 - int(now % 86400),  # until the next UTC day
                 )
             claimed = s.execute(
                 update(ArenaBattle)
@@ -239,7 +242,7 @@ class Arena:
             flagged = set(s.scalars(select(ArenaVoter.id).where(ArenaVoter.flagged)))
             battles = s.scalars(
                 select(ArenaBattle).where(ArenaBattle.outcome.in_(("a", "b"))).order_by(ArenaBattle.voted_at)
-            )
+            ).all()
             with (out / "pairs.jsonl").open("w") as fh:
                 for b in battles:
                     if b.voter in flagged:
@@ -269,6 +272,11 @@ class Arena:
                     )
                     n += 1
         return n
+
+
+def _utc(t: float) -> dt.datetime:
+    """Seconds since the epoch as the naive UTC datetime the database columns hold."""
+    return dt.datetime.fromtimestamp(t, dt.UTC).replace(tzinfo=None)
 
 
 def flag(v: ArenaVoter) -> tuple[bool, str | None]:

@@ -8,9 +8,10 @@ from limner.typography.parse import parse
 
 CATEGORIES = ("overall", "text rendering", "people and skin tones", "objects", "scenes")
 PEOPLE = re.compile(
-    r"\b(person|people|man|men|woman|women|boy|girl|child|baby|face|hand|hands|thumbs?|fist|skin tone|"
-    r"family|couple|farmer|cook|doctor|teacher|technologist|astronaut|artist|police|guard|worker|"
-    r"dancer|runner|swimmer|surfer|smil\w*|waving|clapping)\b",
+    r"\b(person|people|man|men|woman|women|boy|girl|child|baby|hand|hands|thumbs?|fist|biceps|"
+    r"skin|skinned|skin tones?|family|couple|farmer|cook|doctor|teacher|technologist|scientist|student|"
+    r"astronaut|artist|singer|pilot|firefighter|police|guard|worker|dancer|runner|swimmer|surfer|"
+    r"snowboarder|skier|waving|clapping)\b",
     re.I,
 )
 SCENES = re.compile(
@@ -23,11 +24,13 @@ SCENES = re.compile(
 def categorize(prompt: str) -> list[str]:
     """'overall' plus every category the prompt falls in ('objects' when nothing more specific)."""
     cats = ["overall"]
-    if parse(prompt).has_text:
+    parsed = parse(prompt)
+    if parsed.has_text:
         cats.append("text rendering")
-    if PEOPLE.search(prompt):
+    # words inside the quoted text are to be written, not drawn: "a mug that says "BEACH"" is no scene
+    if PEOPLE.search(parsed.scene):
         cats.append("people and skin tones")
-    if SCENES.search(prompt):
+    if SCENES.search(parsed.scene):
         cats.append("scenes")
     if len(cats) == 1:
         cats.append("objects")

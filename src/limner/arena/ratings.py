@@ -17,6 +17,7 @@ import numpy as np
 
 OUTCOMES = ("a", "b", "tie", "both_bad")
 SCALE, BASE = 400.0, 1000.0
+UNKNOWN = (BASE - 2 * SCALE, BASE + 2 * SCALE)  # the interval assumed for a model with no votes
 
 
 @dataclass(frozen=True)
@@ -38,66 +39,75 @@ class Standing:
     elo: float
 
 
-def _design(models: Sequence[str], votes: Sequence[Vote]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Index pairs (i, j) with the share of the win that went to i, weight 1 per vote."""
+def _cells(models: Sequence[str], votes: Sequence[Vote]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The votes folded into cells (i, j, share of the win that went to i) with a count each:
+    the likelihood depends on nothing else, so the fit costs the same for 1k or 1M votes."""
     index = {m: k for k, m in enumerate(models)}
+    n = len(models)
     i = np.array([index[v.model_a] for v in votes], dtype=np.int64)
     j = np.array([index[v.model_b] for v in votes], dtype=np.int64)
-    y = np.array([1.0 if v.outcome == "a" else 0.0 if v.outcome == "b" else 0.5 for v in votes])
-    w = np.ones(len(votes))
-    return i, j, y, w
+    share = np.array([2 if v.outcome == "a" else 0 if v.outcome == "b" else 1 for v in votes], dtype=np.int64)
+    keys, counts = np.unique((i * n + j) * 3 + share, return_counts=True)
+    return keys // 3 // n, keys // 3 % n, (keys % 3) / 2.0, counts.astype(float)
 
 
 def fit_bradley_terry(
     n: int, i: np.ndarray, j: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float = 0.1, iters: int = 50
 ) -> np.ndarray:
     """Strengths r (log-10 units, mean 0) maximising Σ w·[y·log p + (1−y)·log(1−p)] − l2·|r|²,
-    p = σ(ln 10 · (r_i − r_j)), by Newton's method. The ridge (a Gaussian prior, σ ≈ 2.2
-    in log-10 units) keeps a model that won or lost every vote finite and is negligible once a
-    pair has tens of votes."""
-    r = np.zeros(n)
+    p = σ(ln 10 · (r_i − r_j)), by Newton's method with the dense n×n Hessian. The ridge (a
+    Gaussian prior, σ ≈ 2.2 in log-10 units) keeps a model that won or lost every vote finite
+    and is negligible once a pair has tens of votes.
+
+    ``w`` of shape (C,) gives r of shape (n,); ``w`` of shape (B, C) fits B weightings of the
+    same cells at once (the bootstrap) and gives (B, n)."""
+    single = np.ndim(w) == 1
+    W = np.atleast_2d(np.asarray(w, dtype=float))  # (B, C)
+    B = W.shape[0]
+    rows = np.arange(B)[:, None]
+    gi, gj = (rows * n + i).ravel(), (rows * n + j).ravel()  # (B·C,) slots in the gradient
+    hij = (rows * n * n + i * n + j).ravel()  # (B·C,) slots in the Hessian
+    ridge = 2 * l2 * np.eye(n)
     c = math.log(10.0)
+    r = np.zeros((B, n))
     for _ in range(iters):
-        d = r[i] - r[j]
-        p = 1.0 / (1.0 + np.exp(-c * d))
-        g_pair = w * c * (y - p)  # d loglik / d d
-        grad = np.bincount(i, g_pair, n) - np.bincount(j, g_pair, n) - 2 * l2 * r
-        h_pair = w * c * c * p * (1 - p)
-        hess = np.zeros((n, n))
-        np.add.at(hess, (i, i), -h_pair)
-        np.add.at(hess, (j, j), -h_pair)
-        np.add.at(hess, (i, j), h_pair)
-        np.add.at(hess, (j, i), h_pair)
-        hess -= 2 * l2 * np.eye(n)
-        step = np.linalg.solve(hess - 1e-9 * np.eye(n), grad)
+        p = 1.0 / (1.0 + np.exp(-c * (r[:, i] - r[:, j])))  # (B, C)
+        g = (W * c * (y - p)).ravel()  # d loglik / d (r_i − r_j)
+        grad = (np.bincount(gi, g, B * n) - np.bincount(gj, g, B * n)).reshape(B, n) - 2 * l2 * r
+        h = (W * c * c * p * (1 - p)).ravel()
+        off = np.bincount(hij, h, B * n * n).reshape(B, n, n)
+        off = off + off.transpose(0, 2, 1)  # (B, n, n) symmetric, zero diagonal
+        hess = off - off.sum(axis=2)[:, :, None] * np.eye(n) - ridge  # negative definite
+        step = np.linalg.solve(hess, grad[:, :, None])[:, :, 0]  # (B, n)
         r = r - step
-        r -= r.mean()
+        r -= r.mean(axis=1, keepdims=True)
         if np.abs(step).max() < 1e-9:
             break
-    return r
+    return r[0] if single else r
 
 
 def ratings(models: Sequence[str], votes: Sequence[Vote]) -> dict[str, float]:
     if not votes:
         return {m: BASE for m in models}
-    r = fit_bradley_terry(len(models), *_design(models, votes))
-    return {m: SCALE * r[k] + BASE for k, m in enumerate(models)}
+    r = fit_bradley_terry(len(models), *_cells(models, votes))
+    return {m: float(SCALE * r[k] + BASE) for k, m in enumerate(models)}
 
 
 def bootstrap_intervals(
     models: Sequence[str], votes: Sequence[Vote], rounds: int = 200, seed: int = 0, level: float = 0.95
 ) -> dict[str, tuple[float, float]]:
-    """Percentile intervals of the ratings over ``rounds`` resamples of the votes."""
+    """Percentile intervals of the ratings over ``rounds`` resamples of the votes (with
+    replacement: multinomial counts over the cells, which is the same thing and much cheaper).
+    Only models with votes get an interval: one nobody has judged is not known to be at 1000."""
     if not votes:
-        return {m: (BASE, BASE) for m in models}
-    i, j, y, w = _design(models, votes)
+        return {}
+    i, j, y, w = _cells(models, votes)
     rng = np.random.default_rng(seed)
-    samples = np.empty((rounds, len(models)))
-    for b in range(rounds):
-        pick = rng.integers(0, len(votes), len(votes))
-        samples[b] = SCALE * fit_bradley_terry(len(models), i[pick], j[pick], y[pick], w[pick]) + BASE
+    counts = rng.multinomial(int(w.sum()), w / w.sum(), size=rounds)  # (rounds, C)
+    samples = SCALE * fit_bradley_terry(len(models), i, j, y, counts) + BASE  # (rounds, n)
     lo, hi = np.percentile(samples, [(1 - level) / 2 * 100, (1 + level) / 2 * 100], axis=0)
-    return {m: (float(lo[k]), float(hi[k])) for k, m in enumerate(models)}
+    seen = set(i.tolist()) | set(j.tolist())
+    return {m: (float(lo[k]), float(hi[k])) for k, m in enumerate(models) if k in seen}
 
 
 def ranks(intervals: dict[str, tuple[float, float]]) -> dict[str, int]:
@@ -117,11 +127,7 @@ def online_elo(models: Sequence[str], votes: Sequence[Vote], k: float = 4.0) -> 
 
 
 def leaderboard(models: Sequence[str], votes: Sequence[Vote], rounds: int = 200, seed: int = 0) -> list[Standing]:
-    """Every model's standing, best first."""
-    point = ratings(models, votes)
-    intervals = bootstrap_intervals(models, votes, rounds, seed)
-    rank = ranks(intervals)
-    elo = online_elo(models, votes)
+    """The standing of every model with at least one vote, best first."""
     counts = {m: 0 for m in models}
     wins = {m: 0.0 for m in models}
     for v in votes:
@@ -130,7 +136,15 @@ def leaderboard(models: Sequence[str], votes: Sequence[Vote], rounds: int = 200,
         share = 1.0 if v.outcome == "a" else 0.0 if v.outcome == "b" else 0.5
         wins[v.model_a] += share
         wins[v.model_b] += 1 - share
-    out = [Standing(m, point[m], intervals[m][0], intervals[m][1], rank[m], counts[m], wins[m], elo[m]) for m in models]
+    point = ratings(models, votes)
+    intervals = bootstrap_intervals(models, votes, rounds, seed)
+    rank = ranks(intervals)
+    elo = online_elo(models, votes)
+    out = [
+        Standing(m, point[m], intervals[m][0], intervals[m][1], rank[m], counts[m], wins[m], elo[m])
+        for m in models
+        if counts[m]
+    ]
     return sorted(out, key=lambda s: (s.rank, -s.rating))
 
 
@@ -143,7 +157,8 @@ def choose_pair(
 ) -> tuple[str, str]:
     """Active sampling: most often the pair whose order is least settled (overlapping intervals,
     few votes between them); with probability ``explore`` a uniformly random pair, so every
-    model keeps being sampled. Returns the pair in random order (A/B position is random)."""
+    model keeps being sampled. A model without an interval (no votes yet) counts as unknown
+    anywhere in ±2·SCALE. Returns the pair in random order (A/B position is random)."""
     if len(models) < 2:
         raise ValueError("the arena needs at least two models")
     pairs = [(a, b) for k, a in enumerate(models) for b in models[k + 1 :]]
@@ -152,7 +167,7 @@ def choose_pair(
     else:
         scores = []
         for a, b in pairs:
-            (la, ua), (lb, ub) = intervals.get(a, (BASE, BASE)), intervals.get(b, (BASE, BASE))
+            (la, ua), (lb, ub) = intervals.get(a, UNKNOWN), intervals.get(b, UNKNOWN)
             overlap = max(0.0, min(ua, ub) - max(la, lb)) + 1.0
             n = pair_counts.get((a, b), 0) + pair_counts.get((b, a), 0)
             scores.append(overlap / math.sqrt(n + 1))

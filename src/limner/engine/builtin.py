@@ -76,13 +76,15 @@ class LimnerBackend:
             "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
         )
         denoiser_path = self.path / "denoiser.safetensors" if self.path.is_dir() else self.path
+        # Inference runs in bfloat16 weights (not autocast): no per-call weight casts, and AMX on CPUs
+        self.dtype = torch.bfloat16
         self.denoiser, meta = load_module(denoiser_path, "denoiser")
-        self.denoiser.to(self.device)
+        self.denoiser.to(self.device, self.dtype)
         up_path = (self.path / "upsampler.safetensors") if self.path.is_dir() else None
         self.upsampler = None
         if up_path is not None and up_path.exists():
             self.upsampler, _ = load_module(up_path, "upsampler")
-            self.upsampler.to(self.device)
+            self.upsampler.to(self.device, self.dtype)
         self.meta = meta
         self.defaults = {**DEFAULTS, **meta.get("sampling", {}), **(defaults or {})}
         self.encoder = TextEncoder.load().to(self.device)
@@ -205,8 +207,7 @@ class LimnerBackend:
             x = noise * sigmas[0]  # σ₀ = 1 for text-to-image
 
         def net(x: torch.Tensor, s: torch.Tensor, **kw: torch.Tensor) -> torch.Tensor:
-            with torch.autocast(dev.type, dtype=torch.bfloat16):
-                return self.denoiser(x, s, **kw).float()
+            return self.denoiser(x, s, **kw).float()
 
         scale = torch.tensor(scales, device=dev).view(-1, 1, 1, 1)
         guided = cfg_denoiser(net, cond, uncond, scale if bool((scale != 1).any()) else 1.0)
@@ -237,11 +238,8 @@ class LimnerBackend:
         x0 = sample(denoise, x, sigmas, callback=callback)
 
         # 5. upsample, paste back
-        if s0["side"] == self.full and self.upsampler is not None:
-            with torch.autocast(dev.type, dtype=torch.bfloat16):
-                out = self.upsampler(x0, glyph_full).float()
-        else:
-            out = x0
+        upsample = s0["side"] == self.full and self.upsampler is not None
+        out = self.upsampler(x0, glyph_full).float() if upsample else x0
         images = [finish(im, prep) for im, prep in zip(to_images(out), preps, strict=True)]  # exact text
         if s0["mode"] == "inpaint":  # outside the mask the source stays exactly as it was
             side = out.shape[-1]

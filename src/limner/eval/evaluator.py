@@ -136,7 +136,9 @@ def pooled_captions(texts: list[str], cache: Path | None = None) -> torch.Tensor
             t = tok(texts[i : i + 1024])
             pooled[i : i + 1024] = enc(t.ids, t.mask)[1].float()
             if (i // 1024) % 10 == 0:
-                print(f"  encoded {i + len(t.ids)}/{len(texts)} captions ({time.time() - started:.0f}s)", file=sys.stderr)
+                print(
+                    f"  encoded {i + len(t.ids)}/{len(texts)} captions ({time.time() - started:.0f}s)", file=sys.stderr
+                )
     if cache is not None:
         torch.save({"digest": digest, "pooled": pooled}, cache)
     return pooled

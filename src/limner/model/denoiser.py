@@ -179,20 +179,22 @@ class Denoiser(nn.Module):
         pooled: torch.Tensor,
         glyph: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        out_dtype, dt = x.dtype, self.head.weight.dtype  # run in the weights' dtype (bf16 for inference)
+        x, text, pooled = x.to(dt), text.to(dt), pooled.to(dt)
         if self.cfg.glyph_channels:
             if glyph is None:
                 glyph = x.new_zeros(x.shape[0], self.cfg.glyph_channels, *x.shape[2:])
-            x_in = torch.cat([x, glyph.to(x.dtype)], dim=1)  # (B, 3+G, R, R)
+            x_in = torch.cat([x, glyph.to(dt)], dim=1)  # (B, 3+G, R, R)
         else:
             x_in = x
         h = self.patch_embed(self.patchify(x_in)) + self.pos  # (B, N, D)
-        c = self.t_embed(timestep_embedding(sigma, 256)) + self.text_pool(pooled)  # (B, D)
+        c = self.t_embed(timestep_embedding(sigma, 256).to(pooled.dtype)) + self.text_pool(pooled)  # (B, D)
         mod = self.adaln(c).view(-1, 6, self.cfg.width)  # (B, 6, D)
         for block in self.blocks:
             h = block(h, mod, text, text_mask)
         shift, scale = self.final_mod(c).chunk(2, dim=-1)  # 2×(B, D)
         h = self.final_norm(h) * (1 + scale[:, None]) + shift[:, None]
-        return self.unpatchify(self.head(h))  # (B, 3, R, R)
+        return self.unpatchify(self.head(h)).to(out_dtype)  # (B, 3, R, R)
 
 
 def flops_per_image(cfg: DenoiserConfig, text_tokens: int = 24) -> float:

@@ -58,6 +58,8 @@ class Upsampler(nn.Module):
 
     def forward(self, low: torch.Tensor, glyph: torch.Tensor | None = None) -> torch.Tensor:
         f = self.cfg.factor
+        out_dtype = low.dtype
+        low = low.to(self.stem.weight.dtype)  # run in the weights' dtype (bf16 for inference)
         parts = [low]
         if self.cfg.glyph_channels:
             if glyph is None:
@@ -67,4 +69,4 @@ class Upsampler(nn.Module):
         h = h + self.body(h)
         residual = F.pixel_shuffle(self.tail(h), f)  # (B, 3, f·r, f·r)
         base = F.interpolate(low, scale_factor=f, mode="bicubic", align_corners=False)
-        return (base + residual).clamp(-1, 1)
+        return (base + residual).clamp(-1, 1).to(out_dtype)

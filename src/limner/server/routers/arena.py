@@ -115,11 +115,10 @@ def vote(request: Request, response: Response, body: VoteIn) -> VoteOut:
 
 @router.get("/api/leaderboard", response_model=BoardOut, summary="Bradley–Terry leaderboard with 95% intervals")
 def board_json(request: Request, category: Annotated[str, Query(max_length=40)] = "overall") -> BoardOut:
-    arena = request.app.state.arena
-    standings = arena.board(category)
+    standings = request.app.state.arena.board(category)
     return BoardOut(
         category=category,
-        votes=len(arena.votes(category)),
+        votes=sum(s.votes for s in standings) // 2,  # each vote counts for both its models
         standings=[
             StandingOut(
                 rank=s.rank,

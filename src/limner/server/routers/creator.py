@@ -23,6 +23,7 @@ from fastapi.responses import (
 from fastapi.templating import Jinja2Templates
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import delete, func, select
+from starlette.datastructures import UploadFile
 
 from limner.engine import GenerationRequest
 from limner.engine.engine import check_request
@@ -53,6 +54,7 @@ STYLES = {
     "black and white line icon": "Line art",
 }
 IMAGES_PER_CREATE = 4
+MAX_MASK_PIXELS = 4096 * 4096
 
 
 def _page(request: Request, name: str, status: int = 200, **ctx: object) -> HTMLResponse:
@@ -135,7 +137,7 @@ def signout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Respon
     check_csrf(request, csrf_token)
     response = _redirect("/signin")
     with request.app.state.db.session() as s:
-        end_session(s, request, response)
+        end_session(s, request, response, request.app.state.settings.cookie_secure)
     return response
 
 
@@ -259,7 +261,7 @@ def job_page(request: Request, job_id: str, user: CurrentUser) -> Response:
     except LimnerError:
         return _page(request, "notfound.html", 404)
     with request.app.state.db.session() as s:
-        creations = list(s.scalars(select(Creation).where(Creation.job_id == job_id)))
+        creations = list(s.scalars(select(Creation).where(Creation.job_id == job_id).order_by(Creation.seed)))
     return _page(request, "job.html", job=job, creations=creations, n=IMAGES_PER_CREATE)
 
 
@@ -402,36 +404,41 @@ def image_variations(
     return _start(request, user, "variations", req, {"source": c.id}, {})
 
 
+async def _painted_mask(upload: object) -> Image.Image | None:
+    """The mask painted on the page (white = repaint) as an L image; None when nothing usable was
+    sent: no file, not an image, too large, or nothing painted."""
+    if not isinstance(upload, UploadFile):
+        return None
+    try:
+        img = Image.open(io.BytesIO(await upload.read()))
+        if img.width * img.height > MAX_MASK_PIXELS:
+            return None
+        mask = img.convert("L")
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+        return None
+    return mask if mask.getbbox() is not None else None
+
+
 @router.post("/images/{creation_id}/edit")
 async def image_edit(request: Request, creation_id: str, user: CurrentUser) -> Response:
-    form = await request.form(max_files=1, max_fields=5)
-    check_csrf(request, form.get("csrf_token"))  # type: ignore[arg-type]
-    c = _creation(request, user.id, creation_id)
-    if c is None:
-        return _page(request, "notfound.html", 404)
-    prompt = str(form.get("prompt") or "").strip()[:2000]
-    upload = form.get("mask")
-    try:
-        mask = Image.open(io.BytesIO(await upload.read())).convert("L")  # type: ignore[union-attr]
-    except (AttributeError, UnidentifiedImageError, OSError):
+    async with request.form(max_files=1, max_fields=5) as form:  # closes the upload's temporary file
+        token = form.get("csrf_token")
+        check_csrf(request, token if isinstance(token, str) else None)
+        c = _creation(request, user.id, creation_id)
+        if c is None:
+            return _page(request, "notfound.html", 404)
+        prompt = str(form.get("prompt") or "").strip()[:2000]
+        mask = await _painted_mask(form.get("mask"))
+    if mask is None:
         return _page(
             request,
             "image.html",
             400,
             c=c,
-            params_json=json.dumps(c.params, indent=1),
+            params_json=json.dumps(c.params, indent=1, sort_keys=True),
             error="Paint the area to change first.",
         )
     source = _source_image(request, c)
-    if mask.getbbox() is None:
-        return _page(
-            request,
-            "image.html",
-            400,
-            c=c,
-            params_json=json.dumps(c.params, indent=1),
-            error="Paint the area to change first.",
-        )
     req = GenerationRequest(
         prompt or c.prompt,
         n=IMAGES_PER_CREATE,

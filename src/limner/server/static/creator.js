@@ -1,4 +1,5 @@
-// Limner Image Creator: live job progress (server-sent events), mask painting for edits, copy prompt.
+// Limner Image Creator: live job progress (server-sent events), mask painting for edits, copy prompt,
+// confirm before deleting. Pages work without it (reload to see a job end); edits need it for the mask.
 "use strict";
 
 function followJob(section) {
@@ -56,12 +57,50 @@ function maskPainter() {
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     if (!painted) { alert("Paint the area to change first."); return; }
+    const submit = document.getElementById("edit-submit");
+    submit.disabled = true;
     canvas.toBlob((blob) => {
       const data = new FormData(form);
       data.append("mask", blob, "mask.png");
       fetch(form.action, { method: "POST", body: data, credentials: "same-origin" })
-        .then((r) => { window.location.href = r.url; });
+        .then(async (r) => {
+          if (r.ok && r.redirected) { window.location.href = r.url; return; }  // the new job's page
+          showError(form, await messageOf(r));
+          submit.disabled = false;
+        })
+        .catch(() => { showError(form, "Could not reach the server; try again."); submit.disabled = false; });
     }, "image/png");
+  });
+}
+
+// Why a script-sent form failed: the error envelope's message, or the alert on the page sent back.
+async function messageOf(response) {
+  const type = response.headers.get("content-type") || "";
+  try {
+    if (type.includes("json")) return (await response.json()).error.message;
+    const page = new DOMParser().parseFromString(await response.text(), "text/html");
+    const alert = page.querySelector("main [role=alert]");
+    if (alert) return alert.textContent.trim().replace(/\s+/g, " ");
+  } catch { /* fall through */ }
+  return `Something went wrong (HTTP ${response.status}); reload the page and try again.`;
+}
+
+function showError(form, message) {
+  let p = form.querySelector(".error");
+  if (!p) {
+    p = document.createElement("p");
+    p.className = "error";
+    p.setAttribute("role", "alert");
+    form.prepend(p);
+  }
+  p.textContent = message;
+}
+
+function confirmDelete() {
+  const form = document.getElementById("delete-form");
+  if (!form) return;
+  form.addEventListener("submit", (e) => {
+    if (!confirm("Delete this image? This cannot be undone.")) e.preventDefault();
   });
 }
 
@@ -79,4 +118,5 @@ document.addEventListener("DOMContentLoaded", () => {
   if (job) followJob(job);
   maskPainter();
   copyPrompt();
+  confirmDelete();
 });

@@ -89,11 +89,13 @@ def start_session(session: Session, user: User, response: Response, secure: bool
     )
 
 
-def end_session(session: Session, request: Request, response: Response) -> None:
+def end_session(session: Session, request: Request, response: Response, secure: bool) -> None:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         session.execute(delete(WebSession).where(WebSession.token_digest == _digest(token)))
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    # the same flags as the cookie it replaces: a browser may refuse to let a plain cookie
+    # overwrite a Secure one
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=secure, httponly=True, samesite="lax")
 
 
 def user_from_request(session: Session, request: Request) -> User | None:
