@@ -121,13 +121,15 @@ def tone_references(rgbs: dict[str, tuple[int, int, int]]) -> dict[str, float]:
     return {k: float(ita_degrees(srgb_to_lab(np.array(v, dtype=np.uint8)))) for k, v in rgbs.items()}
 
 
-# Unicode's recommended emoji skin-tone swatches (Fitzpatrick 1-2 … 6), as rendered by Fluent.
+# The five emoji skin tones as the corpus draws them: median colour of the skin pixels of 3,142
+# single-tone Fluent, Noto and OpenMoji training images (first ten shards; median ITA 62.5°,
+# 46.6°, 25.8°, −11.9°, −41.2°). Re-measure with the snippet in docs/evaluation.md.
 EMOJI_TONES = {
-    "light": (247, 208, 172),
-    "medium-light": (228, 176, 134),
-    "medium": (196, 137, 92),
-    "medium-dark": (145, 95, 62),
-    "dark": (92, 62, 44),
+    "light": (243, 189, 170),
+    "medium-light": (222, 184, 144),
+    "medium": (193, 141, 104),
+    "medium-dark": (150, 101, 80),
+    "dark": (105, 70, 49),
 }
 
 
