@@ -344,6 +344,7 @@ def evaluate(
     prompts: Annotated[Path, typer.Option(help="Folder with the prompt sets.")] = Path("bench/prompts"),
     evaluator: Annotated[Path | None, typer.Option(help="Evaluator weights.")] = None,
     models: Annotated[Path | None, typer.Option(help="A models.toml naming more models.")] = None,
+    typography: Annotated[str, typer.Option(help="auto, glyph or off (the ablation).")] = "auto",
 ) -> None:
     """Measure a model on the benchmark prompt sets; write metrics.json and report.html."""
     import json
@@ -364,6 +365,7 @@ def evaluate(
             evaluator_path=evaluator,
             engine=engine,
             progress=PhaseProgress(bar),
+            typography=typography,
         )
     if engine:
         engine.close()

@@ -138,6 +138,7 @@ def generate_images(
     engine=None,
     batch: int = 8,
     progress=None,
+    typography: str = "auto",
 ) -> list[Image.Image]:
     if model == "noise":
         rng = np.random.default_rng(0)
@@ -150,7 +151,10 @@ def generate_images(
     from limner.engine import Engine, GenerationRequest
 
     engine = engine or Engine()
-    futures = [engine.submit(GenerationRequest(p, seed=s, model=model)) for p, s in zip(prompts, seeds, strict=True)]
+    futures = [
+        engine.submit(GenerationRequest(p, seed=s, model=model, typography=typography))
+        for p, s in zip(prompts, seeds, strict=True)
+    ]
     images = []
     for i, f in enumerate(futures):
         images.append(f.result()[0].image)
@@ -266,6 +270,7 @@ def evaluate(
     engine=None,
     speed: bool = True,
     progress=None,
+    typography: str = "auto",
 ) -> dict:
     """Run every metric for ``model``; write ``metrics.json``, ``report.html`` and image grids to ``out``."""
     from limner.eval.report import write_report
@@ -287,7 +292,7 @@ def evaluate(
             continue
         prompts = [r["prompt"] for r in rows]
         seeds = [1000 + i for i in range(len(prompts))]
-        images[name] = generate_images(model, prompts, seeds, instr, engine, progress=progress)
+        images[name] = generate_images(model, prompts, seeds, instr, engine, progress=progress, typography=typography)
 
     m: dict = {
         "model": model,

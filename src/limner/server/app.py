@@ -42,7 +42,9 @@ class RequestContext(BaseHTTPMiddleware):
             try:
                 response = await call_next(request)
             except Exception:  # answered here, inside the middleware, so it keeps its request id
-                log.exception("unexpected error on %s %s", request.method, request.url.path)
+                log.exception(
+                    "unexpected error on %s %s (%s)", request.method, request.url.path, request.state.request_id
+                )
                 response = errors.envelope(
                     500, "The server had an error while processing your request.", "server_error"
                 )

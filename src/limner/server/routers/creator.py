@@ -54,6 +54,14 @@ STYLES = {
     "black and white line icon": "Line art",
 }
 IMAGES_PER_CREATE = 4
+JOB_STATUS = {  # as the job page says it (while running, the page's script shows the step)
+    "queued": "Waiting for its turn…",
+    "running": "Running…",
+    "done": "Done",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+    "blocked": "Blocked",
+}
 MAX_MASK_PIXELS = 4096 * 4096
 
 
@@ -262,7 +270,7 @@ def job_page(request: Request, job_id: str, user: CurrentUser) -> Response:
         return _page(request, "notfound.html", 404)
     with request.app.state.db.session() as s:
         creations = list(s.scalars(select(Creation).where(Creation.job_id == job_id).order_by(Creation.seed)))
-    return _page(request, "job.html", job=job, creations=creations, n=IMAGES_PER_CREATE)
+    return _page(request, "job.html", job=job, creations=creations, n=IMAGES_PER_CREATE, status_labels=JOB_STATUS)
 
 
 @router.get("/jobs/{job_id}/events")

@@ -21,8 +21,10 @@ async function load(prompt) {
   document.getElementById("img-b").alt = `Image B for: ${data.prompt}`;
   document.getElementById("name-a").textContent = "";
   document.getElementById("name-b").textContent = "";
+  document.querySelectorAll(".pair figure").forEach((f) => f.classList.remove("picked"));
   document.querySelectorAll("#vote-buttons button").forEach((b) => { b.disabled = false; });
-  document.getElementById("next-battle").hidden = true;
+  document.getElementById("vote-buttons").hidden = false;
+  document.getElementById("after-vote").hidden = true;
 }
 
 async function vote(outcome) {
@@ -36,11 +38,17 @@ async function vote(outcome) {
   if (!r.ok) {
     const err = document.getElementById("battle-error");
     err.textContent = data.error ? data.error.message : "Your vote was not recorded."; err.hidden = false;
+    document.getElementById("vote-status").textContent = "";
+    document.getElementById("after-vote").hidden = false;
     return;
   }
   document.getElementById("name-a").textContent = data.models.a;
   document.getElementById("name-b").textContent = data.models.b;
-  document.getElementById("next-battle").hidden = false;
+  if (outcome === "a" || outcome === "b") document.getElementById(`side-${outcome}`).classList.add("picked");
+  const said = { a: `You picked ${data.models.a}.`, b: `You picked ${data.models.b}.`, tie: "You called it a tie.", both_bad: "You found both bad." };
+  document.getElementById("vote-status").textContent = `${said[outcome]} Thank you — your vote is counted.`;
+  document.getElementById("vote-buttons").hidden = true;
+  document.getElementById("after-vote").hidden = false;
   document.getElementById("next-battle").focus();
 }
 

@@ -13,7 +13,7 @@ function followJob(section) {
     const s = JSON.parse(event.data);
     section.dataset.status = s.status;
     if (s.total) { bar.max = s.total; bar.value = s.step; }
-    status.textContent = s.status === "running" ? `step ${s.step} of ${s.total}` : s.status;
+    if (s.status === "running") status.textContent = `Step ${s.step} of ${s.total}`;
     if (s.previews && s.previews.length && s.status === "running") {
       results.querySelectorAll("img").forEach((img, i) => { if (s.previews[i]) img.src = s.previews[i]; });
     }
@@ -24,17 +24,16 @@ function followJob(section) {
   };
 }
 
+// The mask is painted in white on a see-through canvas over the image (outlined by the stylesheet so
+// it shows on any picture) and sent as the server wants it: white = repaint, on black.
 function maskPainter() {
   const toggle = document.getElementById("edit-toggle");
   const form = document.getElementById("edit-form");
   const canvas = document.getElementById("mask");
   if (!toggle || !form || !canvas) return;
   const ctx = canvas.getContext("2d");
-  const clear = () => { ctx.fillStyle = "#000"; ctx.fillRect(0, 0, canvas.width, canvas.height); };
-  let painted = false, down = false;
-  clear();
-  // show black as transparent: paint strokes in white over a see-through canvas
-  canvas.style.mixBlendMode = "screen";
+  const radius = canvas.width / 16;
+  let painted = false, last = null;
   toggle.addEventListener("click", () => {
     const open = form.hidden;
     form.hidden = !open; canvas.hidden = !open;
@@ -44,22 +43,37 @@ function maskPainter() {
     const r = canvas.getBoundingClientRect();
     return [(e.clientX - r.left) * canvas.width / r.width, (e.clientY - r.top) * canvas.height / r.height];
   };
-  const paint = (e) => {
-    if (!down) return;
+  const paint = (e) => {  // a round dab, joined to the last one so that fast strokes leave no gaps
     const [x, y] = point(e);
-    ctx.fillStyle = "#fff"; ctx.beginPath(); ctx.arc(x, y, canvas.width / 16, 0, 2 * Math.PI); ctx.fill();
-    painted = true;
+    ctx.fillStyle = ctx.strokeStyle = "#fff";
+    ctx.beginPath(); ctx.arc(x, y, radius, 0, 2 * Math.PI); ctx.fill();
+    if (last) {
+      ctx.lineWidth = 2 * radius; ctx.lineCap = "round";
+      ctx.beginPath(); ctx.moveTo(last[0], last[1]); ctx.lineTo(x, y); ctx.stroke();
+    }
+    last = [x, y]; painted = true;
   };
-  canvas.addEventListener("pointerdown", (e) => { down = true; canvas.setPointerCapture(e.pointerId); paint(e); });
-  canvas.addEventListener("pointermove", paint);
-  canvas.addEventListener("pointerup", () => { down = false; });
-  document.getElementById("clear-mask").addEventListener("click", () => { clear(); painted = false; });
+  canvas.addEventListener("pointerdown", (e) => { last = null; canvas.setPointerCapture(e.pointerId); paint(e); });
+  canvas.addEventListener("pointermove", (e) => { if (canvas.hasPointerCapture(e.pointerId)) paint(e); });
+  canvas.addEventListener("pointerup", () => { last = null; });
+  canvas.addEventListener("pointercancel", () => { last = null; });
+  document.getElementById("clear-mask").addEventListener("click", () => {
+    ctx.clearRect(0, 0, canvas.width, canvas.height); painted = false;
+  });
+  const maskBlob = (callback) => {
+    const out = document.createElement("canvas");
+    out.width = canvas.width; out.height = canvas.height;
+    const o = out.getContext("2d");
+    o.fillStyle = "#000"; o.fillRect(0, 0, out.width, out.height);
+    o.drawImage(canvas, 0, 0);
+    out.toBlob(callback, "image/png");
+  };
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     if (!painted) { alert("Paint the area to change first."); return; }
     const submit = document.getElementById("edit-submit");
     submit.disabled = true;
-    canvas.toBlob((blob) => {
+    maskBlob((blob) => {
       const data = new FormData(form);
       data.append("mask", blob, "mask.png");
       fetch(form.action, { method: "POST", body: data, credentials: "same-origin" })
@@ -69,7 +83,7 @@ function maskPainter() {
           submit.disabled = false;
         })
         .catch(() => { showError(form, "Could not reach the server; try again."); submit.disabled = false; });
-    }, "image/png");
+    });
   });
 }
 
