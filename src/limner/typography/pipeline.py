@@ -157,19 +157,19 @@ def finish(image: Image.Image, prepared: Prepared) -> Image.Image:
         img = img.resize(scene.glyph.size, Image.Resampling.LANCZOS)
     arr = np.asarray(img).copy()
     alpha = np.asarray(scene.glyph, dtype=np.float32) / 255.0  # (S, S)
-    grown = np.asarray(scene.glyph.filter(ImageFilter.MaxFilter(7))) > 40
+    near = scene.glyph.filter(ImageFilter.MaxFilter(9))  # where the model's own letters may spill
+    ring = (np.asarray(scene.glyph.filter(ImageFilter.MaxFilter(17))) > 40) & (np.asarray(near) < 40)
+    soft = np.asarray(near.filter(ImageFilter.GaussianBlur(2)), dtype=np.float32) / 255.0  # (S, S)
     for span in scene.spans:
         x0, y0, x1, y1 = span.box
-        x0, y0 = max(0, x0 - 4), max(0, y0 - 4)
-        x1, y1 = min(arr.shape[1], x1 + 4), min(arr.shape[0], y1 + 4)
+        x0, y0 = max(0, x0 - 10), max(0, y0 - 10)
+        x1, y1 = min(arr.shape[1], x1 + 10), min(arr.shape[0], y1 + 10)
         a = alpha[y0:y1, x0:x1]
         if not (a > 0.5).any():
             continue
         region = arr[y0:y1, x0:x1].astype(np.float32)
-        around = region[grown[y0:y1, x0:x1] & (a < 0.05)]
-        behind = (
-            tuple(int(v) for v in np.median(around, 0)) if len(around) else span.behind[0] if span.behind else WHITE
-        )
+        around = region[ring[y0:y1, x0:x1]]
+        behind = tuple(int(v) for v in np.median(around, 0)) if len(around) else (span.behind or (WHITE,))[0]
         painted = tuple(int(v) for v in np.median(region[a > 0.5], 0))
         if contrast_ratio(painted, behind) >= MIN_CONTRAST:
             colour = painted
@@ -177,6 +177,9 @@ def finish(image: Image.Image, prepared: Prepared) -> Image.Image:
             colour = span.colour
         else:
             colour = max((BLACK, WHITE), key=lambda c: contrast_ratio(c, behind))
+        # wipe the model's approximate lettering back to the surrounding colour, then set the text
+        wipe = soft[y0:y1, x0:x1, None]
+        region = region * (1 - wipe) + np.array(behind, dtype=np.float32) * wipe
         ink = np.array(colour, dtype=np.float32)
         arr[y0:y1, x0:x1] = (region * (1 - a[..., None]) + ink * a[..., None]).round().clip(0, 255).astype(np.uint8)
     out = Image.fromarray(arr)
