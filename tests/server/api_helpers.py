@@ -15,9 +15,7 @@ STEPS = 4  # sampling steps for most requests: enough to exercise the loop, fast
 
 
 def openai_client(tc: TestClient, key: str) -> openai.OpenAI:
-    return openai.OpenAI(
-        api_key=key, base_url=str(tc.base_url) + "/v1", http_client=tc, max_retries=0
-    )
+    return openai.OpenAI(api_key=key, base_url=str(tc.base_url) + "/v1", http_client=tc, max_retries=0)
 
 
 def decode(b64: str) -> Image.Image:

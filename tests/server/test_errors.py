@@ -110,9 +110,7 @@ def test_validation_errors_become_400(client, auth):
 
 
 def test_malformed_json(client, auth):
-    r = client.post(
-        GEN, content=b'{"prompt": "a cat",', headers={**auth, "content-type": "application/json"}
-    )
+    r = client.post(GEN, content=b'{"prompt": "a cat",', headers={**auth, "content-type": "application/json"})
     assert r.status_code == 400
     err = error_of(r)
     assert err["code"] == "invalid_json" and err["param"] is None
@@ -120,17 +118,11 @@ def test_malformed_json(client, auth):
 
 def test_bad_multipart_values(client, auth):
     files = {"image": ("a.png", png_bytes(Image.new("RGB", (128, 128))), "image/png")}
-    r = client.post(
-        "/v1/images/edits", headers=auth, data={"prompt": "a cat", "n": "lots"}, files=files
-    )
+    r = client.post("/v1/images/edits", headers=auth, data={"prompt": "a cat", "n": "lots"}, files=files)
     assert r.status_code == 400 and error_of(r)["param"] == "n"
-    r = client.post(
-        "/v1/images/edits", headers=auth, data={"prompt": "a cat", "strength": "2"}, files=files
-    )
+    r = client.post("/v1/images/edits", headers=auth, data={"prompt": "a cat", "strength": "2"}, files=files)
     assert r.status_code == 400 and error_of(r)["param"] == "strength"
-    r = client.post(
-        "/v1/images/edits", headers=auth, data={"prompt": "a cat", "strength": "half"}, files=files
-    )
+    r = client.post("/v1/images/edits", headers=auth, data={"prompt": "a cat", "strength": "half"}, files=files)
     assert r.status_code == 400 and error_of(r)["param"] == "strength"
 
 
@@ -172,9 +164,7 @@ def test_revoked_key(client, key, oai):
 
 
 def test_api_key_header_works_like_bearer(client, key):
-    r = client.post(
-        GEN, json={"prompt": "a cat", "num_inference_steps": STEPS}, headers={"api-key": key}
-    )
+    r = client.post(GEN, json={"prompt": "a cat", "num_inference_steps": STEPS}, headers={"api-key": key})
     assert r.status_code == 200
     r = client.get("/v1/models", headers={"api-key": "lim-wrongwrongwrong"})
     assert r.status_code == 401 and error_of(r)["code"] == "invalid_api_key"
@@ -270,12 +260,8 @@ def test_internal_error_through_openai(broken):
 def test_internal_error_in_edit_and_stream(broken):
     tc, key = broken
     files = {"image": ("a.png", png_bytes(Image.new("RGB", (128, 128))), "image/png")}
-    _assert_opaque_500(
-        tc.post("/v1/images/edits", headers={"api-key": key}, data={"prompt": "a"}, files=files)
-    )
-    _assert_opaque_500(
-        tc.post(GEN, json={"prompt": "a cat", "stream": True}, headers={"api-key": key})
-    )
+    _assert_opaque_500(tc.post("/v1/images/edits", headers={"api-key": key}, data={"prompt": "a"}, files=files))
+    _assert_opaque_500(tc.post(GEN, json={"prompt": "a cat", "stream": True}, headers={"api-key": key}))
 
 
 def test_internal_error_refunds_the_quota(broken):

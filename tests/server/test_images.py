@@ -71,9 +71,7 @@ def test_generate_url_uses_public_url(client, settings, oai):
 
 @pytest.mark.parametrize(("fmt", "pil"), [("jpeg", "JPEG"), ("webp", "WEBP"), ("png", "PNG")])
 def test_output_formats_decode(oai, fmt, pil):
-    r = oai.images.generate(
-        prompt="a red apple", output_format=fmt, output_compression=20, extra_body=FAST
-    )
+    r = oai.images.generate(prompt="a red apple", output_format=fmt, output_compression=20, extra_body=FAST)
     img = decode(r.data[0].b64_json)
     assert img.format == pil and img.size == (128, 128)
     assert r.output_format == fmt
@@ -328,9 +326,7 @@ def test_stream_partial_images(oai):
     final = decode(done.b64_json)
     assert json.loads(final.text["limner"])["seed"] == 4
     # the streamed image is the same as the non-streamed one with the same seed
-    plain = oai.images.generate(
-        prompt="a red apple", extra_body={"num_inference_steps": 6, "seed": 4}
-    )
+    plain = oai.images.generate(prompt="a red apple", extra_body={"num_inference_steps": 6, "seed": 4})
     assert np.array_equal(pixels(done.b64_json), pixels(plain.data[0].b64_json))
 
 

@@ -47,9 +47,7 @@ def test_negative_prompt_is_checked_too(oai):
 
 
 def test_low_relaxes_only_relaxable_categories(oai):
-    ok = oai.images.generate(
-        prompt="a nude marble statue", moderation="low", extra_body={"num_inference_steps": STEPS}
-    )
+    ok = oai.images.generate(prompt="a nude marble statue", moderation="low", extra_body={"num_inference_steps": STEPS})
     assert len(ok.data) == 1
     assert oai.images.generate(
         prompt="a gory zombie film poster", moderation="low", extra_body={"num_inference_steps": 2}
@@ -139,9 +137,7 @@ def test_output_hook_sees_the_images(client, oai):
 
 def test_custom_policy_file(tmp_path, settings):
     policy = tmp_path / "policy.toml"
-    policy.write_text(
-        '[categories.fruit]\nrelaxable = false\nmessage = "no fruit here"\nterms = ["banana"]\n'
-    )
+    policy.write_text('[categories.fruit]\nrelaxable = false\nmessage = "no fruit here"\nterms = ["banana"]\n')
     settings.moderation_policy = policy
     with TestClient(create_app(settings)) as tc:
         from limner.server.keys import create_key
@@ -151,12 +147,8 @@ def test_custom_policy_file(tmp_path, settings):
         r = tc.post(GEN, json={"prompt": "a b4n4n4"}, headers={"api-key": key})
         assert r.status_code == 400
         err = error_of(r)
-        assert (
-            err["moderation_details"]["category"] == "fruit" and "no fruit here" in err["message"]
-        )
-        r = tc.post(
-            GEN, json={"prompt": "a nude", "num_inference_steps": 2}, headers={"api-key": key}
-        )
+        assert err["moderation_details"]["category"] == "fruit" and "no fruit here" in err["message"]
+        r = tc.post(GEN, json={"prompt": "a nude", "num_inference_steps": 2}, headers={"api-key": key})
         assert r.status_code == 200  # the built-in categories are replaced, not merged
 
 

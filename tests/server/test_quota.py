@@ -113,9 +113,7 @@ def test_usage_rows_are_recorded(client, make_key):
     headers = {"api-key": key, "x-request-id": "usage-1"}
     assert client.post(GEN, json={**BODY, "n": 2}, headers=headers).status_code == 200
     assert (
-        client.post(
-            GEN, json={**BODY, "n": 1, "size": "32x32"}, headers={**headers, "x-request-id": "u2"}
-        ).status_code
+        client.post(GEN, json={**BODY, "n": 1, "size": "32x32"}, headers={**headers, "x-request-id": "u2"}).status_code
         == 200
     )
     with client.app.state.db.session() as s:
