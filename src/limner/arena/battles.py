@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, func, select, update
 
 from limner.arena.categories import CATEGORIES, categorize
 from limner.arena.ratings import OUTCOMES, Standing, Vote, bootstrap_intervals, choose_pair, leaderboard
@@ -28,22 +28,24 @@ from limner.server.files import FileStore
 from limner.server.moderation import Policy
 
 DAILY_CAP = 300  # votes per voter per UTC day
+LIVE_DAILY_CAP = 20  # live battles (two generations each) per voter per UTC day
 FAST_SECONDS = 1.5  # quicker than a person can look at two images
 MIN_VOTES_TO_FLAG = 10
 
 
-class AlreadyVoted(LimnerError):
+class AlreadyVoted(InvalidRequest):
     status = 409
     code = "already_voted"
 
 
-class VoteCapReached(LimnerError):
+class DailyCapReached(LimnerError):
+    """A per-voter daily cap (votes, or live battles); ``retry_after`` runs to the next UTC day."""
+
     status = 429
     type = "requests"
-    code = "vote_cap_reached"
 
-    def __init__(self, message: str, retry_after: int):
-        super().__init__(message)
+    def __init__(self, message: str, retry_after: int, code: str):
+        super().__init__(message, code=code)
         self.retry_after = retry_after
 
 
@@ -131,6 +133,7 @@ class Arena:
             file_a, file_b, source = by_prompt[prompt][a], by_prompt[prompt][b], "pool"
         else:
             self.policy.check_input(prompt)
+            self._check_live_cap(voter)
             a, b = self._pair(self.models(), rng)
             s0 = int(rng.integers(2**31))
             # generate both before answering: the order of arrival must not hint at the models
@@ -157,6 +160,27 @@ class Arena:
             )
         return BattleView(battle_id, prompt, self.token(battle_id, voter))
 
+    def _check_live_cap(self, voter: str) -> None:
+        """Live battles run two generations each: a voter gets LIVE_DAILY_CAP of them a UTC day."""
+        now = self.clock()
+        with self.db.session() as s:
+            today = s.scalar(
+                select(func.count())
+                .select_from(ArenaBattle)
+                .where(
+                    ArenaBattle.voter == voter,
+                    ArenaBattle.source == "live",
+                    ArenaBattle.shown_at >= _utc(now - now % 86400),
+                )
+            )
+        if (today or 0) >= LIVE_DAILY_CAP:
+            raise DailyCapReached(
+                f"you have started {LIVE_DAILY_CAP} battles on your own prompts today; "
+                "curated battles (no prompt) are still open",
+                retry_after=86400 - int(now % 86400),
+                code="live_cap_reached",
+            )
+
     def battle_image(self, battle_id: str, side: str, voter: str, token: str) -> Path:
         if side not in ("a", "b"):
             raise InvalidRequest("side must be a or b", param="side")
@@ -164,8 +188,7 @@ class Arena:
             battle = s.get(ArenaBattle, battle_id)
             if battle is None or battle.voter != voter or not hmac.compare_digest(self.token(battle_id, voter), token):
                 raise InvalidRequest("no such battle for this voter", param="battle_id", code="battle_not_found")
-            f = s.get(StoredFile, battle.file_a if side == "a" else battle.file_b)
-            return Path(f.path)
+            return Path(s.get_one(StoredFile, battle.file_a if side == "a" else battle.file_b).path)
 
     # -- votes --------------------------------------------------------------------------------------
 
@@ -187,18 +210,20 @@ class Arena:
                 s.add(voter_row)
                 s.flush()
             if voter_row.day == day and voter_row.votes_day >= DAILY_CAP:
-                raise VoteCapReached(
+                raise DailyCapReached(
                     f"you have cast {DAILY_CAP} votes today; thank you — come back tomorrow",
-                    retry_after=86400 - int(now % 86400),  # until the next UTC day
+                    retry_after=86400 - int(now % 86400),
+                    code="vote_cap_reached",
                 )
-            claimed = s.execute(
+            # one statement claims the battle: of two racing votes, exactly one changes a row
+            claimed: CursorResult = s.execute(  # type: ignore[assignment]
                 update(ArenaBattle)
                 .where(ArenaBattle.id == battle_id, ArenaBattle.voter == voter, ArenaBattle.outcome.is_(None))
                 .values(outcome=outcome, voted_at=now_dt)
-            ).rowcount
-            if not claimed:
+            )
+            if not claimed.rowcount:
                 raise AlreadyVoted("this battle already has its vote")
-            battle = s.get(ArenaBattle, battle_id)
+            battle = s.get_one(ArenaBattle, battle_id)
             seconds = (now_dt - battle.shown_at).total_seconds()
             voter_row.votes_day = voter_row.votes_day + 1 if voter_row.day == day else 1
             voter_row.day = day
@@ -211,7 +236,9 @@ class Arena:
 
     def votes(self, category: str = "overall", include_flagged: bool = False) -> list[Vote]:
         if category not in CATEGORIES:
-            raise InvalidRequest(f"category must be one of {', '.join(CATEGORIES)}", param="category")
+            raise InvalidRequest(
+                f"category must be one of {', '.join(CATEGORIES)}", param="category", code="invalid_value"
+            )
         with self.db.session() as s:
             flagged = set() if include_flagged else set(s.scalars(select(ArenaVoter.id).where(ArenaVoter.flagged)))
             rows = s.execute(
@@ -251,7 +278,7 @@ class Arena:
                     wm, lm = (b.model_a, b.model_b) if b.outcome == "a" else (b.model_b, b.model_a)
                     paths = []
                     for fid in (win, lose):
-                        src = Path(s.get(StoredFile, fid).path)
+                        src = Path(s.get_one(StoredFile, fid).path)
                         dst = out / "images" / src.name
                         if not dst.exists():
                             shutil.copy(src, dst)

@@ -13,7 +13,9 @@ function followJob(section) {
     const s = JSON.parse(event.data);
     section.dataset.status = s.status;
     if (s.total) { bar.max = s.total; bar.value = s.step; }
-    if (s.status === "running") status.textContent = `Step ${s.step} of ${s.total}`;
+    if (s.status === "running") {  // after the last step come upscaling, exact text and storing
+      status.textContent = s.step < s.total ? `Step ${s.step} of ${s.total}` : "Finishing…";
+    }
     if (s.previews && s.previews.length && s.status === "running") {
       results.querySelectorAll("img").forEach((img, i) => { if (s.previews[i]) img.src = s.previews[i]; });
     }

@@ -9,9 +9,11 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import cast
 
-from sqlalchemy import update
+from sqlalchemy import CursorResult, Update, update
 from sqlalchemy.orm import Session
+from starlette.datastructures import State
 
 from limner.engine import GenerationRequest, Progress
 from limner.errors import Cancelled, LimnerError, ModerationBlocked
@@ -34,21 +36,24 @@ def refill_in_seconds() -> int:
 
 
 def take_boost(session: Session, user_id: int, allowance: int) -> bool:
-    """Spend one boost if any is left today (one conditional UPDATE: concurrency-safe)."""
+    """Spend one boost if any is left today (conditional UPDATEs: concurrency-safe)."""
+    if allowance < 1:
+        return False
     day = today()
-    if session.execute(
-        update(User)
-        .where(User.id == user_id, User.boost_day != day, allowance >= 1)
-        .values(boost_day=day, boosts_used=1)
-    ).rowcount:
+    first_today = update(User).where(User.id == user_id, User.boost_day != day).values(boost_day=day, boosts_used=1)
+    if _rows(session, first_today):
         return True
-    return bool(
-        session.execute(
-            update(User)
-            .where(User.id == user_id, User.boost_day == day, User.boosts_used < allowance)
-            .values(boosts_used=User.boosts_used + 1)
-        ).rowcount
+    another = (
+        update(User)
+        .where(User.id == user_id, User.boost_day == day, User.boosts_used < allowance)
+        .values(boosts_used=User.boosts_used + 1)
     )
+    return bool(_rows(session, another))
+
+
+def _rows(session: Session, statement: Update) -> int:
+    """How many rows an UPDATE changed."""
+    return cast(CursorResult, session.execute(statement)).rowcount
 
 
 def give_back_boost(session: Session, user_id: int) -> None:
@@ -93,7 +98,7 @@ class JobState:
 class JobRunner:
     """Starts jobs on threads (the engine batches and prioritises them) and tracks their progress."""
 
-    def __init__(self, app_state: object):
+    def __init__(self, app_state: State):
         self.state = app_state
         self.jobs: dict[str, JobState] = {}
         self._lock = threading.Lock()
@@ -104,7 +109,7 @@ class JobRunner:
 
     def start(self, user: User, kind: str, req: GenerationRequest, settings: dict, lane: str) -> str:
         job_id = "job-" + secrets.token_hex(10)
-        with self.state.db.session() as s:  # type: ignore[attr-defined]
+        with self.state.db.session() as s:
             s.add(
                 Job(
                     id=job_id,
@@ -142,13 +147,13 @@ class JobRunner:
                 app.engine,
                 app.policy,
                 req,
-                endpoint="creator",  # type: ignore[attr-defined]
+                endpoint="creator",
                 request_id=job_id,
                 user_id=user_id,
             )
-            with app.db.session() as s:  # type: ignore[attr-defined]
+            with app.db.session() as s:
                 for im in result.images:
-                    row = app.files.save(s, im.png_bytes(), "png", user_id=user_id, meta=im.parameters)  # type: ignore[attr-defined]
+                    row = app.files.save(s, im.png_bytes(), "png", user_id=user_id, meta=im.parameters)
                     cid = "img-" + secrets.token_hex(10)
                     s.add(
                         Creation(
@@ -172,9 +177,9 @@ class JobRunner:
         except Exception as e:
             status, error = "failed", f"internal error ({type(e).__name__})"
         if status != "done" and lane == "fast":
-            with app.db.session() as s:  # type: ignore[attr-defined]
+            with app.db.session() as s:
                 give_back_boost(s, user_id)
-        with app.db.session() as s:  # type: ignore[attr-defined]
+        with app.db.session() as s:
             s.execute(update(Job).where(Job.id == job_id).values(status=status, error=error))
         st.update(status=status, error=error, creations=ids)
 

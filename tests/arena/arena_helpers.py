@@ -1,0 +1,59 @@
+"""Helpers for the arena tests (imported by name: pytest puts this folder on ``sys.path``)."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+MODELS = ("painter-alpha", "painter-beta")  # names that cannot appear by chance in a page or a PNG
+POOL = [
+    'a round badge that says "OPEN"',  # text rendering
+    "a thumbs up, dark skin tone",  # people and skin tones
+    "a beach at sunset",  # scenes
+    "a red apple",  # objects
+]
+
+
+class Clock:
+    """A clock that moves ``step`` seconds each time it is read."""
+
+    def __init__(self, start: float = 1_750_000_000.0, step: float = 3.0):
+        self.now, self.step = start, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def new_battle(tc: TestClient, prompt: str | None = None) -> dict:
+    r = tc.post("/arena/api/battles", json={"prompt": prompt} if prompt else {})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def vote(tc: TestClient, battle: dict, outcome: str, token: str | None = None):
+    body = {"battle_id": battle["id"], "token": battle["token"] if token is None else token, "outcome": outcome}
+    return tc.post("/arena/api/votes", json=body)
+
+
+def battle_and_vote(tc: TestClient, outcome: str) -> dict:
+    """One curated battle, voted on; returns the vote's answer (the revealed models)."""
+    r = vote(tc, new_battle(tc), outcome)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def error_of(response) -> dict:
+    body = response.json()
+    assert set(body) == {"error"}, body
+    return body["error"]
+
+
+def png_chunks(data: bytes) -> list[str]:
+    """The chunk types of a PNG file, in order."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    types, pos = [], 8
+    while pos < len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        types.append(data[pos + 4 : pos + 8].decode("ascii"))
+        pos += 12 + length
+    return types

@@ -1,0 +1,36 @@
+"""docs/arena.md keeps up with the code: every API field, error code, CLI command and screenshot."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from limner.arena import battles
+from limner.arena.categories import CATEGORIES
+from limner.server.routers.arena import BattleOut, BoardOut, StandingOut, VoteIn, VoteOut
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def test_every_api_field_error_code_and_category_is_documented():
+    text = (DOCS / "arena.md").read_text()
+    for model in (BattleOut, VoteIn, VoteOut, BoardOut, StandingOut):
+        for field in model.model_fields:
+            assert f'"{field}"' in text, f"{model.__name__}.{field}"
+    for code in ("already_voted", "vote_cap_reached", "live_cap_reached", "invalid_token", "battle_not_found"):
+        assert f"`{code}`" in text, code
+    for category in CATEGORIES:
+        assert f"| {category} |" in text, category
+    for name in ("DAILY_CAP", "LIVE_DAILY_CAP"):
+        assert name in text
+    assert f"{battles.DAILY_CAP} votes" in text and f"{battles.LIVE_DAILY_CAP} live battles" in text
+    for command in ("seed-pool", "leaderboard", "export --out"):
+        assert f"limner arena {command}" in text, command
+
+
+def test_every_screenshot_the_docs_show_exists():
+    text = (DOCS / "arena.md").read_text()
+    shots = re.findall(r"\(?(screenshots/arena-[\w-]+\.png)", text)
+    assert len(set(shots)) >= 5
+    for shot in shots:
+        assert (DOCS / shot).is_file(), shot
