@@ -102,7 +102,14 @@ class Arena:
     def token(self, battle_id: str, voter: str) -> str:
         return hmac.new(self.secret, f"arena:{battle_id}:{voter}".encode(), hashlib.sha256).hexdigest()[:40]
 
+    def _token_ok(self, battle_id: str, voter: str, token: str | None) -> bool:
+        """Constant-time check; any string is acceptable input (non-ASCII compares as bytes)."""
+        return hmac.compare_digest(self.token(battle_id, voter).encode(), (token or "").encode())
+
     def _pair(self, candidates: list[str], rng: np.random.Generator) -> tuple[str, str]:
+        if len(candidates) < 2:
+            raise InvalidRequest("the arena needs at least two models: register another in models.toml",
+                                 param="model", code="not_enough_models")
         votes = self.votes()
         intervals = bootstrap_intervals(
             candidates, [v for v in votes if v.model_a in candidates and v.model_b in candidates], rounds=50
@@ -186,7 +193,7 @@ class Arena:
             raise InvalidRequest("side must be a or b", param="side")
         with self.db.session() as s:
             battle = s.get(ArenaBattle, battle_id)
-            if battle is None or battle.voter != voter or not hmac.compare_digest(self.token(battle_id, voter), token):
+            if battle is None or battle.voter != voter or not self._token_ok(battle_id, voter, token):
                 raise InvalidRequest("no such battle for this voter", param="battle_id", code="battle_not_found")
             return Path(s.get_one(StoredFile, battle.file_a if side == "a" else battle.file_b).path)
 
@@ -196,7 +203,7 @@ class Arena:
         """Record the one vote a battle takes; return the revealed models."""
         if outcome not in OUTCOMES:
             raise InvalidRequest(f"outcome must be one of {', '.join(OUTCOMES)}", param="outcome")
-        if not hmac.compare_digest(self.token(battle_id, voter), token or ""):
+        if not self._token_ok(battle_id, voter, token):
             raise InvalidRequest("this battle was not shown to you (bad token)", param="token", code="invalid_token")
         now = self.clock()
         now_dt = _utc(now)
