@@ -108,8 +108,11 @@ class Arena:
 
     def _pair(self, candidates: list[str], rng: np.random.Generator) -> tuple[str, str]:
         if len(candidates) < 2:
-            raise InvalidRequest("the arena needs at least two models: register another in models.toml",
-                                 param="model", code="not_enough_models")
+            raise InvalidRequest(
+                "the arena needs at least two models: register another in models.toml",
+                param="model",
+                code="not_enough_models",
+            )
         votes = self.votes()
         intervals = bootstrap_intervals(
             candidates, [v for v in votes if v.model_a in candidates and v.model_b in candidates], rounds=50

@@ -11,10 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from limner.arena.categories import CATEGORIES
+from limner.server.errors import ERROR_RESPONSES
 from limner.server.routers.creator import templates
 from limner.server.web.auth import user_from_request
 
-router = APIRouter(prefix="/arena", tags=["arena"])
+router = APIRouter(prefix="/arena", tags=["arena"], responses=ERROR_RESPONSES)
 VOTER_COOKIE = "limner_voter"
 
 
