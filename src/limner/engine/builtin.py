@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from limner import __version__
-from limner.engine.request import GeneratedImage, GenerationRequest, Progress, parse_size
+from limner.engine.request import GeneratedImage, GenerationRequest, Progress, common_settings, parse_size
 from limner.errors import Cancelled, CheckpointError, InvalidRequest
 from limner.model.checkpoint import load_module, weight_files
 from limner.model.sampling import SAMPLERS, cfg_denoiser, flow_sigmas
@@ -120,18 +120,7 @@ class LimnerBackend:
         sampler = req.sampler or self.defaults["sampler"]
         if sampler not in SAMPLERS:
             raise InvalidRequest(f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}", param="sampler")
-        mode = "inpaint" if req.mask is not None else ("img2img" if req.image is not None else "text2img")
-        return {
-            "size": f"{w}x{h}",
-            "side": w,
-            "sampler": sampler,
-            "mode": mode,
-            "num_inference_steps": req.num_inference_steps or self.defaults["num_inference_steps"],
-            "guidance_scale": self.defaults["guidance_scale"]
-            if req.guidance_scale is None
-            else float(req.guidance_scale),
-            "strength": req.strength if mode != "text2img" else 1.0,
-        }
+        return {"size": f"{w}x{h}", "side": w, "sampler": sampler, **common_settings(req, self.defaults)}
 
     def batch_key(self, req: GenerationRequest) -> tuple:
         """Requests with equal keys can share one sampling loop."""

@@ -20,7 +20,7 @@ from PIL import Image
 
 from limner import __version__
 from limner.engine.builtin import ModelInfo
-from limner.engine.request import GeneratedImage, GenerationRequest, Progress, parse_size
+from limner.engine.request import GeneratedImage, GenerationRequest, Progress, common_settings, parse_size
 from limner.errors import Cancelled, CheckpointError, InvalidRequest
 from limner.typography.pipeline import finish, prepare
 
@@ -122,7 +122,8 @@ class DiffusersBackend:
                 f"model {self.name} needs width and height divisible by {step}, not {size}",
                 param="size",
             )
-        mode = "inpaint" if req.mask is not None else ("img2img" if req.image is not None else "text2img")
+        common = common_settings(req, self.defaults)
+        mode = common["mode"]
         if (mode == "img2img" and self.img2img is None) or (mode == "inpaint" and self.inpaint is None):
             raise InvalidRequest(f"model {self.name} cannot do {mode}", param="image")
         if req.sampler:
@@ -130,17 +131,7 @@ class DiffusersBackend:
                 "diffusers models use the scheduler saved with the pipeline; omit sampler",
                 param="sampler",
             )
-        return {
-            "size": f"{w}x{h}",
-            "width": w,
-            "height": h,
-            "mode": mode,
-            "num_inference_steps": req.num_inference_steps or self.defaults["num_inference_steps"],
-            "guidance_scale": self.defaults["guidance_scale"]
-            if req.guidance_scale is None
-            else float(req.guidance_scale),
-            "strength": req.strength if mode != "text2img" else 1.0,
-        }
+        return {"size": f"{w}x{h}", "width": w, "height": h, **common}
 
     def batch_key(self, req: GenerationRequest) -> tuple:
         r = self.resolve(req)

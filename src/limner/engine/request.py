@@ -93,6 +93,17 @@ class GenerationRequest:
         return [self.seed + i for i in range(self.n)]
 
 
+def common_settings(req: GenerationRequest, defaults: dict) -> dict:
+    """What every backend resolves the same way: mode, steps, guidance and strength."""
+    mode = "inpaint" if req.mask is not None else ("img2img" if req.image is not None else "text2img")
+    return {
+        "mode": mode,
+        "num_inference_steps": req.num_inference_steps or defaults["num_inference_steps"],
+        "guidance_scale": defaults["guidance_scale"] if req.guidance_scale is None else float(req.guidance_scale),
+        "strength": req.strength if mode != "text2img" else 1.0,
+    }
+
+
 def parse_size(size: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in size.lower().split("x"))
