@@ -19,8 +19,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from limner import __version__
-from limner.engine.request import GeneratedImage, GenerationRequest, Progress, common_settings, parse_size
+from limner.engine.request import (
+    GeneratedImage,
+    GenerationRequest,
+    Progress,
+    common_settings,
+    image_parameters,
+    parse_size,
+)
 from limner.errors import Cancelled, CheckpointError, InvalidRequest
 from limner.model.checkpoint import load_module, weight_files
 from limner.model.sampling import SAMPLERS, cfg_denoiser, flow_sigmas
@@ -247,22 +253,7 @@ class LimnerBackend:
                 results[owner] = Cancelled("cancelled by the caller")
                 continue
             req, st = requests[owner], settings[owner]
-            params = {
-                "prompt": req.prompt,
-                "negative_prompt": req.negative_prompt,
-                "model": self.name,
-                "version": __version__,
-                "seed": seeds[k],
-                "num_inference_steps": st["num_inference_steps"],
-                "guidance_scale": st["guidance_scale"],
-                "sampler": st["sampler"],
-                "size": st["size"],
-                "mode": st["mode"],
-                "strength": st["strength"],
-                "backend": self.kind,
-                "typography": req.typography,
-                "text": preps[k].parsed.spans,
-            }
+            params = image_parameters(req, st, seeds[k], self.name, self.kind, st["sampler"], preps[k].parsed.spans)
             out_list = results[owner]
             assert isinstance(out_list, list)
             out_list.append(GeneratedImage(img, seeds[k], req.prompt, self.name, params))

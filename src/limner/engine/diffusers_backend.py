@@ -18,9 +18,15 @@ from typing import Any
 import torch
 from PIL import Image
 
-from limner import __version__
 from limner.engine.builtin import ModelInfo
-from limner.engine.request import GeneratedImage, GenerationRequest, Progress, common_settings, parse_size
+from limner.engine.request import (
+    GeneratedImage,
+    GenerationRequest,
+    Progress,
+    common_settings,
+    image_parameters,
+    parse_size,
+)
 from limner.errors import Cancelled, CheckpointError, InvalidRequest
 from limner.typography.pipeline import finish, prepare
 
@@ -201,25 +207,14 @@ class DiffusersBackend:
                 out[owner] = Cancelled("cancelled by the caller")
                 continue
             req, st = requests[owner], settings[owner]
-            img = finish(img.convert("RGB"), prepare(req.prompt, seeds[k], max(img.size), req.typography))
+            prepared = prepare(req.prompt, seeds[k], max(img.size), req.typography)
+            img = finish(img.convert("RGB"), prepared)
             if st["mode"] == "inpaint":  # outside the mask the source stays exactly as it was
                 src = req.image.convert("RGB").resize(img.size)
                 keep = _white_is_repaint(req.mask).resize(img.size).point(lambda v: 0 if v > 127 else 255)
                 img = Image.composite(src, img.convert("RGB"), keep)
-            params = {
-                "prompt": req.prompt,
-                "negative_prompt": req.negative_prompt,
-                "model": self.name,
-                "version": __version__,
-                "seed": seeds[k],
-                "num_inference_steps": st["num_inference_steps"],
-                "guidance_scale": st["guidance_scale"],
-                "sampler": type(pipe.scheduler).__name__,
-                "size": st["size"],
-                "mode": st["mode"],
-                "strength": st["strength"],
-                "backend": self.kind,
-            }
+            sampler = type(pipe.scheduler).__name__
+            params = image_parameters(req, st, seeds[k], self.name, self.kind, sampler, prepared.parsed.spans)
             lst = out[owner]
             assert isinstance(lst, list)
             lst.append(GeneratedImage(img.convert("RGB"), seeds[k], req.prompt, self.name, params))

@@ -104,6 +104,30 @@ def common_settings(req: GenerationRequest, defaults: dict) -> dict:
     }
 
 
+def image_parameters(
+    req: GenerationRequest, settings: dict, seed: int, model: str, backend: str, sampler: str, text: list[str]
+) -> dict:
+    """What the PNG metadata records about one image: enough to make it again."""
+    from limner import __version__
+
+    return {
+        "prompt": req.prompt,
+        "negative_prompt": req.negative_prompt,
+        "model": model,
+        "version": __version__,
+        "seed": seed,
+        "num_inference_steps": settings["num_inference_steps"],
+        "guidance_scale": settings["guidance_scale"],
+        "sampler": sampler,
+        "size": settings["size"],
+        "mode": settings["mode"],
+        "strength": settings["strength"],
+        "backend": backend,
+        "typography": req.typography,
+        "text": text,
+    }
+
+
 def parse_size(size: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in size.lower().split("x"))
