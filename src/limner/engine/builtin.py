@@ -28,9 +28,10 @@ from limner.engine.request import (
     parse_size,
 )
 from limner.errors import Cancelled, CheckpointError, InvalidRequest
-from limner.model.checkpoint import load_module, weight_files
+from limner.model.checkpoint import load_denoiser, load_upsampler, weight_files
 from limner.model.sampling import SAMPLERS, cfg_denoiser, flow_sigmas
 from limner.model.text import TextEncoder, Tokenizer
+from limner.model.upsampler import Upsampler
 from limner.typography.pipeline import Prepared, finish, prepare
 
 DEFAULTS = {"num_inference_steps": 20, "guidance_scale": 4.0, "sampler": "euler", "shift": 1.0}
@@ -84,12 +85,12 @@ class LimnerBackend:
         denoiser_path = self.path / "denoiser.safetensors" if self.path.is_dir() else self.path
         # Inference runs in bfloat16 weights (not autocast): no per-call weight casts, and AMX on CPUs
         self.dtype = torch.bfloat16
-        self.denoiser, meta = load_module(denoiser_path, "denoiser")
+        self.denoiser, meta = load_denoiser(denoiser_path)
         self.denoiser.to(self.device, self.dtype)
         up_path = (self.path / "upsampler.safetensors") if self.path.is_dir() else None
-        self.upsampler = None
+        self.upsampler: Upsampler | None = None
         if up_path is not None and up_path.exists():
-            self.upsampler, _ = load_module(up_path, "upsampler")
+            self.upsampler, _ = load_upsampler(up_path)
             self.upsampler.to(self.device, self.dtype)
         self.meta = meta
         self.defaults = {**DEFAULTS, **meta.get("sampling", {}), **(defaults or {})}
@@ -139,7 +140,13 @@ class LimnerBackend:
         settings = [self.resolve(r) for r in requests]
         s0 = settings[0]
         dev, r = self.device, self.base
-        owners, prompts, negatives, seeds, scales, inits, masks = [], [], [], [], [], [], []
+        owners: list[int] = []
+        prompts: list[str] = []
+        negatives: list[str] = []
+        seeds: list[int] = []
+        scales: list[float] = []
+        inits: list[Image.Image] = []
+        masks: list[Image.Image] = []
         preps: list[Prepared] = []
         for i, (req, st) in enumerate(zip(requests, settings, strict=True)):
             for seed in req.seeds():
@@ -149,8 +156,10 @@ class LimnerBackend:
                 seeds.append(seed)
                 scales.append(st["guidance_scale"])
                 preps.append(prepare(req.prompt, seed, self.full, req.typography))
-                inits.append(req.image)
-                masks.append(req.mask)
+                if req.image is not None:
+                    inits.append(req.image)
+                if req.mask is not None:
+                    masks.append(req.mask)
         b = len(prompts)
 
         # 1. text
@@ -192,26 +201,20 @@ class LimnerBackend:
         sigmas = flow_sigmas(s0["num_inference_steps"], self.defaults["shift"], start=s0["strength"], device=dev)
 
         # 3. image-to-image / inpainting
-        x_init = m_base = None
-        if s0["mode"] != "text2img":
-            x_init = torch.stack([to_tensor(im, r) for im in inits]).to(dev)
-            x = (1 - sigmas[0]) * x_init + sigmas[0] * noise
-            if s0["mode"] == "inpaint":
-                m_base = torch.stack([mask_tensor(m, r) for m in masks]).to(dev)  # (B, 1, r, r)
-        else:
-            x = noise * sigmas[0]  # σ₀ = 1 for text-to-image
+        x_init = torch.stack([to_tensor(im, r) for im in inits]).to(dev) if inits else None
+        m_base = torch.stack([mask_tensor(m, r) for m in masks]).to(dev) if masks else None  # (B, 1, r, r)
+        x = noise * sigmas[0] if x_init is None else (1 - sigmas[0]) * x_init + sigmas[0] * noise
 
         def net(x: torch.Tensor, s: torch.Tensor, **kw: torch.Tensor) -> torch.Tensor:
             return self.denoiser(x, s, **kw).float()
 
         scale = torch.tensor(scales, device=dev).view(-1, 1, 1, 1)
         guided = cfg_denoiser(net, cond, uncond, scale if bool((scale != 1).any()) else 1.0)
-        if m_base is not None:
 
-            def denoise(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-                return m_base * guided(x, s) + (1 - m_base) * x_init
-        else:
-            denoise = guided
+        def denoise(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+            if m_base is None or x_init is None:
+                return guided(x, s)
+            return m_base * guided(x, s) + (1 - m_base) * x_init  # inpainting: the rest is the source
 
         # 4. sample, reporting each step to each request
         cancelled: set[int] = set()
@@ -233,8 +236,7 @@ class LimnerBackend:
         x0 = sample(denoise, x, sigmas, callback=callback)
 
         # 5. upsample, paste back
-        upsample = s0["side"] == self.full and self.upsampler is not None
-        out = self.upsampler(x0, glyph_full).float() if upsample else x0
+        out = self.upsampler(x0, glyph_full).float() if s0["side"] == self.full and self.upsampler else x0
         images = [finish(im, prep) for im, prep in zip(to_images(out), preps, strict=True)]  # exact text
         if s0["mode"] == "inpaint":  # outside the mask the source stays exactly as it was
             side = out.shape[-1]

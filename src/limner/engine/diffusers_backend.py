@@ -209,7 +209,7 @@ class DiffusersBackend:
             req, st = requests[owner], settings[owner]
             prepared = prepare(req.prompt, seeds[k], max(img.size), req.typography)
             img = finish(img.convert("RGB"), prepared)
-            if st["mode"] == "inpaint":  # outside the mask the source stays exactly as it was
+            if req.image is not None and req.mask is not None:  # inpainting: outside the mask, the source
                 src = req.image.convert("RGB").resize(img.size)
                 keep = _white_is_repaint(req.mask).resize(img.size).point(lambda v: 0 if v > 127 else 255)
                 img = Image.composite(src, img.convert("RGB"), keep)

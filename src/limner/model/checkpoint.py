@@ -113,3 +113,15 @@ def load_module(path: Path, kind: str, dtype: torch.dtype = torch.float32) -> tu
         raise CheckpointError(f"{path} does not match its own config: {e}") from e
     extra = {k: json.loads(v) for k, v in meta.items() if k not in ("format", "kind")}
     return module.eval().requires_grad_(False), extra
+
+
+def load_denoiser(path: Path, dtype: torch.dtype = torch.float32) -> tuple[Denoiser, dict]:
+    module, meta = load_module(path, "denoiser", dtype)
+    assert isinstance(module, Denoiser)
+    return module, meta
+
+
+def load_upsampler(path: Path, dtype: torch.dtype = torch.float32) -> tuple[Upsampler, dict]:
+    module, meta = load_module(path, "upsampler", dtype)
+    assert isinstance(module, Upsampler)
+    return module, meta

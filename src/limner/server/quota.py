@@ -30,7 +30,7 @@ class RateLimited(LimnerError):
 def _take(session: Session, key_id: int, n: int, bucket_col, used_col, limit_col, now_bucket: int) -> bool:
     """Add ``n`` to the window's counter if it stays within the limit; start a new window if the
     stored one is over. True when the images were reserved."""
-    fresh = session.execute(
+    fresh = session.execute(  # type: ignore[attr-defined]  # UPDATE results carry rowcount
         update(ApiKey)
         .where(ApiKey.id == key_id, bucket_col != now_bucket, (limit_col.is_(None)) | (limit_col >= n))
         .values({bucket_col: now_bucket, used_col: n})
@@ -38,7 +38,7 @@ def _take(session: Session, key_id: int, n: int, bucket_col, used_col, limit_col
     if fresh:
         return True
     return bool(
-        session.execute(
+        session.execute(  # type: ignore[attr-defined]
             update(ApiKey)
             .where(
                 ApiKey.id == key_id,

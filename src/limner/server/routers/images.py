@@ -442,7 +442,7 @@ def _body_from_form(fields: dict, need_prompt: bool) -> tuple[GenerationBody, fl
     try:
         body = GenerationBody(**fields)
     except Exception as e:
-        errs = getattr(e, "errors", lambda: [])()
+        errs: list = getattr(e, "errors", lambda: [])()
         param = str(errs[0]["loc"][0]) if errs else None
         msg = errs[0]["msg"] if errs else str(e)
         raise ApiError(400, f"Invalid value for '{param}': {msg}.", "invalid_value", param=param) from None
