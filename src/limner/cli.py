@@ -332,6 +332,34 @@ def list_models(
     Console().print(table)
 
 
+@app.command("export-weights")
+def export_weights(
+    denoiser: Annotated[Path, typer.Option(help="EMA weights of a run (ema.safetensors or its shards).")],
+    upsampler: Annotated[Path, typer.Option(help="Upsampler weights.")],
+    out: Annotated[Path, typer.Option(help="Folder to write, e.g. weights/limner-1.")],
+    steps: Annotated[int, typer.Option(help="Default sampling steps.")] = 20,
+    guidance_scale: Annotated[float, typer.Option(help="Default guidance.")] = 4.0,
+    sampler: Annotated[str, typer.Option(help="Default sampler.")] = "euler",
+    note: Annotated[str, typer.Option(help="Training history to record, free text.")] = "",
+) -> None:
+    """Write a shippable model folder: float16 denoiser and upsampler with configs and defaults inside."""
+    from limner.model.checkpoint import load_denoiser, load_upsampler, save_weights
+
+    den, meta = load_denoiser(denoiser)
+    up, up_meta = load_upsampler(upsampler)
+    meta.pop("config", None)
+    up_meta.pop("config", None)
+    meta["sampling"] = {"num_inference_steps": steps, "guidance_scale": guidance_scale, "sampler": sampler}
+    if note:
+        meta["training"] = note
+    written = save_weights(out / "denoiser.safetensors", den, "denoiser", meta)
+    written += save_weights(out / "upsampler.safetensors", up, "upsampler", up_meta)
+    total = sum(p.stat().st_size for p in written)
+    for p in written:
+        print(p)
+    console.print(f"{total / 2**20:.1f} MiB in {out}")
+
+
 @app.command("eval")
 def evaluate(
     model: Annotated[str, typer.Option(help="Model name or path, or a reference: real, noise, nearest-train.")],
