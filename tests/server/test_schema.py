@@ -81,7 +81,9 @@ def live_app(app, schema_key):
 
 # The document is the same for every app; the requests go to each test's own app (``live_app``).
 # The Images API, /healthz and the arena's JSON API.
-schema = schemathesis.openapi.from_dict(create_app(Settings()).openapi()).include(path_regex=r"^/(v1/|healthz$|arena/api/)")
+schema = schemathesis.openapi.from_dict(create_app(Settings()).openapi()).include(
+    path_regex=r"^/(v1/|healthz$|arena/api/)"
+)
 
 
 @schema.parametrize()
