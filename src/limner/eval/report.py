@@ -99,7 +99,7 @@ def write_report(
 
     plots = []
     fig, ax = plt.subplots(figsize=(5, 3))
-    vals = [m["fidelity"]["chance"], m["fidelity"]["generated"], m["fidelity"]["real_ceiling"]]
+    vals = [m["fidelity"]["chance"], m["fidelity"]["generated"] or 0.0, m["fidelity"]["real_ceiling"] or 0.0]
     ax.bar(["chance", "generated", "real"], vals, color=["#bbb", "#4a7", "#27c"])
     ax.set_ylabel("top-1 retrieval among 32")
     ax.set_title("prompt fidelity")

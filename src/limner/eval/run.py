@@ -259,6 +259,21 @@ def memorised(instr: Instruments, images: list) -> tuple[float, list[float]]:
     return float((sims >= instr.copy_threshold).mean()), sims.tolist()
 
 
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _finite(obj):
+    """NaN (a metric over too few images) becomes null, so metrics.json stays valid JSON."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
 def evaluate(
     model: str,
     out: Path,
@@ -317,14 +332,14 @@ def evaluate(
     }
     ocr = ocr_scores(images["typography"], sets["typography"])
     m["text"] = {
-        "word_accuracy": float(np.mean([o["word_accuracy"] for o in ocr])),
-        "ned": float(np.mean([o["ned"] for o in ocr])),
+        "word_accuracy": _mean([o["word_accuracy"] for o in ocr]),
+        "ned": _mean([o["ned"] for o in ocr]),
         "n": len(ocr),
     }
     truth = [r["tone"] for r in sets["skin_tones"]]
     predicted = [M.classify_tone(np.asarray(im.convert("RGB"))) for im in images["skin_tones"]]
     m["skin_tone"] = {
-        "accuracy": float(np.mean([p == t for p, t in zip(predicted, truth, strict=True)])),
+        "accuracy": _mean([float(p == t) for p, t in zip(predicted, truth, strict=True)]),
         "no_skin_found": sum(p is None for p in predicted),
         "labels": M.TONES,
         "confusion": M.confusion(truth, predicted),
@@ -343,6 +358,7 @@ def evaluate(
     m["seconds"] = round(time.time() - started, 1)
     m["machine"] = machine_name()
     base = json.loads((Path(baseline) / "metrics.json").read_text()) if baseline else None
+    m = _finite(m)
     (out / "metrics.json").write_text(json.dumps(m, indent=2))
     write_report(out, m, images, sets, ocr, sims, base)
     return m
