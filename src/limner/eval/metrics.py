@@ -32,7 +32,10 @@ def retrieval_top1(image_emb: np.ndarray, text_emb: np.ndarray, k: int = 32, see
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets (Heusel et al. 2017, FID)."""
+    """Fréchet distance between Gaussians fitted to two feature sets (Heusel et al. 2017, FID);
+    NaN when either set has fewer than two rows."""
+    if len(a) < 2 or len(b) < 2:
+        return float("nan")
     mu1, mu2 = a.mean(0), b.mean(0)
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     covmean = linalg.sqrtm(s1 @ s2)

@@ -312,6 +312,7 @@ def evaluate(
     m: dict = {
         "model": model,
         "limit": limit,
+        "typography": typography,
         "prompt_sets": {k: len(v) for k, v in sets.items()},
         "evaluator": str(instr.evaluator_path),
         "copy_threshold": round(instr.copy_threshold, 4),

@@ -1,0 +1,140 @@
+"""`limner eval` end to end on the fixture corpus, with an evaluator trained for a few steps."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from limner.data.trainset import pack
+from limner.engine import Engine
+from limner.engine.registry import ModelSpec
+from limner.eval.evaluator import Evaluator, train_evaluator
+from limner.eval.run import evaluate
+from limner.model.checkpoint import save_weights
+from limner.model.denoiser import PRESETS, Denoiser
+from limner.model.upsampler import UPSAMPLER_PRESETS, Upsampler
+
+pytestmark = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract-ocr is not installed")
+
+
+@pytest.fixture(scope="module")
+def eval_corpus(tmp_path_factory, built_corpus: Path) -> Path:
+    corpus = tmp_path_factory.mktemp("eval-corpus")
+    for f in built_corpus.iterdir():
+        shutil.copy(f, corpus / f.name)
+    pack(corpus, corpus / "trainset-64-train.npz", 64, "train")
+    pack(corpus, corpus / "trainset-64-val.npz", 64, "val")
+    return corpus
+
+
+@pytest.fixture(scope="module")
+def evaluator_weights(eval_corpus: Path) -> Path:
+    out = eval_corpus / "evaluator.safetensors"
+    train_evaluator(eval_corpus / "trainset-64-train.npz", out, steps=20, batch=16)
+    return out
+
+
+@pytest.fixture(scope="module")
+def prompts_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("prompts")
+    rows = {
+        "concepts": [
+            {"id": f"c{i}", "prompt": p} for i, p in enumerate(["a red apple", "a rocket", "a cat face", "a star"])
+        ],
+        "typography": [
+            {"id": "t0", "prompt": 'a poster with the title "OPEN"', "text": ["OPEN"], "words": ["OPEN"]},
+            {"id": "t1", "prompt": 'a sign that says "EXIT NOW"', "text": ["EXIT NOW"], "words": ["EXIT", "NOW"]},
+        ],
+        "skin_tones": [
+            {"id": "s0", "prompt": "a waving hand, dark skin tone", "tone": "dark"},
+            {"id": "s1", "prompt": "a thumbs up, light skin tone", "tone": "light"},
+        ],
+    }
+    for name, items in rows.items():
+        (d / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
+    return d
+
+
+def test_evaluator_weights_round_trip(evaluator_weights: Path):
+    model, meta = Evaluator.load(evaluator_weights)
+    assert meta["steps"] == 20 and sum(p.numel() for p in model.parameters()) < 3_000_000
+
+
+@pytest.mark.parametrize("model", ["noise", "nearest-train"])
+def test_reference_models_write_a_full_report(tmp_path, model, eval_corpus, evaluator_weights, prompts_dir):
+    m = evaluate(
+        model,
+        tmp_path / model,
+        corpus=eval_corpus,
+        prompts_dir=prompts_dir,
+        evaluator_path=evaluator_weights,
+        speed=False,
+    )
+    saved = json.loads((tmp_path / model / "metrics.json").read_text())
+    assert saved["model"] == model and saved == json.loads(json.dumps(m))
+    for key in ("fidelity", "frechet", "text", "skin_tone", "memorisation"):
+        assert key in saved
+    html = (tmp_path / model / "report.html").read_text()
+    assert "<table>" in html and "data:image/png;base64," in html
+
+
+def test_noise_spells_nothing_and_memorisation_catches_nearest_train(
+    tmp_path, eval_corpus, evaluator_weights, prompts_dir
+):
+    noise = evaluate(
+        "noise",
+        tmp_path / "n",
+        corpus=eval_corpus,
+        prompts_dir=prompts_dir,
+        evaluator_path=evaluator_weights,
+        speed=False,
+    )
+    near = evaluate(
+        "nearest-train",
+        tmp_path / "m",
+        corpus=eval_corpus,
+        prompts_dir=prompts_dir,
+        evaluator_path=evaluator_weights,
+        speed=False,
+    )
+    assert noise["text"]["word_accuracy"] == 0.0
+    assert noise["memorisation"]["share"] == 0.0
+    assert near["memorisation"]["share"] == 1.0  # every image *is* a training image
+
+
+def test_a_model_is_generated_measured_and_compared_with_a_baseline(
+    tmp_path, eval_corpus, evaluator_weights, prompts_dir
+):
+    import torch
+
+    torch.manual_seed(0)
+    weights = tmp_path / "tiny"
+    save_weights(weights / "denoiser.safetensors", Denoiser(PRESETS["tiny"]), "denoiser")
+    save_weights(weights / "upsampler.safetensors", Upsampler(UPSAMPLER_PRESETS["tiny"]), "upsampler")
+    engine = Engine(specs=[ModelSpec("tiny", "limner", weights, defaults={"num_inference_steps": 4})])
+    first = evaluate(
+        "tiny",
+        tmp_path / "a",
+        corpus=eval_corpus,
+        prompts_dir=prompts_dir,
+        evaluator_path=evaluator_weights,
+        engine=engine,
+        speed=True,
+    )
+    assert first["speed"]["batch4"]["images_per_second"] > 0
+    assert first["text"]["word_accuracy"] == 1.0  # typography=auto sets the exact strings
+    second = evaluate(
+        "tiny",
+        tmp_path / "b",
+        corpus=eval_corpus,
+        prompts_dir=prompts_dir,
+        evaluator_path=evaluator_weights,
+        engine=engine,
+        speed=False,
+        baseline=tmp_path / "a",
+        typography="off",
+    )
+    assert second["typography"] == "off" and second["text"]["word_accuracy"] < 1.0
+    assert "baseline" in (tmp_path / "b" / "report.html").read_text()
+    engine.close()
