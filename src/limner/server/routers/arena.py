@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from limner.arena.categories import CATEGORIES
 from limner.server.errors import ERROR_RESPONSES
-from limner.server.routers.creator import templates
+from limner.server.routers.creator import render_page as page
 from limner.server.web.auth import user_from_request
 
 router = APIRouter(prefix="/arena", tags=["arena"], responses=ERROR_RESPONSES)
@@ -138,7 +138,7 @@ def board_json(request: Request, category: Annotated[str, Query(max_length=40)] 
 
 @router.get("", response_class=HTMLResponse, include_in_schema=False)
 def arena_page(request: Request) -> HTMLResponse:
-    response = templates.TemplateResponse(request, "arena.html", {"email": None})
+    response = page(request, "arena.html")  # the signed-in header when there is an account
     voter_id(request, response)
     return response
 
@@ -148,8 +148,4 @@ def board_page(request: Request, category: Annotated[str, Query(max_length=40)] 
     board = board_json(request, category)
     lo = min([s.lower for s in board.standings] + [900.0])
     hi = max([s.upper for s in board.standings] + [1100.0])
-    return templates.TemplateResponse(
-        request,
-        "leaderboard.html",
-        {"email": None, "board": board, "categories": CATEGORIES, "lo": lo - 20, "hi": hi + 20},
-    )
+    return page(request, "leaderboard.html", board=board, categories=CATEGORIES, lo=lo - 20, hi=hi + 20)

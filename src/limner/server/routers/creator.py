@@ -65,7 +65,7 @@ JOB_STATUS = {  # as the job page says it (while running, the page's script show
 MAX_MASK_PIXELS = 4096 * 4096
 
 
-def _page(request: Request, name: str, status: int = 200, **ctx: object) -> HTMLResponse:
+def render_page(request: Request, name: str, status: int = 200, **ctx: object) -> HTMLResponse:
     settings = request.app.state.settings
     with request.app.state.db.session() as s:
         user = user_from_request(s, request)
@@ -97,7 +97,7 @@ def _redirect(url: str) -> RedirectResponse:
 
 @router.get("/signup", response_class=HTMLResponse)
 def signup_page(request: Request) -> HTMLResponse:
-    return _page(request, "signup.html")
+    return render_page(request, "signup.html")
 
 
 @router.post("/signup")
@@ -114,13 +114,13 @@ def signup(
             response = _redirect("/")
             start_session(s, user, response, request.app.state.settings.cookie_secure)
     except ValueError as e:
-        return _page(request, "signup.html", 400, error=str(e), email_value=email)
+        return render_page(request, "signup.html", 400, error=str(e), email_value=email)
     return response
 
 
 @router.get("/signin", response_class=HTMLResponse)
 def signin_page(request: Request) -> HTMLResponse:
-    return _page(request, "signin.html")
+    return render_page(request, "signin.html")
 
 
 @router.post("/signin")
@@ -134,7 +134,7 @@ def signin(
     with request.app.state.db.session() as s:
         user = authenticate(s, email, password)
         if user is None:
-            return _page(request, "signin.html", 401, error="Wrong email or password.", email_value=email)
+            return render_page(request, "signin.html", 401, error="Wrong email or password.", email_value=email)
         response = _redirect("/")
         start_session(s, user, response, request.app.state.settings.cookie_secure)
     return response
@@ -172,7 +172,7 @@ def _recent(request: Request, user_id: int, n: int = 8) -> list[Creation]:
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, user: CurrentUser) -> HTMLResponse:
-    return _page(
+    return render_page(
         request,
         "create.html",
         models=_models(request),
@@ -188,7 +188,7 @@ def _start(request: Request, user, kind: str, req: GenerationRequest, settings: 
         app.state.policy.check_input(req.prompt, req.negative_prompt)
         check_request(app.state.engine, req)
     except ModerationBlocked as e:
-        return _page(
+        return render_page(
             request,
             "create.html",
             400,
@@ -200,7 +200,7 @@ def _start(request: Request, user, kind: str, req: GenerationRequest, settings: 
             **page_ctx,
         )
     except InvalidRequest as e:
-        return _page(
+        return render_page(
             request,
             "create.html",
             400,
@@ -229,7 +229,7 @@ def create(
 ) -> Response:
     check_csrf(request, csrf_token)
     if style and style not in STYLES:
-        return _page(
+        return render_page(
             request,
             "create.html",
             400,
@@ -267,10 +267,10 @@ def job_page(request: Request, job_id: str, user: CurrentUser) -> Response:
     try:
         job = _job(request, user.id, job_id)
     except LimnerError:
-        return _page(request, "notfound.html", 404)
+        return render_page(request, "notfound.html", 404)
     with request.app.state.db.session() as s:
         creations = list(s.scalars(select(Creation).where(Creation.job_id == job_id).order_by(Creation.seed)))
-    return _page(request, "job.html", job=job, creations=creations, n=IMAGES_PER_CREATE, status_labels=JOB_STATUS)
+    return render_page(request, "job.html", job=job, creations=creations, n=IMAGES_PER_CREATE, status_labels=JOB_STATUS)
 
 
 @router.get("/jobs/{job_id}/events")
@@ -345,7 +345,7 @@ def history(
             )
         )
     pages = max(1, math.ceil(total / PER_PAGE))
-    return _page(request, "history.html", items=items, q=q, page=page, pages=pages, total=total)
+    return render_page(request, "history.html", items=items, q=q, page=page, pages=pages, total=total)
 
 
 def _creation(request: Request, user_id: int, creation_id: str) -> Creation | None:
@@ -358,8 +358,8 @@ def _creation(request: Request, user_id: int, creation_id: str) -> Creation | No
 def image_page(request: Request, creation_id: str, user: CurrentUser) -> Response:
     c = _creation(request, user.id, creation_id)
     if c is None:
-        return _page(request, "notfound.html", 404)
-    return _page(request, "image.html", c=c, params_json=json.dumps(c.params, indent=1, sort_keys=True))
+        return render_page(request, "notfound.html", 404)
+    return render_page(request, "image.html", c=c, params_json=json.dumps(c.params, indent=1, sort_keys=True))
 
 
 @router.get("/images/{creation_id}/file")
@@ -384,7 +384,7 @@ def image_delete(
     check_csrf(request, csrf_token)
     c = _creation(request, user.id, creation_id)
     if c is None:
-        return _page(request, "notfound.html", 404)
+        return render_page(request, "notfound.html", 404)
     with request.app.state.db.session() as s:
         f = s.get(StoredFile, c.file_id)
         s.execute(delete(Creation).where(Creation.id == c.id))
@@ -407,7 +407,7 @@ def image_variations(
     check_csrf(request, csrf_token)
     c = _creation(request, user.id, creation_id)
     if c is None:
-        return _page(request, "notfound.html", 404)
+        return render_page(request, "notfound.html", 404)
     req = GenerationRequest(c.prompt, n=IMAGES_PER_CREATE, model=c.model, image=_source_image(request, c), strength=0.6)
     return _start(request, user, "variations", req, {"source": c.id}, {})
 
@@ -434,11 +434,11 @@ async def image_edit(request: Request, creation_id: str, user: CurrentUser) -> R
         check_csrf(request, token if isinstance(token, str) else None)
         c = _creation(request, user.id, creation_id)
         if c is None:
-            return _page(request, "notfound.html", 404)
+            return render_page(request, "notfound.html", 404)
         prompt = str(form.get("prompt") or "").strip()[:2000]
         mask = await _painted_mask(form.get("mask"))
     if mask is None:
-        return _page(
+        return render_page(
             request,
             "image.html",
             400,
