@@ -33,10 +33,10 @@ def main() -> None:
     for path in args.histories:
         rows = read(path)
         name = path.parent.name
-        seen = [(r["step"] + offset, r["loss_ema"]) for r in rows if "loss_ema" in r]
+        seen = [(r["step"] + offset, r["loss"]) for r in rows if "loss" in r]
         val = [(r["step"] + offset, r["val_loss"]) for r in rows if r.get("val_loss") is not None]
         if seen:
-            axes[0].plot(*zip(*seen, strict=True), label=f"{name} (train, smoothed)")
+            axes[0].plot(*zip(*seen, strict=True), label=f"{name} (training batches)")
         if val:
             axes[1].plot(*zip(*val, strict=True), "o-", label=f"{name} (fixed validation batch)")
         steps = [r["step"] for r in rows if "step" in r]
