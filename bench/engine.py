@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import threading
 import time
 from pathlib import Path
@@ -66,9 +65,11 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("bench/results/engine.json"))
     args = p.parse_args()
 
+    from limner.eval.run import machine_name
+
     peak = measure_peak()
     results: dict = {
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+        "machine": machine_name(),
         "measured_bf16_peak_gflops": round(peak / 1e9),
         "steps": args.steps,
     }
