@@ -32,9 +32,18 @@ from limner.model.flow import flow_loss, sample_sigma
 from limner.model.sampling import cfg_denoiser, flow_sigmas, sample_euler
 from limner.model.text import TextEncoder, Tokenizer
 
-# Measured bf16 matmul peaks (FLOP/s) for model-FLOP utilisation: this CPU (2 cores, AMX) per
-# ../shared/DESIGN.md, and an H100/H200 as measured through the device tool.
-PEAK_FLOPS = {"cpu": 2.19e12, "cuda": 7.9e14}
+
+def bf16_peak(device: torch.device) -> float:
+    """This machine's bf16 matmul rate (FLOP/s), measured now: the yardstick for model-FLOP
+    utilisation (machines differ: an AMX CPU does ~2.2 TFLOP/s, a CPU without AMX ~0.4)."""
+    n = 2048 if device.type == "cpu" else 8192
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    (a @ a).sum().item()
+    t = time.perf_counter()
+    for _ in range(3):
+        (a @ a).sum().item()
+    return 3 * 2 * n**3 / (time.perf_counter() - t)
+
 
 SAMPLE_PROMPTS = [
     "a red apple, 3D render",
@@ -329,7 +338,7 @@ def main(cfg: TrainConfig) -> dict:
         net = compile_or_eager(net, device, model_cfg, cfg.batch // world, store)
     local_batch = cfg.batch // world
     flops_step = 3 * flops_per_image(model_cfg) * cfg.batch  # forward + backward ≈ 3× forward
-    peak = PEAK_FLOPS[device.type] * world
+    peak = bf16_peak(device) * world
 
     # fixed validation batch: same images, noise and σ every time, so the numbers compare
     val_batch = None
