@@ -123,6 +123,8 @@ def test_a_model_is_generated_measured_and_compared_with_a_baseline(
         speed=True,
     )
     assert first["speed"]["batch4"]["images_per_second"] > 0
+    assert set(first["references"]) == {"real", "noise", "nearest-train"}  # every report carries them
+    assert first["references"]["nearest-train"]["memorised share"] == 1.0
     assert first["text"]["word_accuracy"] == 1.0  # typography=auto sets the exact strings
     second = evaluate(
         "tiny",

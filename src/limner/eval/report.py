@@ -97,6 +97,28 @@ def write_report(
         table.append(row + "</tr>")
     table.append("</table>")
 
+    refs = m.get("references")
+    if refs:
+        from limner.eval.run import SUMMARY, summary
+
+        mine = summary(m)
+        names = list(refs)
+        table.append(
+            "<h2>Reference points on the same prompts</h2><table><tr><th>metric</th><th>this run</th>"
+            + "".join(f"<th>{html.escape(n)}</th>" for n in names)
+            + "</tr>"
+        )
+        for label in SUMMARY:
+            table.append(
+                f"<tr><td>{html.escape(label)}</td><td>{_fmt(mine[label])}</td>"
+                + "".join(f"<td>{_fmt(refs[n].get(label))}</td>" for n in names)
+                + "</tr>"
+            )
+        table.append(
+            "</table><p>real: held-out real images (ceiling); noise: random images (floor); "
+            "nearest-train: the training image whose caption is nearest (pure memorisation).</p>"
+        )
+
     plots = []
     fig, ax = plt.subplots(figsize=(5, 3))
     vals = [m["fidelity"]["chance"], m["fidelity"]["generated"] or 0.0, m["fidelity"]["real_ceiling"] or 0.0]

@@ -274,41 +274,40 @@ def _finite(obj):
     return obj
 
 
-def evaluate(
+SUMMARY = {  # the numbers a reference column shows: (section, key)
+    "fidelity (top-1 of 32)": ("fidelity", "generated"),
+    "Fréchet distance to real": ("frechet", "generated_vs_real"),
+    "OCR word accuracy": ("text", "word_accuracy"),
+    "OCR normalised edit distance": ("text", "ned"),
+    "skin-tone accuracy": ("skin_tone", "accuracy"),
+    "memorised share": ("memorisation", "share"),
+}
+
+
+def measure(
     model: str,
-    out: Path,
-    corpus: Path = Path("data/corpus"),
-    prompts_dir: Path = Path("bench/prompts"),
-    limit: int | None = None,
-    baseline: Path | None = None,
-    evaluator_path: Path | None = None,
+    instr: Instruments,
+    sets: dict[str, list[dict]],
+    corpus: Path,
+    limit: int | None,
     engine=None,
-    speed: bool = True,
     progress=None,
     typography: str = "auto",
-) -> dict:
-    """Run every metric for ``model``; write ``metrics.json``, ``report.html`` and image grids to ``out``."""
-    from limner.eval.report import write_report
-
-    started = time.time()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    instr = load_instruments(corpus, evaluator_path)
-    sets = load_prompts(prompts_dir, limit)
+) -> tuple[dict, dict, dict, list, list]:
+    """Images for every prompt set and every metric on them (speed aside)."""
     n_val = min(len(instr.val_images), max(64, limit or 512))
     val_imgs = [Image.fromarray(a) for a in instr.val_images[:n_val]]
     val_caps = instr.val_captions[:n_val]
-
     images: dict[str, list[Image.Image]] = {}
     if model == "real":  # the ceiling: held-out real images with their own captions and texts
         sets, images = real_sets(Path(corpus), limit)
     for name, rows in sets.items():
-        if name in images:
-            continue
-        prompts = [r["prompt"] for r in rows]
-        seeds = [1000 + i for i in range(len(prompts))]
-        images[name] = generate_images(model, prompts, seeds, instr, engine, progress=progress, typography=typography)
-
+        if name not in images:
+            prompts = [r["prompt"] for r in rows]
+            seeds = [1000 + i for i in range(len(prompts))]
+            images[name] = generate_images(
+                model, prompts, seeds, instr, engine, progress=progress, typography=typography
+            )
     m: dict = {
         "model": model,
         "limit": limit,
@@ -345,13 +344,65 @@ def evaluate(
         "labels": M.TONES,
         "confusion": M.confusion(truth, predicted),
     }
-    all_images = [im for k in PROMPT_SETS for im in images[k]]
-    share, sims = memorised(instr, all_images)
+    share, sims = memorised(instr, [im for k in PROMPT_SETS for im in images[k]])
     m["memorisation"] = {
         "share": share,
         "threshold": instr.copy_threshold,
         "val_images_share": memorised(instr, val_imgs)[0],
     }
+    return m, sets, images, ocr, sims
+
+
+def summary(m: dict) -> dict:
+    return {label: (m.get(section) or {}).get(key) for label, (section, key) in SUMMARY.items()}
+
+
+def references(instr: Instruments, sets: dict, corpus: Path, limit: int | None, prompts_dir: Path) -> dict:
+    """Summaries of the three reference models on these prompt sets, cached beside the corpus."""
+    import hashlib
+
+    key = hashlib.sha256(
+        json.dumps(
+            [sets, limit, str(instr.evaluator_path), Path(instr.evaluator_path).stat().st_mtime], sort_keys=True
+        ).encode()
+    )
+    cache = Path(corpus) / f"eval-references-{key.hexdigest()[:16]}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    refs = {
+        name: _finite(summary(measure(name, instr, json.loads(json.dumps(sets)), corpus, limit)[0]))
+        for name in REFERENCE_MODELS
+    }
+    cache.write_text(json.dumps(refs, indent=1))
+    return refs
+
+
+def evaluate(
+    model: str,
+    out: Path,
+    corpus: Path = Path("data/corpus"),
+    prompts_dir: Path = Path("bench/prompts"),
+    limit: int | None = None,
+    baseline: Path | None = None,
+    evaluator_path: Path | None = None,
+    engine=None,
+    speed: bool = True,
+    progress=None,
+    typography: str = "auto",
+    with_references: bool = True,
+) -> dict:
+    """Run every metric for ``model``; write ``metrics.json`` and ``report.html`` to ``out``. Unless the
+    model is itself a reference, the report carries the references' numbers on the same prompts."""
+    from limner.eval.report import write_report
+
+    started = time.time()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    instr = load_instruments(corpus, evaluator_path)
+    sets = load_prompts(prompts_dir, limit)
+    m, sets, images, ocr, sims = measure(model, instr, sets, corpus, limit, engine, progress, typography)
+    if with_references and model not in REFERENCE_MODELS:
+        m["references"] = references(instr, load_prompts(prompts_dir, limit), corpus, limit, prompts_dir)
     if speed and model not in REFERENCE_MODELS:
         from limner.engine import Engine
 
