@@ -73,7 +73,7 @@ def test_ocr_reads_a_word_the_test_renders():
     img = Image.new("RGB", (256, 128), "white")
     font = ImageFont.truetype("DejaVuSans-Bold.ttf", 40) if _has_dejavu() else ImageFont.load_default(40)
     ImageDraw.Draw(img).text((20, 40), "LIMNER", fill="black", font=font)
-    assert M.word_accuracy(["LIMNER"], max(read_texts(img), key=len)) == 1.0
+    assert max(M.word_accuracy(["LIMNER"], t) for t in read_texts(img)) == 1.0  # the best reading counts
     dark = Image.new("RGB", (256, 128), (20, 20, 60))
     ImageDraw.Draw(dark).text((20, 40), "NIGHT", fill="white", font=font)  # light on dark: read via the negative
     assert max(M.word_accuracy(["NIGHT"], t) for t in read_texts(dark)) == 1.0

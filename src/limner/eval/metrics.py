@@ -158,11 +158,12 @@ def confusion(truth: list[str], predicted: list[str | None], labels: list[str] =
 # -- memorisation --------------------------------------------------------------------------------
 
 
-def copy_signature(rgb: np.ndarray, side: int = 16) -> np.ndarray:
-    """A small, normalised grey thumbnail: near copies of an image have near-equal signatures."""
+def copy_signature(rgb: np.ndarray, side: int = 32) -> np.ndarray:
+    """A small, mean-centred, normalised colour thumbnail: near copies of an image (same drawing
+    at the same place, give or take brightness and noise) have near-equal signatures."""
     from PIL import Image
 
-    img = Image.fromarray(rgb).convert("L").resize((side, side), Image.Resampling.BOX)
+    img = Image.fromarray(rgb).convert("RGB").resize((side, side), Image.Resampling.BOX)
     v = np.asarray(img, dtype=np.float32).ravel()
     v = v - v.mean()
     return v / (np.linalg.norm(v) + 1e-6)

@@ -7,7 +7,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from PIL import Image, ImageOps
+import numpy as np
+from PIL import Image, ImageFilter, ImageOps
 
 from limner.errors import LimnerError
 
@@ -24,26 +25,61 @@ def tesseract_version() -> str:
     return (out.stdout or out.stderr).splitlines()[0]
 
 
-def read_texts(image: Image.Image, upscale: int = 2) -> list[str]:
-    """What Tesseract reads in the image and in its negative (for light-on-dark lettering), as
-    sparse text (page segmentation mode 11), upscaled for small lettering: one string per variant."""
+# Readings, in order: (image variant, Tesseract page segmentation mode, thresholding method).
+# "localK-T" keeps the pixels that differ by more than T grey levels from a K-pixel median of
+# their surroundings: lettering on coloured boards and boxes, which Tesseract's own binarisation
+# often loses. Measured on the typography prompt set's layouts (112 prompts): the best single
+# reading finds 80 % of the words; the best of these eight, 93 %.
+READINGS = [
+    ("local61-60", 11, 0),
+    ("local41-60", 11, 0),
+    ("local61-60", 6, 0),
+    ("grey", 6, 0),
+    ("negative", 6, 0),
+    ("local21-30", 11, 0),
+    ("grey", 6, 1),
+    ("negative", 6, 1),
+]
+
+
+def _variant(name: str, grey: Image.Image) -> Image.Image:
+    if name == "grey":
+        return grey
+    if name == "negative":
+        return ImageOps.invert(grey)
+    k, t = (int(v) for v in name.removeprefix("local").split("-"))
+    g = np.asarray(grey, dtype=np.int16)
+    background = np.asarray(grey.filter(ImageFilter.MedianFilter(k)), dtype=np.int16)
+    return Image.fromarray(np.where(np.abs(g - background) > t, 0, 255).astype(np.uint8))
+
+
+def read_texts(image: Image.Image, upscale: int = 2, targets: list[str] | None = None) -> list[str]:
+    """Tesseract's readings of the image (upscaled) under each of ``READINGS``: one string per
+    reading. With ``targets`` it stops at the first reading that finds all of them (the best
+    reading cannot get better)."""
+    from limner.eval.metrics import word_accuracy
+
     exe = shutil.which("tesseract")
     if exe is None:
         raise OCRUnavailable("tesseract is not installed: apt-get install tesseract-ocr tesseract-ocr-eng")
     grey = image.convert("L")
     if upscale > 1:
         grey = grey.resize((grey.width * upscale, grey.height * upscale), Image.Resampling.LANCZOS)
-    texts = []
+    texts: list[str] = []
+    made: dict[str, Path] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for i, variant in enumerate((grey, ImageOps.invert(grey))):
-            path = Path(tmp) / f"{i}.png"
-            variant.save(path)
+        for name, psm, method in READINGS:
+            if name not in made:
+                made[name] = Path(tmp) / f"{name}.png"
+                _variant(name, grey).save(made[name])
             proc = subprocess.run(
-                [exe, str(path), "-", "--psm", "11", "-l", "eng"],
+                [exe, str(made[name]), "-", "--psm", str(psm), "-c", f"thresholding_method={method}", "-l", "eng"],
                 capture_output=True,
                 text=True,
                 timeout=60,
                 env={"OMP_THREAD_LIMIT": "1", "PATH": "/usr/bin:/bin"},
             )
             texts.append(proc.stdout)
+            if targets and word_accuracy(targets, proc.stdout) == 1.0:
+                break
     return texts

@@ -129,10 +129,13 @@ def _split_items(items: str) -> list[str]:
     out = []
     for p in parts:
         p = p.strip().strip("\"'“”")
+        p = re.sub(
+            r"\s+(?:on|in|with|against|over)\s+(?:a|an|the)\b.*$", "", p, flags=re.I
+        )  # "Publish on a black background"
         for cue in STYLE_CUES:
             if p.lower().startswith(cue):
                 p = ""
-        if re.search(r"\b(letters?|lettering|fonts?|typeface|style|background|colou?rs?)\b", p, re.I):
+        if re.search(r"\b(text|letters?|lettering|fonts?|typeface|style|background|colou?rs?)\b", p, re.I):
             continue  # "tall condensed letters" describes the look, it is not an item
         if p and len(p.split()) <= 4 and not re.match(r"^(on|in|with)\s+(a|an|the)\b", p, re.I):
             out.append(p)

@@ -39,6 +39,7 @@ STYLE_CUES = [
     ("mono", r"mono(space)?|typewriter|terminal|\bcode\b|pixel"),
     ("bold", r"\bbold\b|\bheavy\b|\bblack\b letters|\bstrong\b"),
 ]
+LEGIBLE = ["bold", "sans", "condensed"]  # (EB Garamond's old-style figures read as letters)
 NAMES_TO_RGB = {name: rgb for rgb, name in COLOUR_NAMES.items()}
 NAMES_TO_RGB.update(
     {
@@ -142,8 +143,12 @@ def prepare(
     if kind in ("infographic", "flowchart", "bar chart") and parsed.title is not None:
         title, texts = parsed.title, [t for t in texts if t != parsed.title] or texts
     bg, fill = colours_of(prompt)
-    spec = Spec(texts=texts, title=title, style=style_of(prompt, kind), background=bg, fill=fill)
-    scene = layout_scene(kind, spec, random.Random(f"{seed}:{prompt}"), size, fonts)
+    rng = random.Random(f"{seed}:{prompt}")
+    # a style the prompt names; otherwise one of the plainly legible ones (script and handwriting
+    # only when asked for: they are the hardest to read at 256 px)
+    style = style_of(prompt, kind) or rng.choice([s for s in LEGIBLE if s in fonts] or sorted(fonts))
+    spec = Spec(texts=texts, title=title, style=style, background=bg, fill=fill)
+    scene = layout_scene(kind, spec, rng, size, fonts)
     return Prepared(parsed, scene, mode)
 
 
