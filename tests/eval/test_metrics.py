@@ -34,6 +34,17 @@ def test_word_accuracy_and_edit_distance_follow_the_definitions():
     assert M.normalized_edit_distance("OPEN", "open") == 0.0
     assert M.normalized_edit_distance("OPEN", "OPEM") == 0.25
     assert M.normalized_edit_distance("OPEN", "") == 1.0
+
+
+def test_span_edit_distance_ignores_other_text_but_not_misspelling():
+    assert M.substring_edit_distance("open", "xx open yy") == 0
+    assert M.substring_edit_distance("open", "xx opem yy") == 1
+    # junk around the spans costs nothing; a wrong letter in a span does
+    assert M.span_edit_distance(["Grand Opening", "Sale"], ["@@ > GRAND OPENING -> |sale|"]) == 0.0
+    assert M.span_edit_distance(["Sale"], ["sole"]) == 0.25
+    # each span takes its best reading
+    assert M.span_edit_distance(["Plan", "Ship"], ["plan", "ship"]) == 0.0
+    assert M.span_edit_distance(["Plan"], []) == 1.0
     assert M.edit_distance("kitten", "sitting") == 3
 
 

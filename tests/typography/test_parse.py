@@ -63,3 +63,11 @@ def test_style_words_after_the_items_are_not_items():
 def test_no_text_no_kind():
     p = parse("a red apple, 3D render")
     assert not p.has_text and p.kind is None and p.scene == "a red apple, 3D render"
+
+
+def test_chart_title_is_the_span_introduced_by_titled():
+    p = parse('bar graph titled "Members Joined per Year": bars "2021", "2022", handwritten lettering')
+    assert p.kind == "bar chart"
+    assert p.title == "Members Joined per Year"
+    assert p.spans == ["Members Joined per Year", "2021", "2022"]
+    assert parse('a poster titled "Hi" and "Yo"').title is None  # posters have no separate title

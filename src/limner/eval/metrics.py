@@ -88,6 +88,35 @@ def normalized_edit_distance(target: str, ocr_text: str) -> float:
     return edit_distance(t, o) / max(len(t), len(o))
 
 
+def substring_edit_distance(target: str, text: str) -> int:
+    """The fewest edits that turn ``target`` into some stretch of ``text`` (semi-global alignment:
+    what ``text`` holds before and after the stretch costs nothing)."""
+    prev = [0] * (len(text) + 1)
+    for i, ct in enumerate(target, 1):
+        cur = [i]
+        for j, cx in enumerate(text, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ct != cx)))
+        prev = cur
+    return min(prev)
+
+
+def span_edit_distance(spans: list[str], ocr_texts: list[str]) -> float:
+    """How far the image's text is from what the prompt quotes: for each quoted span, the edit
+    distance to the closest stretch of any OCR reading (lower-cased, words joined by one space),
+    summed over the spans and divided by their total length. 0 = every span spelled exactly;
+    text elsewhere in the image (labels OCR finds in arrows or icons) is not counted, unlike
+    :func:`normalized_edit_distance`."""
+    readings = [" ".join(_words(t)) for t in ocr_texts] or [""]
+    total = length = 0
+    for span in spans:
+        s = " ".join(_words(span))
+        if not s:
+            continue
+        total += min(substring_edit_distance(s, r) for r in readings)
+        length += len(s)
+    return total / length if length else float("nan")
+
+
 # -- skin tone -----------------------------------------------------------------------------------
 
 TONES = ["light", "medium-light", "medium", "medium-dark", "dark"]

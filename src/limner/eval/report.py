@@ -22,7 +22,8 @@ ROWS = [
     ("Fréchet distance, real halves (floor)", ("frechet", "real_halves_floor"), False),
     ("Fréchet distance, noise (ceiling of badness)", ("frechet", "noise_vs_real"), False),
     ("OCR word accuracy", ("text", "word_accuracy"), True),
-    ("OCR normalised edit distance", ("text", "ned"), False),
+    ("OCR normalised edit distance, quoted spans", ("text", "ned"), False),
+    ("OCR normalised edit distance, whole image (text OCR finds in drawings counts)", ("text", "ned_whole"), False),
     ("Skin-tone accuracy", ("skin_tone", "accuracy"), True),
     ("Memorised share (near copies of training images)", ("memorisation", "share"), False),
 ]

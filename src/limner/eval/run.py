@@ -242,12 +242,13 @@ def ocr_scores(images: list[Image.Image], rows: list[dict], workers: int = 2) ->
     for variants, row in zip(texts, rows, strict=True):
         best = max(variants, key=lambda t: M.word_accuracy(row["words"], t))
         wa = M.word_accuracy(row["words"], best)
-        ned = min(M.normalized_edit_distance(" ".join(row["text"]), t) for t in variants)
+        whole = min(M.normalized_edit_distance(" ".join(row["text"]), t) for t in variants)
         out.append(
             {
                 "id": row["id"],
                 "word_accuracy": wa,
-                "ned": ned,
+                "ned": M.span_edit_distance(row["text"], variants),
+                "ned_whole": whole,
                 "ocr": best.strip()[:200],
             }
         )
@@ -281,7 +282,8 @@ SUMMARY = {  # the numbers a reference column shows: (section, key)
     "fidelity (top-1 of 32)": ("fidelity", "generated"),
     "Fréchet distance to real": ("frechet", "generated_vs_real"),
     "OCR word accuracy": ("text", "word_accuracy"),
-    "OCR normalised edit distance": ("text", "ned"),
+    "OCR normalised edit distance (quoted spans)": ("text", "ned"),
+    "OCR normalised edit distance (whole image)": ("text", "ned_whole"),
     "skin-tone accuracy": ("skin_tone", "accuracy"),
     "memorised share": ("memorisation", "share"),
 }
@@ -337,6 +339,7 @@ def measure(
     m["text"] = {
         "word_accuracy": _mean([o["word_accuracy"] for o in ocr]),
         "ned": _mean([o["ned"] for o in ocr]),
+        "ned_whole": _mean([o["ned_whole"] for o in ocr]),
         "n": len(ocr),
     }
     truth = [r["tone"] for r in sets["skin_tones"]]

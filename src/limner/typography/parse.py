@@ -166,6 +166,14 @@ def parse(prompt: str) -> Parsed:
             if m:
                 spans = [p.strip() for p in re.split(r"\s+to\s+", m.group("chain")) if p.strip()]
                 rest = rest[: m.start()] + rest[m.end() :]
+    title = None
+    if kind in ("infographic", "flowchart", "bar chart") and len(spans) > 1 and _introduced_as_title(prompt, spans[0]):
+        title = spans[0]  # 'a bar graph titled "Sales": bars "2021", "2022"'
     if spans and kind is None:
         kind = "poster"
-    return Parsed(spans, kind, None, " ".join(rest.replace("…", " ").split()))
+    return Parsed(spans, kind, title, " ".join(rest.replace("…", " ").split()))
+
+
+def _introduced_as_title(prompt: str, span: str) -> bool:
+    pattern = r"\b(?:titled|entitled|called|named|headed|heading)\s*:?\s*[\"“”'‘’«]?" + re.escape(span)
+    return re.search(pattern, prompt, re.I) is not None
