@@ -517,6 +517,8 @@ def main(cfg: TrainConfig) -> dict:
             vl = val_loss()
             if is_main:
                 history.append({"step": step, "val_loss": vl})
+                if vl is not None:
+                    print(f"step {step} validation loss {vl:.5f}", file=sys.stderr, flush=True)
                 save()
         if step % cfg.sample_every == 0 and is_main:
             grid = sample_grid(ema, (encoder, tokenizer), SAMPLE_PROMPTS, device)

@@ -75,10 +75,12 @@ def _without_frames(ink: np.ndarray) -> np.ndarray:
     return ink & ~drop[labels]
 
 
-def read_texts(image: Image.Image, upscale: int = 2, targets: list[str] | None = None) -> list[str]:
-    """Tesseract's readings of the image (upscaled) under each of ``READINGS``: one string per
-    reading. With ``targets`` it stops at the first reading that finds all of them (the best
-    reading cannot get better)."""
+def read_texts(
+    image: Image.Image, upscale: int = 2, targets: list[str] | None = None, readings: int | None = None
+) -> list[str]:
+    """Tesseract's readings of the image (upscaled) under each of ``READINGS`` (or the first
+    ``readings`` of them): one string per reading. With ``targets`` it stops at the first reading
+    that finds all of them (the best reading cannot get better)."""
     from limner.eval.metrics import word_accuracy
 
     exe = shutil.which("tesseract")
@@ -90,7 +92,7 @@ def read_texts(image: Image.Image, upscale: int = 2, targets: list[str] | None =
     texts: list[str] = []
     made: dict[str, Path] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, psm, method in READINGS:
+        for name, psm, method in READINGS[:readings]:
             if name not in made:
                 made[name] = Path(tmp) / f"{name}.png"
                 _variant(name, grey).save(made[name])
