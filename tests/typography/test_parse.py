@@ -70,4 +70,8 @@ def test_chart_title_is_the_span_introduced_by_titled():
     assert p.kind == "bar chart"
     assert p.title == "Members Joined per Year"
     assert p.spans == ["Members Joined per Year", "2021", "2022"]
+    assert parse("a bar chart with the title “Revenue” and bars for “2021” and “2022”").title == "Revenue"
+    assert (
+        parse('a simple bar chart called "City Visitors" comparing "New York" and "Chicago"').title == "City Visitors"
+    )
     assert parse('a poster titled "Hi" and "Yo"').title is None  # posters have no separate title

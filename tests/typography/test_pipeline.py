@@ -90,8 +90,15 @@ def test_finish_sets_the_exact_strings_readably_on_any_image(fonts):
     glyph = prepared.scene.glyph
     inside = out[np.asarray(glyph) > 200]
     assert inside.std(0).max() < 10  # one solid colour where the letters are
-    far = np.asarray(glyph.filter(ImageFilter.MaxFilter(21))) == 0  # beyond the wiped margin
+    plate = np.zeros(out.shape[:2], dtype=bool)
+    for span in prepared.scene.spans:
+        x0, y0, x1, y1 = span.box
+        plate[max(0, y0 - 10) : y1 + 10, max(0, x0 - 10) : x1 + 10] = True
+    far = ~plate & (np.asarray(glyph.filter(ImageFilter.MaxFilter(21))) == 0)  # beyond the wiped plate
     assert np.array_equal(out[far], np.asarray(noise)[far])  # the rest of the image is untouched
+    x0, y0, x1, y1 = prepared.scene.spans[0].box
+    board = out[y0:y1, x0:x1][np.asarray(glyph)[y0:y1, x0:x1] == 0]
+    assert board.std(0).max() < 10  # the text sits on a clean plate, not on the noise
 
 
 def test_modes(fonts):

@@ -175,5 +175,5 @@ def parse(prompt: str) -> Parsed:
 
 
 def _introduced_as_title(prompt: str, span: str) -> bool:
-    pattern = r"\b(?:titled|entitled|called|named|headed|heading)\s*:?\s*[\"“”'‘’«]?" + re.escape(span)
+    pattern = r"\b(?:titled|entitled|called|named|headed|heading|title)\s*:?\s*[\"“”'‘’«]?" + re.escape(span)
     return re.search(pattern, prompt, re.I) is not None

@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 
 from limner.errors import InvalidRequest
 from limner.typography.contrast import BLACK, MIN_CONTRAST, WHITE, contrast_ratio
@@ -165,6 +165,12 @@ def finish(image: Image.Image, prepared: Prepared) -> Image.Image:
     near = scene.glyph.filter(ImageFilter.MaxFilter(9))  # where the model's own letters may spill
     ring = (np.asarray(scene.glyph.filter(ImageFilter.MaxFilter(17))) > 40) & (np.asarray(near) < 40)
     soft = np.asarray(near.filter(ImageFilter.GaussianBlur(2)), dtype=np.float32) / 255.0  # (S, S)
+    plates = Image.new("L", scene.glyph.size, 0)
+    for span in scene.spans:
+        x0, y0, x1, y1 = span.box
+        ImageDraw.Draw(plates).rounded_rectangle((x0 - 4, y0 - 4, x1 + 4, y1 + 4), radius=4, fill=255)
+    plates = plates.filter(ImageFilter.GaussianBlur(2))
+    plate = np.asarray(plates, dtype=np.float32) / 255.0  # (S, S)
     for span in scene.spans:
         x0, y0, x1, y1 = span.box
         x0, y0 = max(0, x0 - 10), max(0, y0 - 10)
@@ -182,8 +188,9 @@ def finish(image: Image.Image, prepared: Prepared) -> Image.Image:
             colour = span.colour
         else:
             colour = max((BLACK, WHITE), key=lambda c: contrast_ratio(c, behind))
-        # wipe the model's approximate lettering back to the surrounding colour, then set the text
-        wipe = soft[y0:y1, x0:x1, None]
+        # wipe the model's approximate lettering, and whatever texture it painted on the text's
+        # plate, back to the surrounding colour (a clean, feathered plate), then set the text
+        wipe = np.maximum(soft[y0:y1, x0:x1], plate[y0:y1, x0:x1])[..., None]
         region = region * (1 - wipe) + np.array(behind, dtype=np.float32) * wipe
         ink = np.array(colour, dtype=np.float32)
         arr[y0:y1, x0:x1] = (region * (1 - a[..., None]) + ink * a[..., None]).round().clip(0, 255).astype(np.uint8)
