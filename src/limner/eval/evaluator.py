@@ -135,7 +135,7 @@ def pooled_captions(texts: list[str], cache: Path | None = None) -> torch.Tensor
         for i in range(0, len(texts), 1024):
             t = tok(texts[i : i + 1024])
             pooled[i : i + 1024] = enc(t.ids, t.mask)[1].float()
-            if (i // 1024) % 10 == 0:
+            if len(texts) > 1024 and (i // 1024) % 10 == 0:  # only long encodings report progress
                 print(
                     f"  encoded {i + len(t.ids)}/{len(texts)} captions ({time.time() - started:.0f}s)", file=sys.stderr
                 )
