@@ -76,7 +76,7 @@ def test_reference_models_write_a_full_report(tmp_path, model, eval_corpus, eval
     for key in ("fidelity", "frechet", "text", "skin_tone", "memorisation"):
         assert key in saved
     html = (tmp_path / model / "report.html").read_text()
-    assert "<table>" in html and "data:image/png;base64," in html
+    assert "<table>" in html and "data:image/png;base64," in html and "data:image/webp;base64," in html
 
 
 def test_noise_spells_nothing_and_memorisation_catches_nearest_train(

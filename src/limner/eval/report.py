@@ -46,11 +46,13 @@ def _fmt(v) -> str:
 
 
 def _png(img: Image.Image, side: int | None = None) -> str:
+    """The image as a data URL: WebP at quality 85, a fifth of PNG's size for these thumbnails
+    (and far less for noise), so a report stays small enough to commit."""
     if side:
         img = img.resize((side, side), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
-    img.convert("RGB").save(buf, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    img.convert("RGB").save(buf, format="WEBP", quality=85, method=4)
+    return "data:image/webp;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def _fig(fig) -> str:
