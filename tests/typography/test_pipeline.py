@@ -128,3 +128,17 @@ def test_every_corpus_scene_keeps_its_text_readable(fonts):
         for span in scene.spans:
             for colour in span.behind:
                 assert contrast_ratio(span.colour, colour) >= MIN_CONTRAST, (seed, scene.kind, span.text)
+
+
+def test_long_bar_labels_turn_the_bars_across_and_stay_readable(fonts):
+    prompt = 'bar graph titled "Weekly Steps": bars "Monday", "Tuesday", "Wednesday", "Thursday", "Friday"'
+    spans = prepare(prompt, 1000, 256, fonts=fonts).scene.spans
+    labels = [s for s in spans if s.role == "label"]
+    assert [s.text for s in labels] == ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]
+    assert min(s.size for s in labels) >= 256 // 20  # not the 6 px a slot under a vertical bar allows
+    boxes = [s.box for s in spans]
+    for i, a in enumerate(boxes):  # no two strings overlap
+        for b in boxes[i + 1 :]:
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+    short = prepare('a bar chart titled "Sales" with bars: N, S', 1000, 256, fonts=fonts).scene.spans
+    assert {s.text for s in short if s.role == "label"} == {"N", "S"}

@@ -610,6 +610,10 @@ def bar_chart(c: Canvas, rng: random.Random, bg: tuple[RGB, ...], style: str, sp
         for i in range(n)
     ]
     size = c.common_size(names, boxes, "sans")
+    if size < s // 20 and n > 1:  # labels would be too small to read under the bars: bars across
+        _horizontal_bars(c, rng, bg, names, bar, ink, top=s // 4 if title else s // 8)
+        head = f'a bar chart titled "{title.text}"' if title else "a bar chart"
+        return head + " with bars labelled " + ", ".join(f'"{n}"' for n in names)
     for i, (name, box) in enumerate(zip(names, boxes, strict=True)):
         x0 = s // 10 + i * slot
         top = s // 4 + rng.randint(0, s // 3)
@@ -617,6 +621,23 @@ def bar_chart(c: Canvas, rng: random.Random, bg: tuple[RGB, ...], style: str, sp
         c.text(name, box, "sans", ink, "label", bg, max_size=size)
     head = f'a bar chart titled "{title.text}"' if title else "a bar chart"
     return head + " with bars labelled " + ", ".join(f'"{n}"' for n in names)
+
+
+def _horizontal_bars(
+    c: Canvas, rng: random.Random, bg: tuple[RGB, ...], names: list[str], bar: RGB, ink: RGB, top: int
+) -> None:
+    """Bars running left to right, one row each, labels in a column on the left: long labels
+    (weekdays, city names) get a readable size that a slot under a vertical bar cannot give."""
+    s, n = c.size, len(names)
+    row = (s - s // 16 - top) // n
+    left, label_w = s // 20, s * 2 // 5
+    boxes = [(left, top + i * row + row // 10, left + label_w, top + (i + 1) * row - row // 10) for i in range(n)]
+    size = c.common_size(names, boxes, "sans")
+    x0 = left + label_w + s // 40
+    for i, (name, box) in enumerate(zip(names, boxes, strict=True)):
+        length = rng.randint(s // 10, s - s // 20 - x0)
+        c.draw.rectangle((x0, top + i * row + row // 5, x0 + length, top + (i + 1) * row - row // 5), fill=bar)
+        c.text(name, box, "sans", ink, "label", bg, max_size=size)
 
 
 def infographic(c: Canvas, rng: random.Random, bg: tuple[RGB, ...], style: str, spec: Spec) -> str:
