@@ -15,10 +15,7 @@ import json
 import time
 from pathlib import Path
 
-from rich.progress import track
-
-from limner.eval.metrics import normalized_edit_distance, span_edit_distance, word_accuracy
-from limner.eval.ocr import read_texts
+from limner.eval.run import ocr_scores
 from limner.typography.pipeline import prepare
 
 
@@ -33,18 +30,8 @@ def main() -> None:
     rows = [json.loads(line) for line in Path("bench/prompts/typography.jsonl").read_text().splitlines()]
     rows = rows[: args.limit] if args.limit else rows
     t0 = time.perf_counter()
-    out = []
-    for i, row in enumerate(track(rows, description="OCR of the layouts")):
-        scene = prepare(row["prompt"], args.seed + i, args.size).scene
-        readings = read_texts(scene.image, targets=row["words"])
-        out.append(
-            {
-                "id": row["id"],
-                "word_accuracy": max(word_accuracy(row["words"], t) for t in readings),
-                "ned": span_edit_distance(row["text"], readings),
-                "ned_whole": min(normalized_edit_distance(" ".join(row["text"]), t) for t in readings),
-            }
-        )
+    layouts = [prepare(row["prompt"], args.seed + i, args.size).scene.image for i, row in enumerate(rows)]
+    out = ocr_scores(layouts, rows, workers=1)  # the same scoring as limner eval
     seconds = time.perf_counter() - t0
     summary = {
         "prompts": len(out),

@@ -68,15 +68,16 @@ def word_accuracy(targets: list[str], ocr_text: str) -> float:
     return found / len(want)
 
 
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance."""
-    prev = list(range(len(b) + 1))
+def edit_distance(a: str, b: str, within: bool = False) -> int:
+    """Levenshtein distance; with ``within``, the fewest edits that turn ``a`` into some stretch
+    of ``b`` (semi-global alignment: what ``b`` holds before and after the stretch costs nothing)."""
+    prev = [0] * (len(b) + 1) if within else list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
         cur = [i]
         for j, cb in enumerate(b, 1):
             cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
         prev = cur
-    return prev[-1]
+    return min(prev) if within else prev[-1]
 
 
 def normalized_edit_distance(target: str, ocr_text: str) -> float:
@@ -89,15 +90,8 @@ def normalized_edit_distance(target: str, ocr_text: str) -> float:
 
 
 def substring_edit_distance(target: str, text: str) -> int:
-    """The fewest edits that turn ``target`` into some stretch of ``text`` (semi-global alignment:
-    what ``text`` holds before and after the stretch costs nothing)."""
-    prev = [0] * (len(text) + 1)
-    for i, ct in enumerate(target, 1):
-        cur = [i]
-        for j, cx in enumerate(text, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ct != cx)))
-        prev = cur
-    return min(prev)
+    """The fewest edits that turn ``target`` into some stretch of ``text``."""
+    return edit_distance(target, text, within=True)
 
 
 def span_edit_distance(spans: list[str], ocr_texts: list[str]) -> float:

@@ -612,13 +612,12 @@ def bar_chart(c: Canvas, rng: random.Random, bg: tuple[RGB, ...], style: str, sp
     size = c.common_size(names, boxes, "sans")
     if size < s // 20 and n > 1:  # labels would be too small to read under the bars: bars across
         _horizontal_bars(c, rng, bg, names, bar, ink, top=s // 4 if title else s // 8)
-        head = f'a bar chart titled "{title.text}"' if title else "a bar chart"
-        return head + " with bars labelled " + ", ".join(f'"{n}"' for n in names)
-    for i, (name, box) in enumerate(zip(names, boxes, strict=True)):
-        x0 = s // 10 + i * slot
-        top = s // 4 + rng.randint(0, s // 3)
-        c.draw.rectangle((x0 + slot // 6, top, x0 + slot - slot // 6, s * 3 // 4), fill=bar)
-        c.text(name, box, "sans", ink, "label", bg, max_size=size)
+    else:
+        for i, (name, box) in enumerate(zip(names, boxes, strict=True)):
+            x0 = s // 10 + i * slot
+            top = s // 4 + rng.randint(0, s // 3)
+            c.draw.rectangle((x0 + slot // 6, top, x0 + slot - slot // 6, s * 3 // 4), fill=bar)
+            c.text(name, box, "sans", ink, "label", bg, max_size=size)
     head = f'a bar chart titled "{title.text}"' if title else "a bar chart"
     return head + " with bars labelled " + ", ".join(f'"{n}"' for n in names)
 
