@@ -142,3 +142,17 @@ def test_long_bar_labels_turn_the_bars_across_and_stay_readable(fonts):
             assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
     short = prepare('a bar chart titled "Sales" with bars: N, S', 1000, 256, fonts=fonts).scene.spans
     assert {s.text for s in short if s.role == "label"} == {"N", "S"}
+
+
+def test_figures_stand_as_tall_as_capitals_in_every_style(fonts):
+    # old-style figures (EB Garamond's default; its bold has no lining ones) make "ROOM 101" read
+    # as "ROOM IOI"
+    from limner.typography.fonts import FONT_FEATURES, lining_figures
+
+    if not FONT_FEATURES:
+        pytest.skip("Pillow without libraqm cannot pick lining figures")
+    for style, paths in fonts.items():
+        scene = prepare(f'a sign that says "ROOM 101", {style} lettering', 3, 256, fonts={style: paths}).scene
+        (span,) = scene.spans
+        font = next(p for p in paths if p.name == span.font)
+        assert lining_figures(font), (style, span.font)

@@ -5,6 +5,12 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from PIL import ImageFont, features
+
+# Lining figures where a font has both kinds: old-style "101" and "1" read as "IOI" and "I" on a
+# sign, to people and to OCR alike. (Font features need libraqm, which Pillow's wheels bundle.)
+FONT_FEATURES: dict = {"features": ["lnum"]} if features.check("raqm") else {}
+
 # style → font file names, best first. All come from Debian packages listed in data.sources.FONTS.
 STYLES: dict[str, list[str]] = {
     "sans": [
@@ -79,3 +85,13 @@ def missing_glyphs(text: str, paths: list[Path]) -> list[str]:
 def covering(fonts: dict[str, list[Path]], text: str) -> dict[str, list[Path]]:
     """The styles whose first font draws every character of ``text``."""
     return {style: paths for style, paths in fonts.items() if not missing_glyphs(text, paths[:1])}
+
+
+@lru_cache(maxsize=64)
+def lining_figures(path: Path) -> bool:
+    """Whether the font's figures (with ``FONT_FEATURES``) stand as tall as its capitals: the tops
+    of "10" reach the cap height (old-style ones stop at the x-height)."""
+    font = ImageFont.truetype(str(path), 100)
+    digits = font.getbbox("10", **FONT_FEATURES)
+    capitals = font.getbbox("H", **FONT_FEATURES)
+    return digits[1] <= capitals[1] + 0.1 * (capitals[3] - capitals[1])

@@ -39,7 +39,7 @@ STYLE_CUES = [
     ("mono", r"mono(space)?|typewriter|terminal|\bcode\b|pixel"),
     ("bold", r"\bbold\b|\bheavy\b|\bblack\b letters|\bstrong\b"),
 ]
-LEGIBLE = ["bold", "sans", "condensed"]  # (EB Garamond's old-style figures read as letters)
+LEGIBLE = ["bold", "sans", "condensed"]  # the faces for prompts that name no style
 NAMES_TO_RGB = {name: rgb for rgb, name in COLOUR_NAMES.items()}
 NAMES_TO_RGB.update(
     {

@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from limner.data.captions import article
 from limner.typography.contrast import BLACK, MIN_CONTRAST, WHITE, contrast_ratio
+from limner.typography.fonts import FONT_FEATURES, lining_figures
 
 WORDS = [
     "sale",
@@ -398,21 +399,26 @@ class Canvas:
         self.fonts = fonts
         self.spans: list[Span] = []
 
-    def font_path(self, style: str) -> Path:
+    def font_path(self, style: str, text: str = "") -> Path:
+        """The style's first font; for text with figures, its first font with lining ones."""
         paths = self.fonts.get(style) or self.fonts.get("sans") or next(iter(self.fonts.values()))
+        if any(c.isdigit() for c in text):
+            return next((p for p in paths if lining_figures(p)), paths[0])
         return paths[0]
 
     def fit_font(
         self, style: str, text: str, max_w: int, max_h: int, max_size: int | None = None
     ) -> ImageFont.FreeTypeFont:
         """The largest size (≤ ``max_size``) of the style's first font at which ``text`` fits."""
-        path = self.font_path(style)
+        path = self.font_path(style, text)
         lo, hi = 6, min(max(8, max_h * 2), max_size or 10**6)
         best = ImageFont.truetype(str(path), lo)
         while lo <= hi:
             mid = (lo + hi) // 2
             font = ImageFont.truetype(str(path), mid)
-            x0, y0, x1, y1 = self.draw.multiline_textbbox((0, 0), text, font=font, align="center", spacing=mid // 5)
+            x0, y0, x1, y1 = self.draw.multiline_textbbox(
+                (0, 0), text, font=font, align="center", spacing=mid // 5, **FONT_FEATURES
+            )
             if x1 - x0 <= max_w and y1 - y0 <= max_h:
                 best, lo = font, mid + 1
             else:
@@ -450,7 +456,7 @@ class Canvas:
                 best_font, best_text = font, candidate
         assert best_font is not None
         # centre the inked box itself (font metrics would centre the line boxes instead)
-        kw = {"font": best_font, "align": "center", "spacing": best_font.size // 5}
+        kw = {"font": best_font, "align": "center", "spacing": best_font.size // 5, **FONT_FEATURES}
         bx0, by0, bx1, by1 = self.draw.multiline_textbbox((0, 0), best_text, **kw)
         at = (round((x0 + x1 - bx0 - bx1) / 2), round((y0 + y1 - by0 - by1) / 2))
         self.draw.multiline_text(at, best_text, fill=colour, **kw)
