@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from limner.engine import Engine, GenerationRequest
+from limner.engine import Engine, GenerationRequest, compute
 from limner.model.denoiser import flops_per_image
 
 PEAK_BF16 = 2.19e12  # measured 2048² bf16 matmul on the development CPU (../shared/DESIGN.md)
@@ -31,6 +31,45 @@ def measure_peak(n: int = 2048, repeats: int = 10) -> float:
     for _ in range(repeats):
         a @ b
     return 2 * n**3 * repeats / (time.perf_counter() - t)
+
+
+def denoiser_rates(den, peak: float) -> dict:
+    """Achieved FLOP/s of the denoiser alone: 4 images with guidance = 8 rows per step, then 32
+    and 64 rows."""
+    results: dict = {}
+    cfg = den.cfg
+    x = torch.randn(8, 3, cfg.resolution, cfg.resolution)
+    text = torch.randn(8, 48, 384)
+    mask = torch.ones(8, 48, dtype=torch.bool)
+    pooled = torch.randn(8, 384)
+    with torch.no_grad():
+        den(x, torch.rand(8), text, mask, pooled)
+        t = time.perf_counter()
+        for _ in range(10):
+            den(x, torch.rand(8), text, mask, pooled)
+        dt = (time.perf_counter() - t) / 10
+    flops = 8 * flops_per_image(cfg, 48)
+    results["denoiser_forward_batch8"] = {
+        "seconds": round(dt, 4),
+        "gflops": round(flops / dt / 1e9),
+        "share_of_measured_peak": round(flops / dt / peak, 3),
+        "share_of_design_peak": round(flops / dt / PEAK_BF16, 3),
+    }
+    for big in (32, 64):
+        xb, tb, mb, pb = (v.repeat(big // 8, *[1] * (v.dim() - 1)) for v in (x, text, mask, pooled))
+        with torch.no_grad():
+            den(xb, torch.rand(big), tb, mb, pb)
+            t = time.perf_counter()
+            for _ in range(5):
+                den(xb, torch.rand(big), tb, mb, pb)
+            dt = (time.perf_counter() - t) / 5
+        f = big * flops_per_image(cfg, 48)
+        results[f"denoiser_forward_batch{big}"] = {
+            "seconds": round(dt, 4),
+            "gflops": round(f / dt / 1e9),
+            "share_of_measured_peak": round(f / dt / peak, 3),
+        }
+    return results
 
 
 def one_call(engine: Engine, model: str | None, n: int, steps: int, seed: int) -> float:
@@ -67,7 +106,9 @@ def main() -> None:
 
     from limner.eval.run import machine_name
 
-    peak = measure_peak()
+    # every torch op runs on the engine's compute thread, as the engine's own work does: a second
+    # OpenMP team in the process would slow every step (limner/engine/compute.py)
+    peak = compute.run(measure_peak)
     results: dict = {
         "machine": machine_name(),
         "measured_bf16_peak_gflops": round(peak / 1e9),
@@ -83,40 +124,7 @@ def main() -> None:
         best = min(times)
         results[f"batch{n}"] = {"seconds_per_call": round(best, 3), "seconds_per_image": round(best / n, 3)}
 
-    # achieved FLOP/s of the denoiser alone: 4 images with guidance = 8 rows per step
-    den = backend.denoiser
-    cfg = den.cfg
-    x = torch.randn(8, 3, cfg.resolution, cfg.resolution)
-    text = torch.randn(8, 48, 384)
-    mask = torch.ones(8, 48, dtype=torch.bool)
-    pooled = torch.randn(8, 384)
-    with torch.no_grad():
-        den(x, torch.rand(8), text, mask, pooled)
-        t = time.perf_counter()
-        for _ in range(10):
-            den(x, torch.rand(8), text, mask, pooled)
-        dt = (time.perf_counter() - t) / 10
-    flops = 8 * flops_per_image(cfg, 48)
-    results["denoiser_forward_batch8"] = {
-        "seconds": round(dt, 4),
-        "gflops": round(flops / dt / 1e9),
-        "share_of_measured_peak": round(flops / dt / peak, 3),
-        "share_of_design_peak": round(flops / dt / PEAK_BF16, 3),
-    }
-    for big in (32, 64):
-        xb, tb, mb, pb = (v.repeat(big // 8, *[1] * (v.dim() - 1)) for v in (x, text, mask, pooled))
-        with torch.no_grad():
-            den(xb, torch.rand(big), tb, mb, pb)
-            t = time.perf_counter()
-            for _ in range(5):
-                den(xb, torch.rand(big), tb, mb, pb)
-            dt = (time.perf_counter() - t) / 5
-        f = big * flops_per_image(cfg, 48)
-        results[f"denoiser_forward_batch{big}"] = {
-            "seconds": round(dt, 4),
-            "gflops": round(f / dt / 1e9),
-            "share_of_measured_peak": round(f / dt / peak, 3),
-        }
+    results.update(compute.run(denoiser_rates, backend.denoiser, peak))
 
     batched = Engine(batching=True, window_ms=30, max_batch_images=8)
     batched.generate(GenerationRequest("warm-up", seed=0, model=model, num_inference_steps=args.steps))

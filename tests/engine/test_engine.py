@@ -262,3 +262,31 @@ def test_a_model_can_be_named_by_its_path(engines, tiny_limner):
     images = engine.generate(GenerationRequest("a red apple", model=str(tiny_limner), num_inference_steps=2))
     assert images[0].model == str(tiny_limner)
     assert [m["backend"] for m in engine.models()] == ["limner"]
+
+
+@pytest.mark.parametrize("batching", [False, True])
+def test_models_load_and_run_on_the_one_compute_thread(engines, limner_spec, batching, monkeypatch):
+    # a second OpenMP team in the process slows every sampling step (limner/engine/compute.py)
+    from limner.engine import builtin, compute
+
+    seen: list[str] = []
+    real_init = builtin.LimnerBackend.__init__
+
+    def init(self, *args, **kwargs):
+        seen.append(threading.current_thread().name)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(builtin.LimnerBackend, "__init__", init)
+    engine = engines(limner_spec, batching=batching)
+    backend = engine.backend()
+    real = backend.generate
+
+    def generate(requests):
+        seen.append(threading.current_thread().name)
+        return real(requests)
+
+    backend.generate = generate
+    engine.generate(GenerationRequest("from the main thread", seed=1))
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda i: engine.generate(GenerationRequest(f"from a worker {i}", seed=i)), range(2)))
+    assert len(seen) >= 3 and all(name.startswith(compute.THREAD_NAME) for name in seen), seen

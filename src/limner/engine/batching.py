@@ -1,7 +1,8 @@
 """Dynamic batching: requests that arrive within a short window and can share a sampling loop
 (same model, size, steps, sampler, mode) run as one batch. Higher ``priority`` goes first.
 
-One worker thread per model owns the model's compute; callers wait on futures.
+One worker thread per model gathers its batches; every batch runs on the process's compute
+thread (``compute.run``); callers wait on futures.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from limner.engine import compute
 from limner.engine.request import GenerationRequest
 from limner.errors import Cancelled
 
@@ -96,7 +98,7 @@ class Batcher:
         for j in live:
             j.future.set_running_or_notify_cancel()
         try:
-            results = self.backend.generate([j.request for j in live])
+            results = compute.run(self.backend.generate, [j.request for j in live])
         except BaseException as e:  # the batch failed as a whole: every caller hears why
             for j in live:
                 j.future.set_exception(e)

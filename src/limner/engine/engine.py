@@ -12,6 +12,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from limner.engine import compute
 from limner.engine.batching import Batcher
 from limner.engine.registry import (
     BACKENDS,
@@ -76,7 +77,9 @@ class Engine:
             if name not in self._backends:
                 spec = self.specs[name]
                 factory = BACKENDS[spec.backend]
-                self._backends[name] = factory(spec.name, spec.path, defaults=spec.defaults, **spec.options)
+                self._backends[name] = compute.run(
+                    factory, spec.name, spec.path, defaults=spec.defaults, **spec.options
+                )
             return self._backends[name]
 
     def models(self) -> list[dict]:
@@ -106,7 +109,7 @@ class Engine:
         if not self.batching:
             future: Future = Future()
             try:
-                result = backend.generate([request])[0]
+                result = compute.run(backend.generate, [request])[0]
                 if isinstance(result, BaseException):
                     future.set_exception(result)
                 else:
