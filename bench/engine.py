@@ -2,7 +2,7 @@
 and 8 concurrent callers with and without dynamic batching, and the achieved FLOP/s of the
 denoiser as a share of the measured bf16 matmul peak.
 
-    python bench/engine.py [--model limner-1] [--steps 20] [--out bench/results/engine.json]
+    python bench/engine.py [--model limner-1] [--steps 20] [--out bench/results/engine.json] [--compile]
 
 Run it on an otherwise idle machine; it prints a Markdown table and writes JSON.
 """
@@ -20,8 +20,6 @@ import torch
 from limner.engine import Engine, GenerationRequest, compute
 from limner.model.denoiser import flops_per_image
 
-PEAK_BF16 = 2.19e12  # measured 2048² bf16 matmul on the development CPU (../shared/DESIGN.md)
-
 
 def measure_peak(n: int = 2048, repeats: int = 10) -> float:
     a = torch.randn(n, n, dtype=torch.bfloat16)
@@ -33,42 +31,35 @@ def measure_peak(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - t)
 
 
-def denoiser_rates(den, peak: float) -> dict:
-    """Achieved FLOP/s of the denoiser alone: 4 images with guidance = 8 rows per step, then 32
-    and 64 rows."""
+def denoiser_rates(den, peak: float, row_counts: tuple[int, ...] = (2, 4, 8, 16, 32, 64)) -> dict:
+    """Achieved FLOP/s of the denoiser alone at 2 to 64 rows per step (one image with guidance
+    is 2 rows; the batcher's eight is 16). The per-row time at 2 rows over the best per-row time
+    bounds what merging requests can gain."""
     results: dict = {}
     cfg = den.cfg
-    x = torch.randn(8, 3, cfg.resolution, cfg.resolution)
-    text = torch.randn(8, 48, 384)
-    mask = torch.ones(8, 48, dtype=torch.bool)
-    pooled = torch.randn(8, 384)
-    with torch.no_grad():
-        den(x, torch.rand(8), text, mask, pooled)
-        t = time.perf_counter()
-        for _ in range(10):
-            den(x, torch.rand(8), text, mask, pooled)
-        dt = (time.perf_counter() - t) / 10
-    flops = 8 * flops_per_image(cfg, 48)
-    results["denoiser_forward_batch8"] = {
-        "seconds": round(dt, 4),
-        "gflops": round(flops / dt / 1e9),
-        "share_of_measured_peak": round(flops / dt / peak, 3),
-        "share_of_design_peak": round(flops / dt / PEAK_BF16, 3),
-    }
-    for big in (32, 64):
-        xb, tb, mb, pb = (v.repeat(big // 8, *[1] * (v.dim() - 1)) for v in (x, text, mask, pooled))
+    for rows in row_counts:
+        x = torch.randn(rows, 3, cfg.resolution, cfg.resolution)
+        text = torch.randn(rows, 48, 384)
+        mask = torch.ones(rows, 48, dtype=torch.bool)
+        pooled = torch.randn(rows, 384)
+        repeats = max(3, 64 // rows)
         with torch.no_grad():
-            den(xb, torch.rand(big), tb, mb, pb)
-            t = time.perf_counter()
-            for _ in range(5):
-                den(xb, torch.rand(big), tb, mb, pb)
-            dt = (time.perf_counter() - t) / 5
-        f = big * flops_per_image(cfg, 48)
-        results[f"denoiser_forward_batch{big}"] = {
+            den(x, torch.rand(rows), text, mask, pooled)
+            times = []
+            for _ in range(repeats):
+                t = time.perf_counter()
+                den(x, torch.rand(rows), text, mask, pooled)
+                times.append(time.perf_counter() - t)
+        dt = sorted(times)[len(times) // 2]
+        flops = rows * flops_per_image(cfg, 48)
+        results[f"denoiser_forward_batch{rows}"] = {
             "seconds": round(dt, 4),
-            "gflops": round(f / dt / 1e9),
-            "share_of_measured_peak": round(f / dt / peak, 3),
+            "ms_per_row": round(dt / rows * 1000, 2),
+            "gflops": round(flops / dt / 1e9),
+            "share_of_measured_peak": round(flops / dt / peak, 3),
         }
+    per_row = [r["ms_per_row"] for r in results.values()]
+    results["batching_bound"] = round(per_row[0] / min(per_row), 2)
     return results
 
 
@@ -102,6 +93,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", type=Path, default=Path("bench/results/engine.json"))
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile the denoiser for its FLOP/s rows (not the engine's)"
+    )
     args = p.parse_args()
 
     from limner.eval.run import machine_name
@@ -124,15 +118,24 @@ def main() -> None:
         best = min(times)
         results[f"batch{n}"] = {"seconds_per_call": round(best, 3), "seconds_per_image": round(best / n, 3)}
 
-    results.update(compute.run(denoiser_rates, backend.denoiser, peak))
+    den = backend.denoiser
+    if args.compile:  # one compilation with a symbolic batch size serves every row count
+        import torch._inductor.config
+
+        torch._inductor.config.freezing = True
+        den = torch.compile(den, dynamic=True)
+        t = time.perf_counter()
+        compute.run(denoiser_rates, den, peak, (2,))
+        results["compile_seconds"] = round(time.perf_counter() - t, 1)
+    results.update(compute.run(denoiser_rates, den, peak))
 
     batched = Engine(batching=True, window_ms=30, max_batch_images=8)
     batched.generate(GenerationRequest("warm-up", seed=0, model=model, num_inference_steps=args.steps))
     results["concurrency"] = {}
     for k in (1, 4, 8):
         results["concurrency"][k] = {
-            "without_batching": round(callers(plain, model, k, 2, args.steps), 3),
-            "with_batching": round(callers(batched, model, k, 2, args.steps), 3),
+            "without_batching": round(callers(plain, model, k, 4, args.steps), 3),
+            "with_batching": round(callers(batched, model, k, 4, args.steps), 3),
         }
     batched.close()
     c = results["concurrency"]
@@ -146,9 +149,13 @@ def main() -> None:
     for n in (1, 4):
         r = results[f"batch{n}"]
         print(f"| batch {n}: seconds per call / per image | {r['seconds_per_call']} / {r['seconds_per_image']} |")
-    for key in ("denoiser_forward_batch8", "denoiser_forward_batch32", "denoiser_forward_batch64"):
-        r = results[key]
-        print(f"| {key}: GFLOP/s (share of measured peak) | {r['gflops']} ({r['share_of_measured_peak']:.0%}) |")
+    for rows in (2, 4, 8, 16, 32, 64):
+        r = results[f"denoiser_forward_batch{rows}"]
+        print(
+            f"| denoiser, {rows} rows: ms per row, GFLOP/s (share of measured peak) "
+            f"| {r['ms_per_row']}, {r['gflops']} ({r['share_of_measured_peak']:.0%}) |"
+        )
+    print(f"| most merging can gain (per-row time at 2 rows / at the best batch) | {results['batching_bound']}× |")
     for k, r in c.items():
         print(f"| {k} callers: images/s without / with batching | {r['without_batching']} / {r['with_batching']} |")
     print(f"| batching gain, 8 callers vs 1 | {results['batching_gain_8_vs_1']}× |")

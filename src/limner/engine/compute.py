@@ -10,12 +10,14 @@ on one thread keeps a single team, whatever thread the request came from.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import ParamSpec, TypeVar
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 THREAD_NAME = "limner-compute"
 _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=THREAD_NAME)
@@ -31,3 +33,15 @@ def run(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
     if on_compute_thread():
         return fn(*args, **kwargs)
     return _executor.submit(fn, *args, **kwargs).result()
+
+
+def on_compute(fn: Callable[P, T]) -> Callable[P, T]:
+    """Make ``fn`` always run on the compute thread (for torch work outside the engine, such as
+    the evaluation's instruments, in a process that also generates). ``fn`` must not wait for
+    the engine's results: the engine needs the same thread."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        return run(fn, *args, **kwargs)
+
+    return wrapper

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from limner.engine.compute import on_compute
 from limner.eval import metrics as M
 from limner.eval.evaluator import Evaluator, to_eval_tensor
 
@@ -70,6 +71,7 @@ def machine_name() -> str:
     return f"{cpu}, {torch.get_num_threads()} threads, {gpu}"
 
 
+@on_compute
 def pooled_text(instr: Instruments, texts: list[str]) -> torch.Tensor:
     out = []
     for i in range(0, len(texts), 256):
@@ -95,6 +97,7 @@ def calibrate_copies(train_images: np.ndarray, signatures: np.ndarray, n: int = 
     return float(np.percentile(sims, 5))
 
 
+@on_compute
 def load_instruments(corpus: Path, evaluator_path: Path | None = None) -> Instruments:
     from limner.data.trainset import TrainSet
     from limner.model.text import TextEncoder, Tokenizer
@@ -217,6 +220,7 @@ def real_sets(corpus: Path, limit: int | None) -> tuple[dict[str, list[dict]], d
 # -- metrics ----------------------------------------------------------------------------------------
 
 
+@on_compute
 def fidelity(instr: Instruments, images: list, texts: list[str], k: int = 32) -> float:
     with torch.no_grad():
         img = instr.evaluator.embed_images(to_eval_tensor(images)).numpy()
@@ -224,6 +228,7 @@ def fidelity(instr: Instruments, images: list, texts: list[str], k: int = 32) ->
     return M.retrieval_top1(img, txt, k=k)
 
 
+@on_compute
 def features(instr: Instruments, images: list) -> np.ndarray:
     with torch.no_grad():
         return np.concatenate(
