@@ -20,6 +20,8 @@ import torch
 from limner.engine import Engine, GenerationRequest, compute
 from limner.model.denoiser import flops_per_image
 
+ROWS = (2, 4, 8, 16, 32, 64)  # denoiser batch sizes timed: one image with guidance is 2 rows
+
 
 def measure_peak(n: int = 2048, repeats: int = 10) -> float:
     a = torch.randn(n, n, dtype=torch.bfloat16)
@@ -31,7 +33,7 @@ def measure_peak(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - t)
 
 
-def denoiser_rates(den, peak: float, row_counts: tuple[int, ...] = (2, 4, 8, 16, 32, 64)) -> dict:
+def denoiser_rates(den, peak: float, row_counts: tuple[int, ...] = ROWS) -> dict:
     """Achieved FLOP/s of the denoiser alone at 2 to 64 rows per step (one image with guidance
     is 2 rows; the batcher's eight is 16). The per-row time at 2 rows over the best per-row time
     bounds what merging requests can gain."""
@@ -149,7 +151,7 @@ def main() -> None:
     for n in (1, 4):
         r = results[f"batch{n}"]
         print(f"| batch {n}: seconds per call / per image | {r['seconds_per_call']} / {r['seconds_per_image']} |")
-    for rows in (2, 4, 8, 16, 32, 64):
+    for rows in ROWS:
         r = results[f"denoiser_forward_batch{rows}"]
         print(
             f"| denoiser, {rows} rows: ms per row, GFLOP/s (share of measured peak) "

@@ -91,26 +91,19 @@ def read_texts(image: Image.Image, targets: list[str] | None = None, readings: i
     if exe is None:
         raise OCRUnavailable("tesseract is not installed: apt-get install tesseract-ocr tesseract-ocr-eng")
     grey = image.convert("L")
+    scaled = {1: grey}  # each scale resized once, each variant of it made once
     texts: list[str] = []
     made: dict[tuple[int, str], Path] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for scale, name, psm, method in READINGS[:readings]:
+            if scale not in scaled:
+                scaled[scale] = grey.resize((grey.width * scale, grey.height * scale), Image.Resampling.LANCZOS)
             if (scale, name) not in made:
                 made[scale, name] = Path(tmp) / f"{name}-{scale}.png"
-                scaled = grey.resize((grey.width * scale, grey.height * scale), Image.Resampling.LANCZOS)
-                _variant(name, scaled if scale > 1 else grey).save(made[scale, name])
+                _variant(name, scaled[scale]).save(made[scale, name])
+            args = ["--psm", str(psm), "-c", f"thresholding_method={method}", "-l", "eng"]
             proc = subprocess.run(
-                [
-                    exe,
-                    str(made[scale, name]),
-                    "-",
-                    "--psm",
-                    str(psm),
-                    "-c",
-                    f"thresholding_method={method}",
-                    "-l",
-                    "eng",
-                ],
+                [exe, str(made[scale, name]), "-", *args],
                 capture_output=True,
                 text=True,
                 timeout=60,

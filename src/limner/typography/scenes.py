@@ -409,7 +409,7 @@ class Canvas:
     def fit_font(
         self, style: str, text: str, max_w: int, max_h: int, max_size: int | None = None
     ) -> ImageFont.FreeTypeFont:
-        """The largest size (≤ ``max_size``) of the style's first font at which ``text`` fits."""
+        """The largest size (≤ ``max_size``) of the style's font for ``text`` at which it fits."""
         path = self.font_path(style, text)
         lo, hi = 6, min(max(8, max_h * 2), max_size or 10**6)
         best = ImageFont.truetype(str(path), lo)
