@@ -34,7 +34,11 @@ class Engine:
         batching: bool = True,
         window_ms: float = 20.0,
         max_batch_images: int = 8,
+        allow_paths: bool = True,
     ):
+        """``allow_paths``: a model may also be named by a folder or file on disk (a convenience
+        of the CLI and the Python API). The server turns it off: over HTTP only configured models
+        are reachable, so a caller can neither load nor probe the server's disk."""
         self.specs: dict[str, ModelSpec] = {}
         file_default = None
         for spec in specs if specs is not None else shipped_models():
@@ -44,6 +48,7 @@ class Engine:
             for spec in extra:
                 self.specs[spec.name] = spec
         self.default = default or file_default or (sorted(self.specs)[-1] if self.specs else None)
+        self.allow_paths = allow_paths
         self.batching = batching
         self.window_s = window_ms / 1000
         self.max_batch_images = max_batch_images
@@ -61,13 +66,14 @@ class Engine:
                 param="model",
             )
         if name not in self.specs:
-            if Path(name).exists():
+            if self.allow_paths and Path(name).exists():
                 spec = spec_for_path(Path(name))
                 spec.name = name
                 self.specs[name] = spec
             else:
                 known = ", ".join(sorted(self.specs)) or "none"
-                raise UnknownModel(f"unknown model {name!r}; available: {known}", param="model")
+                shown = name if len(name) <= 80 else name[:77] + "..."
+                raise UnknownModel(f"unknown model {shown!r}; available: {known}", param="model")
         return name
 
     def backend(self, model: str | None = None) -> Any:

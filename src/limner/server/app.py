@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 max_batch_images=settings.max_batch_images,
             )
         )
+        engine.allow_paths = False  # over HTTP only configured models: never a folder of the server's disk
         app.state.db = db
         app.state.engine = engine
         app.state.policy = Policy.load(settings.moderation_policy)

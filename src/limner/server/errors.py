@@ -95,9 +95,13 @@ def install(app: FastAPI) -> None:
         extra = {}
         if isinstance(exc, ModerationBlocked):
             extra["moderation_details"] = {"moderation_stage": exc.stage, "category": exc.category}
-        if exc.status >= 500:
-            log.error("request failed: %s", exc.message)
-        return envelope(exc.status, exc.message, exc.type, exc.param, exc.code, headers, **extra)
+        message = exc.message
+        if exc.status >= 500 and exc.status != 503:
+            # server-side failures (a checkpoint that will not load …) name files and folders of
+            # the server: they go to the log, the caller gets the request id to quote
+            log.error("request failed (%s): %s", getattr(request.state, "request_id", "-"), exc.message)
+            message = "The server had an error while processing your request."
+        return envelope(exc.status, message, exc.type, exc.param, exc.code, headers, **extra)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
