@@ -6,7 +6,6 @@ exists, what lies there, where the weights live — reaches a response."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 from api_helpers import SIZE, error_of

@@ -15,6 +15,7 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from limner import __version__
 from limner.arena.battles import Arena
 from limner.server import errors
+from limner.server.body_limit import BodyLimit
 from limner.server.db import Database
 from limner.server.files import FileStore
 from limner.server.moderation import Policy
@@ -26,28 +27,17 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 class RequestContext(BaseHTTPMiddleware):
-    """Gives every request an id (the caller's ``x-request-id`` if sane) and refuses bodies over
-    the upload limit before reading them."""
+    """Gives every request an id (the caller's ``x-request-id`` if sane) and the pages their
+    security headers."""
 
     async def dispatch(self, request: Request, call_next):
         given = request.headers.get("x-request-id", "")
         request.state.request_id = given if _REQUEST_ID.match(given) else "req_" + secrets.token_hex(12)
-        length = request.headers.get("content-length")
-        limit = request.app.state.settings.max_upload_bytes * 4 + 2**20
-        if length and length.isdigit() and int(length) > limit:
-            response = errors.envelope(
-                413, f"Request body is larger than {limit // 2**20} MiB.", code="request_too_large"
-            )
-        else:
-            try:
-                response = await call_next(request)
-            except Exception:  # answered here, inside the middleware, so it keeps its request id
-                log.exception(
-                    "unexpected error on %s %s (%s)", request.method, request.url.path, request.state.request_id
-                )
-                response = errors.envelope(
-                    500, "The server had an error while processing your request.", "server_error"
-                )
+        try:
+            response = await call_next(request)
+        except Exception:  # answered here, inside the middleware, so it keeps its request id
+            log.exception("unexpected error on %s %s (%s)", request.method, request.url.path, request.state.request_id)
+            response = errors.envelope(500, "The server had an error while processing your request.", "server_error")
         response.headers["x-request-id"] = request.state.request_id
         if not request.url.path.startswith(("/v1", "/docs", "/redoc", "/openapi.json")):
             response.headers.setdefault(
@@ -102,7 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     errors.install(app)
-    app.add_middleware(RequestContext)
+    app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(RequestContext)  # outermost: every answer, a 413 too, carries the request id
 
     from fastapi.staticfiles import StaticFiles
 

@@ -129,6 +129,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 413:  # the body limit, counted while the body streamed in
+            from limner.server.body_limit import body_limit, too_large
+
+            limit = body_limit(request.app.state.settings, request.url.path)
+            return envelope(413, too_large(limit), code="request_too_large")
         messages = {404: "Not found.", 405: "Method not allowed."}
         return envelope(
             exc.status_code,

@@ -18,7 +18,8 @@ class Settings:
     moderation_policy: Path | None = None  # TOML; default: the built-in policy
     batch_window_ms: float = 20.0
     max_batch_images: int = 8
-    max_upload_bytes: int = 20 * 2**20
+    max_upload_bytes: int = 20 * 2**20  # one uploaded image or mask
+    max_request_bytes: int = 2**20  # any other request body (JSON, forms)
     public_url: str | None = None  # base of URLs handed out; default: the request's own
     creator_daily_boosts: int = 15
     cookie_secure: bool = True
@@ -35,6 +36,8 @@ class Settings:
             url_expiry_minutes=int(env.get("LIMNER_URL_EXPIRY_MINUTES", "60")),
             moderation_policy=Path(env["LIMNER_MODERATION_POLICY"]) if env.get("LIMNER_MODERATION_POLICY") else None,
             public_url=env.get("LIMNER_PUBLIC_URL"),
+            max_upload_bytes=int(env.get("LIMNER_MAX_UPLOAD_BYTES", str(20 * 2**20))),
+            max_request_bytes=int(env.get("LIMNER_MAX_REQUEST_BYTES", str(2**20))),
             creator_daily_boosts=int(env.get("LIMNER_DAILY_BOOSTS", "15")),
             cookie_secure=env.get("LIMNER_COOKIE_SECURE", "1") != "0",
         )

@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from limner.engine import GenerationRequest, Progress
 from limner.engine.metadata import read_metadata
@@ -387,6 +388,8 @@ def _multipart_schema(with_prompt: bool, with_mask: bool) -> dict:
 async def _read_form(request: Request) -> tuple[dict, list[Image.Image], Image.Image | None]:
     try:
         form = await request.form(max_files=4, max_fields=40)
+    except StarletteHTTPException:  # the body limit: 413
+        raise
     except Exception as e:  # malformed multipart
         raise ApiError(400, f"could not read the multipart form: {e}", "invalid_multipart") from None
     fields: dict = {}
