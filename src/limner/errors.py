@@ -44,6 +44,18 @@ class ModerationBlocked(InvalidRequest):
         self.category = category
 
 
+class Busy(LimnerError):
+    """Every slot for new work is taken; the caller should retry after ``retry_after`` seconds."""
+
+    status = 503
+    type = "server_error"
+    code = "engine_overloaded"
+
+    def __init__(self, message: str, *, retry_after: int = 5):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class Cancelled(LimnerError):
     status = 499
     type = "cancelled"

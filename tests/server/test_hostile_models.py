@@ -41,12 +41,12 @@ def test_a_weights_folder_on_disk_is_not_a_model(client, auth, tiny_model, tmp_p
 def test_existing_and_missing_paths_answer_alike(client, auth, tmp_path):
     """A 404 for both, with the same words: the answer does not tell whether a path exists."""
     answers = []
-    for path in ("/root", "/etc", str(tmp_path / "no-such-folder"), "/" + "x" * 4000):
+    for path in ("/root", "/etc", str(tmp_path / "no-such-folder"), "/" + "x" * 150):
         r = _generate(client, auth, path)
         err = error_of(r)
         answers.append((r.status_code, err["code"], err["message"].split("; ")[-1]))
     assert len(set(answers)) == 1 and answers[0][:2] == (404, "model_not_found")
-    assert all(len(error_of(_generate(client, auth, p)).get("message")) < 300 for p in ("/" + "y" * 4000,))
+    assert error_of(_generate(client, auth, "/" + "y" * 4000))["code"] == "invalid_value"  # names are short
 
 
 def test_a_model_that_fails_to_load_names_no_server_path(settings, tmp_path):

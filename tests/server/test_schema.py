@@ -106,17 +106,21 @@ def test_every_parameter_and_error_code_is_documented():
     import re
     from pathlib import Path
 
-    from limner.server.routers.images import _FILE_FIELDS, _FORM_FIELDS, GenerationBody
+    from limner.server.multipart import EXTRA_FIELDS, FILE_FIELDS
+    from limner.server.schemas import GenerationBody
 
     doc = (Path(__file__).parents[2] / "docs" / "api.md").read_text()
-    fields = set(GenerationBody.model_fields) | _FORM_FIELDS | _FILE_FIELDS
+    fields = set(GenerationBody.model_fields) | EXTRA_FIELDS | FILE_FIELDS
     missing = sorted(f for f in fields if f"`{f}`" not in doc)
     assert not missing, f"undocumented parameters: {missing}"
     src = Path(__file__).parents[2] / "src" / "limner"
-    code = "\n".join(p.read_text() for p in [*src.glob("server/*.py"), *src.glob("server/routers/[fim]*.py")])
+    code = "\n".join(
+        p.read_text() for p in [*src.glob("*.py"), *src.glob("server/*.py"), *src.glob("server/routers/[fim]*.py")]
+    )
     codes = set(
         re.findall(
-            r'"(invalid_\w+|missing_\w+|unknown_parameter|\w+_not_found|\w+_too_large|rate_limit_exceeded)"', code
+            r'"(invalid_\w+|missing_\w+|unknown_parameter|\w+_not_found|\w+_too_large|rate_limit_exceeded|engine_\w+)"',
+            code,
         )
     )
     codes |= {"moderation_blocked", "model_not_found"}

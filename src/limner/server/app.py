@@ -21,6 +21,7 @@ from limner.server.files import FileStore
 from limner.server.moderation import Policy
 from limner.server.settings import Settings
 from limner.server.web.jobs import JobRunner
+from limner.server.work import Slots
 
 log = logging.getLogger("limner.server")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -73,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine.allow_paths = False  # over HTTP only configured models: never a folder of the server's disk
         app.state.db = db
         app.state.engine = engine
+        app.state.slots = Slots(settings.max_running_requests, settings.max_waiting_requests)
+        app.state.tasks = set()  # streams' generation tasks, kept referenced until they end
         app.state.policy = Policy.load(settings.moderation_policy)
         app.state.files = FileStore(settings.data_dir / "files", settings.resolved_secret())
         app.state.jobs = JobRunner(app.state)

@@ -108,6 +108,10 @@ def install(app: FastAPI) -> None:
         err = exc.errors()[0] if exc.errors() else {}
         loc = [str(p) for p in err.get("loc", []) if p not in ("body", "query", "path", "header")]
         param = ".".join(loc) or None
+        if param is None and err.get("type") == "model_attributes_type":
+            return envelope(
+                400, "The request body must be a JSON object.", "invalid_request_error", None, "invalid_value"
+            )
         if err.get("type") == "json_invalid":
             return envelope(
                 400,
@@ -134,6 +138,14 @@ def install(app: FastAPI) -> None:
 
             limit = body_limit(request.app.state.settings, request.url.path)
             return envelope(413, too_large(limit), code="request_too_large")
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":  # FastAPI's words
+            json_body = request.headers.get("content-type", "").startswith("application/json")
+            return envelope(
+                400,
+                "We could not parse the body of your request: "
+                + ("it is not valid JSON in UTF-8." if json_body else "it is not a well-formed form."),
+                code="invalid_json" if json_body else "invalid_body",
+            )
         messages = {404: "Not found.", 405: "Method not allowed."}
         return envelope(
             exc.status_code,

@@ -20,6 +20,9 @@ class Settings:
     max_batch_images: int = 8
     max_upload_bytes: int = 20 * 2**20  # one uploaded image or mask
     max_request_bytes: int = 2**20  # any other request body (JSON, forms)
+    max_upload_pixels: int = 4096 * 4096  # one uploaded image or mask, checked before decoding
+    max_running_requests: int = 16  # API requests on generation threads (generating or queued in the engine)
+    max_waiting_requests: int = 64  # more API requests waiting for such a thread; past that, 503
     public_url: str | None = None  # base of URLs handed out; default: the request's own
     creator_daily_boosts: int = 15
     cookie_secure: bool = True
@@ -38,6 +41,7 @@ class Settings:
             public_url=env.get("LIMNER_PUBLIC_URL"),
             max_upload_bytes=int(env.get("LIMNER_MAX_UPLOAD_BYTES", str(20 * 2**20))),
             max_request_bytes=int(env.get("LIMNER_MAX_REQUEST_BYTES", str(2**20))),
+            max_upload_pixels=int(env.get("LIMNER_MAX_UPLOAD_PIXELS", str(4096 * 4096))),
             creator_daily_boosts=int(env.get("LIMNER_DAILY_BOOSTS", "15")),
             cookie_secure=env.get("LIMNER_COOKIE_SECURE", "1") != "0",
         )

@@ -1,95 +1,37 @@
-"""``/v1/images/generations``, ``/v1/images/edits``, ``/v1/images/variations`` — OpenAI-shaped."""
+"""``/v1/images/generations``, ``/v1/images/edits``, ``/v1/images/variations`` — OpenAI-shaped.
+
+Each request is admitted (moderation, quota) before anything costly — decoding uploads included
+— and then runs on a generation thread (``server.work``): a bounded number of them, cancelled
+when the caller hangs up."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
-import json
 import logging
-import queue
 import threading
 import time
-from collections.abc import Iterator
-from typing import Literal
+from collections.abc import AsyncIterator, Callable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from PIL import Image, UnidentifiedImageError
-from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from PIL import Image, PngImagePlugin
 
 from limner.engine import GenerationRequest, Progress
 from limner.engine.metadata import read_metadata
 from limner.errors import InvalidRequest, LimnerError
-from limner.server import generation
+from limner.server import generation, multipart, sse, work
 from limner.server.deps import Key
 from limner.server.errors import ERROR_RESPONSES, ApiError
+from limner.server.schemas import QUALITY_STEPS, GenerationBody, ImageData, ImagesResponse, usage
 
 log = logging.getLogger("limner.server")
 router = APIRouter(prefix="/v1/images", tags=["images"], responses=ERROR_RESPONSES)
-
-QUALITY_STEPS = {"low": 10, "medium": None, "standard": None, "auto": None, "high": 30, "hd": 30}
-
-
-class ImageData(BaseModel):
-    b64_json: str | None = None
-    url: str | None = None
-    revised_prompt: str | None = None
+Prepare = Callable[[], GenerationRequest]  # builds the engine request once the request is admitted
 
 
-class InputTokensDetails(BaseModel):
-    text_tokens: int
-    image_tokens: int
-
-
-class UsageInfo(BaseModel):
-    input_tokens: int
-    input_tokens_details: InputTokensDetails
-    output_tokens: int
-    total_tokens: int
-    images: int = Field(description="Images generated (Limner).")
-    pixels: int = Field(description="Pixels generated in all (Limner).")
-    seconds: float = Field(description="Generation time in seconds (Limner).")
-
-
-class ImagesResponse(BaseModel):
-    created: int
-    data: list[ImageData]
-    usage: UsageInfo
-    background: Literal["opaque"] = "opaque"
-    output_format: Literal["png", "jpeg", "webp"] = "png"
-    quality: str = "auto"
-    size: str
-
-
-class GenerationBody(BaseModel):
-    """The OpenAI parameters Limner supports, plus the engine's own under the same names."""
-
-    model_config = ConfigDict(extra="forbid")
-    prompt: str = Field(min_length=1, max_length=32000)
-    model: str | None = None
-    n: int = Field(1, ge=1, le=10)
-    size: str | None = Field(None, description="WxH, or 'auto' for the model's native size.")
-    quality: Literal["auto", "low", "medium", "high", "standard", "hd"] = "auto"
-    response_format: Literal["b64_json", "url"] = "b64_json"
-    output_format: Literal["png", "jpeg", "webp"] = "png"
-    output_compression: int | None = Field(None, ge=0, le=100)
-    background: Literal["auto", "opaque", "transparent"] = "auto"
-    moderation: Literal["auto", "low"] = "auto"
-    user: str | None = Field(None, max_length=256)
-    safety_identifier: str | None = Field(None, max_length=256)
-    stream: bool = False
-    partial_images: int = Field(0, ge=0, le=3)
-    seed: int | None = Field(None, ge=0, le=2**63 - 1)
-    negative_prompt: str = Field("", max_length=32000)
-    num_inference_steps: int | None = Field(None, ge=1, le=200)
-    guidance_scale: float | None = Field(None, ge=0, le=30)
-    sampler: str | None = None
-
-
-def _engine_request(body: GenerationBody, **extra: object) -> GenerationRequest:
+def _engine_request(body: GenerationBody, cancel: threading.Event, **extra: object) -> GenerationRequest:
     if body.background == "transparent":
         raise InvalidRequest(
             "transparent backgrounds are not supported: Limner's models paint opaque images",
@@ -106,22 +48,42 @@ def _engine_request(body: GenerationBody, **extra: object) -> GenerationRequest:
         guidance_scale=body.guidance_scale,
         model=body.model,
         sampler=body.sampler,
+        cancel=cancel,
         **extra,  # type: ignore[arg-type]
     )
 
 
-def _usage(prompt: str, images: list, seconds: float) -> UsageInfo:
-    text_tokens = len(prompt.split())
-    pixels = sum(im.image.width * im.image.height for im in images)
-    return UsageInfo(
-        input_tokens=text_tokens,
-        input_tokens_details=InputTokensDetails(text_tokens=text_tokens, image_tokens=0),
-        output_tokens=0,
-        total_tokens=text_tokens,
-        images=len(images),
-        pixels=pixels,
-        seconds=round(seconds, 3),
-    )
+def public_base(request: Request) -> str:
+    """Where returned links point: the configured public URL, else this server's own address —
+    never the request's ``Host`` header, which the caller writes."""
+    configured = request.app.state.settings.public_url
+    if configured:
+        return configured.rstrip("/")
+    host, port = request.scope.get("server") or ("127.0.0.1", 80)
+    host = f"[{host}]" if ":" in host else host
+    scheme = request.url.scheme
+    return f"{scheme}://{host}" + ("" if port == {"http": 80, "https": 443}.get(scheme) else f":{port}")
+
+
+def _admit_and_run(request: Request, key, body: GenerationBody, endpoint: str, prepare: Prepare) -> generation.Result:
+    """Admission, then the engine request (uploads are decoded only now), then generation."""
+    app = request.app
+    texts = () if endpoint == "variations" else (body.prompt, body.negative_prompt)  # variations: moderated in run
+    with generation.admission(
+        app.state.db, app.state.policy, key=key, texts=texts, n=body.n, moderation=body.moderation
+    ) as ticket:
+        req = prepare()
+        return generation.run(
+            app.state.db,
+            app.state.engine,
+            app.state.policy,
+            req,
+            endpoint=endpoint,
+            request_id=request.state.request_id,
+            key=key,
+            moderation=body.moderation,
+            ticket=ticket,
+        )
 
 
 def _respond(request: Request, key, body: GenerationBody, result: generation.Result) -> ImagesResponse:
@@ -132,8 +94,7 @@ def _respond(request: Request, key, body: GenerationBody, result: generation.Res
         if body.response_format == "url":
             with app.state.db.session() as s:
                 row = app.state.files.save(s, blob, body.output_format, key_id=key.id, meta=im.parameters)
-            base = app.state.settings.public_url or str(request.base_url).rstrip("/")
-            url = base + app.state.files.signed_path(row.id, app.state.settings.url_expiry_minutes)
+            url = public_base(request) + app.state.files.signed_path(row.id, app.state.settings.url_expiry_minutes)
             data.append(ImageData(url=url, revised_prompt=im.prompt))
         else:
             data.append(ImageData(b64_json=base64.b64encode(blob).decode(), revised_prompt=im.prompt))
@@ -141,162 +102,114 @@ def _respond(request: Request, key, body: GenerationBody, result: generation.Res
     return ImagesResponse(
         created=int(time.time()),
         data=data,
-        usage=_usage(body.prompt, result.images, result.seconds),
+        usage=usage(body.prompt, result.images, result.seconds),
         output_format=body.output_format,
         quality=body.quality,
         size=size,
     )
 
 
-def _run(request: Request, key, req: GenerationRequest, body: GenerationBody, endpoint: str):
-    app = request.app
-    return generation.run(
-        app.state.db,
-        app.state.engine,
-        app.state.policy,
-        req,
-        endpoint=endpoint,
-        request_id=request.state.request_id,
-        key=key,
-        moderation=body.moderation,
+async def _serve(request: Request, key, body: GenerationBody, endpoint: str, prepare: Prepare, cancel: threading.Event):
+    if body.stream:
+        return await _stream(request, key, body, endpoint, prepare, cancel)
+    return await work.run(
+        request, lambda: _respond(request, key, body, _admit_and_run(request, key, body, endpoint, prepare)), cancel
     )
 
 
-def _stream(request: Request, key, req: GenerationRequest, body: GenerationBody, endpoint: str) -> StreamingResponse:
+async def _stream(
+    request: Request, key, body: GenerationBody, endpoint: str, prepare: Prepare, cancel: threading.Event
+) -> StreamingResponse:
     """Server-sent events: ``image_generation.partial_image`` at evenly spaced steps, then one
-    ``image_generation.completed`` per image (``image_edit.*`` for edits)."""
+    ``image_generation.completed`` per image (``image_edit.*`` for edits). The stream waits on an
+    asyncio queue, so an open stream holds no thread."""
     prefix = "image_edit" if endpoint != "generations" else "image_generation"
-    events: queue.Queue = queue.Queue()
-    sent: set[int] = set()
+    loop = asyncio.get_running_loop()
+    events: asyncio.Queue[tuple] = asyncio.Queue()
     wanted = body.partial_images
 
-    def on_progress(p: Progress) -> None:
-        marks = {round(k * p.total / (wanted + 1)) for k in range(1, wanted + 1)}
-        if p.step in marks and p.step not in sent and p.previews:
-            sent.add(p.step)
-            events.put(("partial", len(sent) - 1, p.previews))
+    def put(*item: object) -> None:
+        loop.call_soon_threadsafe(events.put_nowait, item)
 
-    req.on_progress = on_progress
-    req.previews = wanted > 0
-    # validate and reserve before the first byte, so errors still get their status code
-    app = request.app
-    app.state.policy.check_input(req.prompt, req.negative_prompt, level=body.moderation)
-    from limner.engine.engine import check_request
+    def prepare_with_progress() -> GenerationRequest:
+        req = prepare()
+        sent: set[int] = set()
 
-    check_request(app.state.engine, req)
+        def on_progress(p: Progress) -> None:
+            marks = {round(k * p.total / (wanted + 1)) for k in range(1, wanted + 1)}
+            if p.step in marks and p.step not in sent and p.previews:
+                sent.add(p.step)
+                put("partial", len(sent) - 1, p.previews)
 
-    def work() -> None:
+        req.on_progress = on_progress
+        req.previews = wanted > 0
+        return req
+
+    def generate() -> None:
         try:
-            events.put(("done", _run(request, key, req, body, endpoint), None))
+            put("done", _admit_and_run(request, key, body, endpoint, prepare_with_progress))
         except LimnerError as e:
-            events.put(("error", e, None))
+            put("error", e)
         except Exception:
             log.exception("unexpected error in a stream (%s)", request.state.request_id)
-            events.put(
-                (
-                    "error",
-                    LimnerError("The server had an error while processing your request."),
-                    None,
-                )
-            )
+            put("error", LimnerError("The server had an error while processing your request."))
 
-    threading.Thread(target=work, daemon=True).start()
+    work.admit(request)
+    task = asyncio.create_task(work.run(request, generate, cancel, watch=False))
+    request.app.state.tasks.add(task)
+    task.add_done_callback(request.app.state.tasks.discard)
     # Wait for the first event before answering: an error found before any image (quota,
     # moderation, a failed generation) then still gets its own status code, not a 200 stream.
-    first = [events.get()]
-    if first[0][0] == "error":
-        raise first[0][1]
+    first = await events.get()
+    if first[0] == "error":
+        raise first[1]
 
-    def sse(payload: dict) -> str:
-        return f"event: {payload['type']}\ndata: {json.dumps(payload)}\n\n"
-
-    def gen() -> Iterator[str]:
-        while True:
-            kind, a, b = first.pop() if first else events.get()
-            if kind == "partial":
-                for img in b:
-                    buf = io.BytesIO()
-                    img.resize((img.width * 4, img.height * 4), Image.Resampling.BICUBIC).save(buf, format="PNG")
-                    yield sse(
-                        {
-                            "type": f"{prefix}.partial_image",
-                            "b64_json": base64.b64encode(buf.getvalue()).decode(),
-                            "partial_image_index": a,
-                            "created_at": int(time.time()),
-                            "background": "opaque",
-                            "output_format": "png",
-                            "quality": body.quality,
-                            "size": body.size or "auto",
-                        }
+    async def gen() -> AsyncIterator[str]:
+        pending: tuple | None = first
+        try:
+            while True:
+                kind, *rest = pending or await events.get()
+                pending = None
+                if kind == "partial":
+                    index, previews = rest
+                    for img in previews:
+                        big = img.resize((img.width * 4, img.height * 4), Image.Resampling.BICUBIC)
+                        yield sse.event(
+                            f"{prefix}.partial_image",
+                            b64_json=sse.png_b64(big),
+                            partial_image_index=index,
+                            created_at=int(time.time()),
+                            background="opaque",
+                            output_format="png",
+                            quality=body.quality,
+                            size=body.size or "auto",
+                        )
+                elif kind == "done":
+                    result = rest[0]
+                    used = usage(body.prompt, result.images, result.seconds).model_dump()
+                    for im in result.images:
+                        blob = generation.encode(im, body.output_format, body.output_compression)
+                        yield sse.event(
+                            f"{prefix}.completed",
+                            b64_json=base64.b64encode(blob).decode(),
+                            created_at=int(time.time()),
+                            background="opaque",
+                            output_format=body.output_format,
+                            quality=body.quality,
+                            size=f"{im.image.width}x{im.image.height}",
+                            usage=used,
+                        )
+                    return
+                else:
+                    e = rest[0]
+                    yield sse.event(
+                        "error", error={"message": e.message, "type": e.type, "param": e.param, "code": e.code}
                     )
-            elif kind == "done":
-                result = a
-                usage = _usage(body.prompt, result.images, result.seconds).model_dump()
-                for im in result.images:
-                    blob = generation.encode(im, body.output_format, body.output_compression)
-                    yield sse(
-                        {
-                            "type": f"{prefix}.completed",
-                            "b64_json": base64.b64encode(blob).decode(),
-                            "created_at": int(time.time()),
-                            "background": "opaque",
-                            "output_format": body.output_format,
-                            "quality": body.quality,
-                            "size": f"{im.image.width}x{im.image.height}",
-                            "usage": usage,
-                        }
-                    )
-                return
-            else:
-                e = a
-                yield sse(
-                    {
-                        "type": "error",
-                        "error": {
-                            "message": e.message,
-                            "type": e.type,
-                            "param": e.param,
-                            "code": e.code,
-                        },
-                    }
-                )
-                return
+                    return
+        finally:
+            cancel.set()  # the caller went away (or the stream ended): stop any work still running
 
     return StreamingResponse(gen(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
-
-
-def _stream_doc(prefix: str) -> dict:
-    """The 200 response: JSON, or (``stream``) server-sent events, each described as OpenAPI 3.1
-    describes one event of a stream: its name and its JSON data."""
-    event = {
-        "type": "object",
-        "required": ["event", "data"],
-        "properties": {
-            "event": {"type": "string", "enum": [f"{prefix}.partial_image", f"{prefix}.completed", "error"]},
-            "data": {
-                "type": "string",
-                "contentMediaType": "application/json",
-                "contentSchema": {
-                    "type": "object",
-                    "required": ["type"],
-                    "properties": {
-                        "type": {"type": "string"},
-                        "b64_json": {"type": "string"},
-                        "partial_image_index": {"type": "integer"},
-                        "created_at": {"type": "integer"},
-                        "size": {"type": "string"},
-                        "output_format": {"type": "string"},
-                        "usage": {"$ref": "#/components/schemas/UsageInfo"},
-                        "error": {"$ref": "#/components/schemas/ErrorDetail"},
-                    },
-                },
-            },
-        },
-    }
-    return {
-        "content": {"text/event-stream": {"schema": event}},
-        "description": "JSON, or server-sent events when stream is true.",
-    }
 
 
 @router.post(
@@ -304,169 +217,11 @@ def _stream_doc(prefix: str) -> dict:
     response_model=ImagesResponse,
     response_model_exclude_none=True,
     summary="Create images from a prompt",
-    responses={200: _stream_doc("image_generation")},
+    responses={200: sse.stream_doc("image_generation")},
 )
-def create_generation(body: GenerationBody, request: Request, key: Key):
-    req = _engine_request(body)
-    if body.stream:
-        return _stream(request, key, req, body, "generations")
-    return _respond(request, key, body, _run(request, key, req, body, "generations"))
-
-
-# -- multipart endpoints ----------------------------------------------------------------------------
-
-_FORM_FIELDS = {
-    "prompt",
-    "model",
-    "n",
-    "size",
-    "quality",
-    "response_format",
-    "output_format",
-    "output_compression",
-    "background",
-    "moderation",
-    "user",
-    "safety_identifier",
-    "stream",
-    "partial_images",
-    "seed",
-    "negative_prompt",
-    "num_inference_steps",
-    "guidance_scale",
-    "sampler",
-    "strength",
-    "input_fidelity",
-}
-_FILE_FIELDS = {"image", "image[]", "mask"}
-
-
-def _multipart_schema(with_prompt: bool, with_mask: bool) -> dict:
-    props: dict = {
-        "image": {
-            "type": "string",
-            "format": "binary",
-            "description": "The image to edit (PNG, WebP or JPEG).",
-        },
-        "model": {"type": "string"},
-        "n": {"type": "integer", "minimum": 1, "maximum": 10},
-        "size": {"type": "string"},
-        "response_format": {"type": "string", "enum": ["b64_json", "url"]},
-        "output_format": {"type": "string", "enum": ["png", "jpeg", "webp"]},
-        "user": {"type": "string"},
-        "seed": {"type": "integer", "minimum": 0},
-        "strength": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-        "num_inference_steps": {"type": "integer", "minimum": 1, "maximum": 200},
-        "guidance_scale": {"type": "number", "minimum": 0, "maximum": 30},
-    }
-    required = ["image"]
-    if with_prompt:
-        props.update(
-            prompt={"type": "string", "minLength": 1},
-            negative_prompt={"type": "string"},
-            moderation={"type": "string", "enum": ["auto", "low"]},
-            stream={"type": "boolean"},
-            partial_images={"type": "integer", "minimum": 0, "maximum": 3},
-        )
-        required.append("prompt")
-    if with_mask:
-        props["mask"] = {
-            "type": "string",
-            "format": "binary",
-            "description": "PNG whose fully transparent (alpha 0) pixels mark the area to edit.",
-        }
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {"schema": {"type": "object", "properties": props, "required": required}}
-            },
-        }
-    }
-
-
-async def _read_form(request: Request) -> tuple[dict, list[Image.Image], Image.Image | None]:
-    try:
-        form = await request.form(max_files=4, max_fields=40)
-    except StarletteHTTPException:  # the body limit: 413
-        raise
-    except Exception as e:  # malformed multipart
-        raise ApiError(400, f"could not read the multipart form: {e}", "invalid_multipart") from None
-    fields: dict = {}
-    images: list[Image.Image] = []
-    mask = None
-    limit = request.app.state.settings.max_upload_bytes
-    try:
-        for name, value in form.multi_items():
-            if name not in _FORM_FIELDS | _FILE_FIELDS:
-                raise ApiError(400, f"Unknown parameter: '{name}'.", "unknown_parameter", param=name)
-            if name in _FILE_FIELDS:
-                if not isinstance(value, UploadFile):
-                    raise ApiError(400, f"'{name}' must be a file upload", "invalid_value", param=name)
-                data = await value.read()
-                if len(data) > limit:
-                    raise ApiError(
-                        413,
-                        f"'{name}' is larger than the upload limit of {limit:,} bytes",
-                        "file_too_large",
-                        param=name,
-                    )
-                try:
-                    img = Image.open(io.BytesIO(data))
-                    img.load()
-                except (UnidentifiedImageError, OSError):
-                    raise ApiError(
-                        400,
-                        f"'{name}' is not a PNG, JPEG or WebP image",
-                        "invalid_image",
-                        param=name,
-                    ) from None
-                if name == "mask":
-                    mask = img
-                else:
-                    images.append(img)
-            else:
-                if isinstance(value, UploadFile):
-                    raise ApiError(400, f"'{name}' must be a text field", "invalid_value", param=name)
-                fields[name] = value
-    finally:
-        await form.close()  # uploads are spooled to temporary files
-    return fields, images, mask
-
-
-def _body_from_form(fields: dict, need_prompt: bool) -> tuple[GenerationBody, float | None]:
-    strength = fields.pop("strength", None)
-    fields.pop("input_fidelity", None)  # an OpenAI hint with no meaning for these models
-    if not need_prompt:
-        fields.setdefault("prompt", "x")  # replaced by the caller
-    for k in ("stream",):
-        if k in fields:
-            fields[k] = str(fields[k]).lower() in ("1", "true", "yes")
-    try:
-        body = GenerationBody(**fields)
-    except Exception as e:
-        errs: list = getattr(e, "errors", lambda: [])()
-        param = str(errs[0]["loc"][0]) if errs else None
-        msg = errs[0]["msg"] if errs else str(e)
-        raise ApiError(400, f"Invalid value for '{param}': {msg}.", "invalid_value", param=param) from None
-    try:
-        s = float(strength) if strength is not None else None
-    except ValueError:
-        raise ApiError(400, "strength must be a number in (0, 1]", "invalid_value", param="strength") from None
-    return body, s
-
-
-def _one_image(images: list[Image.Image]) -> Image.Image:
-    if not images:
-        raise ApiError(400, "Missing required parameter: 'image'.", "missing_required_parameter", param="image")
-    if len(images) > 1:
-        raise ApiError(
-            400,
-            "Limner edits one image per request; send a single 'image'.",
-            "invalid_value",
-            param="image",
-        )
-    return images[0]
+async def create_generation(body: GenerationBody, request: Request, key: Key):
+    cancel = threading.Event()
+    return await _serve(request, key, body, "generations", lambda: _engine_request(body, cancel), cancel)
 
 
 @router.post(
@@ -474,39 +229,44 @@ def _one_image(images: list[Image.Image]) -> Image.Image:
     response_model=ImagesResponse,
     response_model_exclude_none=True,
     summary="Edit an image: repaint where the mask is transparent, or all of it",
-    responses={200: _stream_doc("image_edit")},
-    openapi_extra=_multipart_schema(with_prompt=True, with_mask=True),
+    responses={200: sse.stream_doc("image_edit")},
+    openapi_extra=multipart.openapi(with_prompt=True, with_mask=True),
 )
 async def create_edit(request: Request, key: Key):
-    fields, images, mask = await _read_form(request)
-    body, strength = _body_from_form(fields, need_prompt=True)
-    image = _one_image(images)
-    if mask is not None:
-        if mask.size != image.size:
-            raise ApiError(
-                400,
-                f"mask is {mask.size[0]}x{mask.size[1]} but image is {image.size[0]}x{image.size[1]}; they must match",
-                "invalid_mask",
-                param="mask",
-            )
-        if mask.mode not in ("RGBA", "LA", "PA") and "transparency" not in mask.info:
-            raise ApiError(
-                400,
-                "mask must have an alpha channel: its transparent pixels mark the area to edit",
-                "invalid_mask",
-                param="mask",
-            )
-        mask = mask.convert("RGBA")
-    req = _engine_request(
-        body,
-        image=image.convert("RGB"),
-        mask=mask,
-        strength=strength if strength is not None else (1.0 if mask is not None else 0.8),
-    )
-    if body.stream:
-        return await run_in_threadpool(_stream, request, key, req, body, "edits")
-    result = await run_in_threadpool(_run, request, key, req, body, "edits")
-    return _respond(request, key, body, result)
+    form = await multipart.read_form(request)
+    body, strength = multipart.body_from_form(form.fields, need_prompt=True)
+    upload = form.one_image()
+    cancel = threading.Event()
+
+    def prepare() -> GenerationRequest:
+        image = upload.decode(request)
+        mask = None if form.mask is None else form.mask.decode(request)
+        if mask is not None:
+            if mask.size != image.size:
+                raise ApiError(
+                    400,
+                    f"mask is {mask.size[0]}x{mask.size[1]} but image is {image.size[0]}x{image.size[1]}; they must match",
+                    "invalid_mask",
+                    param="mask",
+                )
+            if mask.mode not in ("RGBA", "LA", "PA") and "transparency" not in mask.info:
+                raise ApiError(
+                    400,
+                    "mask must have an alpha channel: its transparent pixels mark the area to edit",
+                    "invalid_mask",
+                    param="mask",
+                )
+            mask = mask.convert("RGBA")
+        default_strength = 1.0 if mask is not None else 0.8
+        return _engine_request(
+            body,
+            cancel,
+            image=image.convert("RGB"),
+            mask=mask,
+            strength=default_strength if strength is None else strength,
+        )
+
+    return await _serve(request, key, body, "edits", prepare, cancel)
 
 
 @router.post(
@@ -514,29 +274,31 @@ async def create_edit(request: Request, key: Key):
     response_model=ImagesResponse,
     response_model_exclude_none=True,
     summary="Variations of an image (its embedded Limner prompt, when it has one, guides them)",
-    openapi_extra=_multipart_schema(with_prompt=False, with_mask=False),
+    openapi_extra=multipart.openapi(with_prompt=False, with_mask=False),
 )
 async def create_variation(request: Request, key: Key):
-    fields, images, _ = await _read_form(request)
-    for field in ("prompt", "stream", "partial_images", "negative_prompt", "moderation"):
-        if field in fields:
+    form = await multipart.read_form(request)
+    for field in multipart.PROMPT_FIELDS:
+        if field in form.fields:
             raise ApiError(400, f"Unknown parameter: '{field}'.", "unknown_parameter", param=field)
-    body, strength = _body_from_form(fields, need_prompt=False)
-    image = _one_image(images)
-    meta = {}
-    if image.format == "PNG":
-        buf = io.BytesIO()
-        image.save(buf, format="PNG", pnginfo=_pnginfo(image))
-        meta = read_metadata(buf.getvalue())
-    body.prompt = meta.get("prompt") or "an image"
-    req = _engine_request(body, image=image.convert("RGB"), strength=strength if strength is not None else 0.6)
-    result = await run_in_threadpool(_run, request, key, req, body, "variations")
-    return _respond(request, key, body, result)
+    body, strength = multipart.body_from_form(form.fields, need_prompt=False)
+    upload = form.one_image()
+    cancel = threading.Event()
+
+    def prepare() -> GenerationRequest:
+        image = upload.decode(request)
+        meta = {}
+        if image.format == "PNG":
+            buf = io.BytesIO()
+            image.save(buf, format="PNG", pnginfo=_pnginfo(image))
+            meta = read_metadata(buf.getvalue())
+        body.prompt = meta.get("prompt") or "an image"
+        return _engine_request(body, cancel, image=image.convert("RGB"), strength=0.6 if strength is None else strength)
+
+    return await _serve(request, key, body, "variations", prepare, cancel)
 
 
-def _pnginfo(image: Image.Image):
-    from PIL import PngImagePlugin
-
+def _pnginfo(image: Image.Image) -> PngImagePlugin.PngInfo:
     info = PngImagePlugin.PngInfo()
     for k, v in getattr(image, "text", {}).items():
         info.add_text(k, v)
