@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, case, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from limner.arena.categories import CATEGORIES, categorize
 from limner.arena.ratings import OUTCOMES, Standing, Vote, bootstrap_intervals, choose_pair, leaderboard
@@ -212,19 +214,8 @@ class Arena:
         now_dt = _utc(now)
         day = int(now // 86400)
         with self.db.session() as s:
-            voter_row = s.get(ArenaVoter, voter)
-            if voter_row is None:
-                voter_row = ArenaVoter(
-                    id=voter, day=day, votes_day=0, votes=0, picked_a=0, picked_b=0, fast=0, flagged=False
-                )
-                s.add(voter_row)
-                s.flush()
-            if voter_row.day == day and voter_row.votes_day >= DAILY_CAP:
-                raise DailyCapReached(
-                    f"you have cast {DAILY_CAP} votes today; thank you — come back tomorrow",
-                    retry_after=86400 - int(now % 86400),
-                    code="vote_cap_reached",
-                )
+            # a write first: SQLite takes its write lock here, before this transaction reads anything
+            _ensure_voter(s, voter)
             # one statement claims the battle: of two racing votes, exactly one changes a row
             claimed: CursorResult = s.execute(  # type: ignore[assignment]
                 update(ArenaBattle)
@@ -233,16 +224,36 @@ class Arena:
             )
             if not claimed.rowcount:
                 raise AlreadyVoted("this battle already has its vote")
-            battle = s.get_one(ArenaBattle, battle_id)
-            seconds = (now_dt - battle.shown_at).total_seconds()
-            voter_row.votes_day = voter_row.votes_day + 1 if voter_row.day == day else 1
-            voter_row.day = day
-            voter_row.votes += 1
-            voter_row.picked_a += outcome == "a"
-            voter_row.picked_b += outcome == "b"
-            voter_row.fast += seconds < FAST_SECONDS
-            voter_row.flagged, voter_row.reason = flag(voter_row)
-            return {"battle_id": battle_id, "outcome": outcome, "models": {"a": battle.model_a, "b": battle.model_b}}
+            a, b, shown_at = s.execute(
+                select(ArenaBattle.model_a, ArenaBattle.model_b, ArenaBattle.shown_at).where(
+                    ArenaBattle.id == battle_id
+                )
+            ).one()
+            # and one statement counts the vote, if the daily cap allows it; the database applies
+            # racing updates of the row one after another, each to the row the previous one left
+            counts = s.execute(
+                update(ArenaVoter)
+                .where(ArenaVoter.id == voter, (ArenaVoter.day != day) | (ArenaVoter.votes_day < DAILY_CAP))
+                .values(
+                    votes_day=case((ArenaVoter.day == day, ArenaVoter.votes_day + 1), else_=1),
+                    day=day,
+                    votes=ArenaVoter.votes + 1,
+                    picked_a=ArenaVoter.picked_a + int(outcome == "a"),
+                    picked_b=ArenaVoter.picked_b + int(outcome == "b"),
+                    fast=ArenaVoter.fast + int((now_dt - shown_at).total_seconds() < FAST_SECONDS),
+                )
+                .returning(ArenaVoter.votes, ArenaVoter.fast, ArenaVoter.picked_a, ArenaVoter.picked_b)
+            ).one_or_none()
+            if counts is None:  # leaving the block rolls the claim back: the battle stays open
+                raise DailyCapReached(
+                    f"you have cast {DAILY_CAP} votes today; thank you — come back tomorrow",
+                    retry_after=86400 - int(now % 86400),
+                    code="vote_cap_reached",
+                )
+            # the row stays locked by this transaction until it commits: no vote slips in between
+            flagged, reason = flag(*counts)
+            s.execute(update(ArenaVoter).where(ArenaVoter.id == voter).values(flagged=flagged, reason=reason))
+        return {"battle_id": battle_id, "outcome": outcome, "models": {"a": a, "b": b}}
 
     def votes(self, category: str = "overall", include_flagged: bool = False) -> list[Vote]:
         if category not in CATEGORIES:
@@ -316,12 +327,24 @@ def _utc(t: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(t, dt.UTC).replace(tzinfo=None)
 
 
-def flag(v: ArenaVoter) -> tuple[bool, str | None]:
+def _ensure_voter(s: Session, voter: str) -> None:
+    """The voter's row, made if missing: INSERT … ON CONFLICT DO NOTHING, so two first votes
+    racing each other both find one row (a plain INSERT made the second fail)."""
+    dialect = s.get_bind().dialect.name
+    if dialect == "sqlite":
+        s.execute(sqlite.insert(ArenaVoter).values(id=voter).on_conflict_do_nothing(index_elements=["id"]))
+    elif dialect == "postgresql":
+        s.execute(postgresql.insert(ArenaVoter).values(id=voter).on_conflict_do_nothing(index_elements=["id"]))
+    else:
+        raise LimnerError(f"the arena runs on SQLite or PostgreSQL, not {dialect}: set a database URL for one")
+
+
+def flag(votes: int, fast: int, picked_a: int, picked_b: int) -> tuple[bool, str | None]:
     """Votes are kept but left off the board when a voter is too fast or always picks one side."""
-    if v.votes >= MIN_VOTES_TO_FLAG and v.fast / v.votes >= 0.5:
-        return True, f"{v.fast} of {v.votes} votes cast within {FAST_SECONDS} s of the battle appearing"
-    decisive = v.picked_a + v.picked_b
-    if decisive >= 20 and max(v.picked_a, v.picked_b) / decisive >= 0.95:
-        side = "A" if v.picked_a > v.picked_b else "B"
-        return True, f"picked {side} in {max(v.picked_a, v.picked_b)} of {decisive} decisive votes"
+    if votes >= MIN_VOTES_TO_FLAG and fast / votes >= 0.5:
+        return True, f"{fast} of {votes} votes cast within {FAST_SECONDS} s of the battle appearing"
+    decisive = picked_a + picked_b
+    if decisive >= 20 and max(picked_a, picked_b) / decisive >= 0.95:
+        side = "A" if picked_a > picked_b else "B"
+        return True, f"picked {side} in {max(picked_a, picked_b)} of {decisive} decisive votes"
     return False, None
