@@ -1,12 +1,14 @@
 """The arena under attack by parallel requests, on SQLite and on PostgreSQL: one voter's 20
-concurrent votes all count, the daily cap and the flags hold, and a battle takes one vote."""
+concurrent votes all count, caps hold, a battle takes one vote, and live battles (which cost two
+generations each) need an account whose daily cap holds under a burst and survives a new cookie."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from arena_helpers import error_of, new_battle, vote
+from arena_helpers import error_of, new_battle, sign_in, sign_up, vote
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from limner.arena import battles
@@ -93,3 +95,36 @@ def test_one_battle_takes_one_vote_under_concurrency(client, arena, clock, pool)
     row = voter_row(arena, "anon:" + client.cookies["limner_voter"])
     assert (row.votes, row.votes_day, row.picked_a + row.picked_b) == (1, 1, 1)
     assert (row.picked_a, row.picked_b) == ((1, 0) if winner == "a" else (0, 1))
+
+
+def test_the_live_cap_holds_under_concurrent_requests(client, arena, monkeypatch):
+    monkeypatch.setattr(battles, "LIVE_DAILY_CAP", 2)
+    sign_up(client)
+    prompts = [f"a {colour} pear" for colour in ("green", "yellow", "red", "brown", "blue", "pink")]
+    answers = burst(lambda p: client.post("/arena/api/battles", json={"prompt": p}), prompts)
+    assert sorted(r.status_code for r in answers) == [200] * 2 + [429] * 4, [r.text for r in answers]
+    assert {error_of(r)["code"] for r in answers if r.status_code == 429} == {"live_cap_reached"}
+    with arena.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(ArenaBattle).where(ArenaBattle.source == "live")) == 2
+
+
+def test_live_battles_need_an_account_and_its_cap_outlives_the_cookies(client, arena, pool, monkeypatch):
+    monkeypatch.setattr(battles, "LIVE_DAILY_CAP", 1)
+    r = client.post("/arena/api/battles", json={"prompt": "a green pear"})
+    assert r.status_code == 401 and error_of(r)["code"] == "sign_in_required"
+    assert "sign in" in error_of(r)["message"].lower()
+    client.cookies.clear()  # a fresh anonymous voter is no better off
+    r = client.post("/arena/api/battles", json={"prompt": "a green pear"})
+    assert r.status_code == 401 and error_of(r)["code"] == "sign_in_required"
+    assert new_battle(client)["id"]  # curated battles stay open without an account
+
+    email = sign_up(client)
+    assert new_battle(client, "a green pear")["prompt"] == "a green pear"
+    r = client.post("/arena/api/battles", json={"prompt": "a yellow pear"})
+    assert r.status_code == 429 and error_of(r)["code"] == "live_cap_reached"
+    fresh = TestClient(client.app)  # the same account from a browser with no cookies at all
+    sign_in(fresh, email)
+    r = fresh.post("/arena/api/battles", json={"prompt": "a yellow pear"})
+    assert r.status_code == 429 and error_of(r)["code"] == "live_cap_reached"
+    with arena.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(ArenaBattle).where(ArenaBattle.source == "live")) == 1

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import CursorResult, case, func, select, update
+from sqlalchemy import CursorResult, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -30,7 +30,7 @@ from limner.server.files import FileStore
 from limner.server.moderation import Policy
 
 DAILY_CAP = 300  # votes per voter per UTC day
-LIVE_DAILY_CAP = 20  # live battles (two generations each) per voter per UTC day
+LIVE_DAILY_CAP = 20  # live battles (two generations each) per account per UTC day
 FAST_SECONDS = 1.5  # quicker than a person can look at two images
 MIN_VOTES_TO_FLAG = 10
 
@@ -38,6 +38,11 @@ MIN_VOTES_TO_FLAG = 10
 class AlreadyVoted(InvalidRequest):
     status = 409
     code = "already_voted"
+
+
+class SignInRequired(InvalidRequest):
+    status = 401
+    code = "sign_in_required"
 
 
 class DailyCapReached(LimnerError):
@@ -144,12 +149,22 @@ class Arena:
             prompt = sorted(both)[int(rng.integers(len(both)))]
             file_a, file_b, source = by_prompt[prompt][a], by_prompt[prompt][b], "pool"
         else:
+            if not voter.startswith("user:"):
+                raise SignInRequired(
+                    "a battle on your own prompt draws two images, so it needs an account: sign in (or sign "
+                    "up) and try again; curated battles (no prompt) need none",
+                    param="prompt",
+                )
             self.policy.check_input(prompt)
-            self._check_live_cap(voter)
             a, b = self._pair(self.models(), rng)
+            day = self._reserve_live(voter)
             s0 = int(rng.integers(2**31))
-            # generate both before answering: the order of arrival must not hint at the models
-            imgs = [self.engine.generate(GenerationRequest(prompt, seed=s0, model=m))[0].image for m in (a, b)]
+            try:
+                # generate both before answering: the order of arrival must not hint at the models
+                imgs = [self.engine.generate(GenerationRequest(prompt, seed=s0, model=m))[0].image for m in (a, b)]
+            except BaseException:
+                self._refund_live(voter, day)  # nothing was drawn: the battle does not count
+                raise
             with self.db.session() as s:
                 file_a = self.files.save(s, plain_png(imgs[0]), "png", meta={"arena": True}).id
                 file_b = self.files.save(s, plain_png(imgs[1]), "png", meta={"arena": True}).id
@@ -172,25 +187,40 @@ class Arena:
             )
         return BattleView(battle_id, prompt, self.token(battle_id, voter))
 
-    def _check_live_cap(self, voter: str) -> None:
-        """Live battles run two generations each: a voter gets LIVE_DAILY_CAP of them a UTC day."""
+    def _reserve_live(self, voter: str) -> int:
+        """Count one live battle against the account's LIVE_DAILY_CAP for today, or raise; → the
+        UTC day it was counted on. One conditional UPDATE, so a burst of requests cannot pass
+        together (as ``server/quota.py``)."""
         now = self.clock()
+        day = int(now // 86400)
         with self.db.session() as s:
-            today = s.scalar(
-                select(func.count())
-                .select_from(ArenaBattle)
+            _ensure_voter(s, voter)
+            taken = s.execute(
+                update(ArenaVoter)
                 .where(
-                    ArenaBattle.voter == voter,
-                    ArenaBattle.source == "live",
-                    ArenaBattle.shown_at >= _utc(now - now % 86400),
+                    ArenaVoter.id == voter,
+                    (ArenaVoter.live_day != day) | (ArenaVoter.live_today < LIVE_DAILY_CAP),
                 )
-            )
-        if (today or 0) >= LIVE_DAILY_CAP:
+                .values(
+                    live_today=case((ArenaVoter.live_day == day, ArenaVoter.live_today + 1), else_=1),
+                    live_day=day,
+                )
+            ).rowcount  # type: ignore[attr-defined]  # UPDATE results carry rowcount
+        if not taken:
             raise DailyCapReached(
                 f"you have started {LIVE_DAILY_CAP} battles on your own prompts today; "
                 "curated battles (no prompt) are still open",
                 retry_after=86400 - int(now % 86400),
                 code="live_cap_reached",
+            )
+        return day
+
+    def _refund_live(self, voter: str, day: int) -> None:
+        with self.db.session() as s:
+            s.execute(
+                update(ArenaVoter)
+                .where(ArenaVoter.id == voter, ArenaVoter.live_day == day)
+                .values(live_today=ArenaVoter.live_today - 1)
             )
 
     def battle_image(self, battle_id: str, side: str, voter: str, token: str) -> Path:
