@@ -3,6 +3,8 @@ app on a temporary data folder, and a curated pool seeded with a few prompts of 
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import torch
 from arena_helpers import MODELS, POOL, Clock
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
 from limner.arena.battles import plain_png
 from limner.engine import Engine, GenerationRequest
@@ -21,6 +24,11 @@ from limner.model.upsampler import UPSAMPLER_PRESETS, Upsampler
 from limner.server.app import create_app
 from limner.server.db import ArenaImage
 from limner.server.settings import Settings
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # main's pyproject.toml registers this marker too; registering it twice is harmless
+    config.addinivalue_line("markers", "hostile: an attack a hostile caller made, kept as a test")
 
 
 def tiny_model(path: Path, seed: int) -> Path:
@@ -57,6 +65,24 @@ def settings(tmp_path: Path, engine_factory: Callable[[], Engine]) -> Settings:
     return Settings(
         data_dir=tmp_path / "data", secret="test-secret", cookie_secure=False, engine_factory=engine_factory
     )
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh schema on the PostgreSQL test server, dropped afterwards; skips without one
+    (``eval "$(scripts/postgres start)"`` sets LIMNER_TEST_POSTGRES_URL)."""
+    url = os.environ.get("LIMNER_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set LIMNER_TEST_POSTGRES_URL (scripts/postgres start prints it) to run the PostgreSQL tests")
+    schema = "t_" + secrets.token_hex(6)
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in url else "?"
+    yield f"{url}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
 
 
 @pytest.fixture

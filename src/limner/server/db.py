@@ -166,6 +166,8 @@ class ArenaVoter(Base):
     picked_a: Mapped[int] = mapped_column(Integer, default=0)
     picked_b: Mapped[int] = mapped_column(Integer, default=0)
     fast: Mapped[int] = mapped_column(Integer, default=0)  # votes cast sooner than a person can look
+    live_day: Mapped[int] = mapped_column(Integer, default=0)  # UTC day of ``live_today``
+    live_today: Mapped[int] = mapped_column(Integer, default=0)  # live battles started that day
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)
     reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
 

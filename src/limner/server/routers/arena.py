@@ -50,7 +50,9 @@ class BattleOut(BaseModel):
 
 class BattleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    prompt: str | None = Field(None, min_length=1, max_length=2000, description="Generate live for this prompt.")
+    prompt: str | None = Field(
+        None, min_length=1, max_length=2000, description="Generate live for this prompt (signed-in accounts only)."
+    )
 
 
 class VoteIn(BaseModel):
