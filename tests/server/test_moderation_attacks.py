@@ -234,3 +234,8 @@ def test_number_ranges_in_terms(tmp_path):
     assert p.match("a four-year-old") is not None
     assert p.match("a 5 years old boy") is not None
     assert p.match("a 6 year old") is None
+
+
+def test_huge_numbers_and_long_prompts_are_read(words):
+    assert words.match("0" * 10_000) is None  # int() refuses strings of over 4,300 digits
+    assert words.match("a cat " * 500 + "nude child", level="low").name == "sexual_minors"

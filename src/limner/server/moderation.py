@@ -253,7 +253,7 @@ def _plural_stems(word: str) -> list[str]:
 def _word_forms(piece: str) -> set[str]:
     """What one piece of text (a token, or adjacent tokens joined) can be read as."""
     if piece.isdigit():
-        return {str(int(piece))}
+        return {piece.lstrip("0") or "0"}  # not int(): a 5,000-digit "number" is no error
     if (number := _NUMBERS.get(_squeeze(piece))) is not None:  # "twelve", "twwwelve", "fourten"
         return {_squeeze(piece), str(number)}
     bare = piece.strip("@$!|+")  # "nude!" is "nude", not "nudei"
@@ -331,7 +331,12 @@ class Reading:
 
     def _spans(self, word: str | range) -> set[tuple[int, int]]:
         if isinstance(word, range):
-            return {sp for form, sps in self.spans.items() if form.isdigit() and int(form) in word for sp in sps}
+            return {
+                sp
+                for form, sps in self.spans.items()
+                if form.isdigit() and len(form) < 6 and int(form) in word
+                for sp in sps
+            }
         return self.spans.get(word, set())
 
     def without(self, covered: set[int]) -> Reading:
@@ -379,7 +384,7 @@ class Term:
                 words.append(range(int(m.group(1)), int(m.group(2)) + 1))
                 continue
             for p in _pieces(fold(raw))[0]:
-                words.append(str(int(p)) if p.isdigit() else _squeeze(_leet(p)[0]))
+                words.append((p.lstrip("0") or "0") if p.isdigit() else _squeeze(_leet(p)[0]))
         if not words:
             raise InvalidRequest(f"moderation policy term {text!r} has no letters or numbers")
         return cls(text, tuple(words))
