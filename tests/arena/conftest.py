@@ -26,10 +26,6 @@ from limner.server.db import ArenaImage
 from limner.server.settings import Settings
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # main's pyproject.toml registers this marker too; registering it twice is harmless
-    config.addinivalue_line("markers", "hostile: an attack a hostile caller made, kept as a test")
-
 
 def tiny_model(path: Path, seed: int) -> Path:
     """An untrained tiny model folder; the zero-initialised layers get small random values so

@@ -40,10 +40,12 @@ def test_blocked_through_openai(oai):
     assert _blocked(e)["moderation_details"]["category"] == "graphic_violence"
 
 
-def test_negative_prompt_is_checked_too(oai):
-    with pytest.raises(openai.BadRequestError) as e:
-        oai.images.generate(prompt="a field", extra_body={"negative_prompt": "hentai"})
-    _blocked(e)
+def test_a_negative_prompt_steers_away_and_is_not_refused(oai):
+    """A negative prompt lists what the image must not show: the usual safety negative passes."""
+    r = oai.images.generate(
+        prompt="a field", extra_body={"negative_prompt": "nsfw, nude, child, gore", "num_inference_steps": STEPS}
+    )
+    assert len(r.data) == 1
 
 
 def test_low_relaxes_only_relaxable_categories(oai):

@@ -174,7 +174,7 @@ def test_one_minilm_batch_per_check(full, monkeypatch):
     embed = full.semantic.embed
     monkeypatch.setattr(full.semantic, "embed", lambda texts: calls.append(len(texts)) or embed(texts))
     full.check_input("a cat on a sofa", "blurry, low quality")
-    assert calls == [3]  # one batch: the prompt, and the negative prompt whole and as one merged clause
+    assert calls == [3]  # one batch: both texts, and the second whole and as one merged clause
 
 
 def test_a_clause_hidden_in_a_long_prompt(full):

@@ -53,7 +53,8 @@ def admission(
     moderation: str = "auto",
     validate: Callable[[], None] | None = None,
 ) -> Iterator[Ticket]:
-    """Moderate ``texts``, ``validate`` (when the request can be checked already), and reserve
+    """Moderate ``texts`` (prompts; a negative prompt lists what must *not* be drawn — "nsfw, nude"
+    is the usual one — and is not refused), ``validate`` (when the request can be checked already), and reserve
     ``n`` images; the reservation is given back unless the block settles the ticket (``run``
     does, when it delivers)."""
     policy.check_input(*texts, level=moderation)
@@ -89,15 +90,15 @@ def run(
     ``ticket`` the request is admitted here."""
     if ticket is None:
         with admission(
-            db, policy, key=key, texts=(req.prompt, req.negative_prompt), n=req.n, moderation=moderation,
+            db, policy, key=key, texts=(req.prompt,), n=req.n, moderation=moderation,
             validate=lambda: check_request(engine, req),
         ) as ticket:  # fmt: skip
             return run(
                 db, engine, policy, req, endpoint=endpoint, request_id=request_id, key=key, user_id=user_id,
                 timeout=timeout, ticket=ticket,
             )  # fmt: skip
-    if tuple(t for t in (req.prompt, req.negative_prompt) if t) != tuple(t for t in ticket.texts if t):
-        policy.check_input(req.prompt, req.negative_prompt, level=moderation)  # a prompt found in an upload
+    if (req.prompt,) != ticket.texts:
+        policy.check_input(req.prompt, level=moderation)  # a prompt found in an upload
     check_request(engine, req)  # (again, cheap) for a request admitted before its images were decoded
     started = time.perf_counter()
     try:

@@ -185,7 +185,7 @@ def _start(request: Request, user, kind: str, req: GenerationRequest, settings: 
     """Moderate and validate first (a refusal costs no boost), then spend a boost if one is left."""
     app = request.app
     try:
-        app.state.policy.check_input(req.prompt, req.negative_prompt)
+        app.state.policy.check_input(req.prompt)
         check_request(app.state.engine, req)
     except ModerationBlocked as e:
         return render_page(

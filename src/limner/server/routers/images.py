@@ -68,7 +68,7 @@ def public_base(request: Request) -> str:
 def _admit_and_run(request: Request, key, body: GenerationBody, endpoint: str, prepare: Prepare) -> generation.Result:
     """Admission, then the engine request (uploads are decoded only now), then generation."""
     app = request.app
-    texts = () if endpoint == "variations" else (body.prompt, body.negative_prompt)  # variations: moderated in run
+    texts = () if endpoint == "variations" else (body.prompt,)  # variations: the prompt in the upload, in run
     with generation.admission(
         app.state.db, app.state.policy, key=key, texts=texts, n=body.n, moderation=body.moderation
     ) as ticket:
