@@ -26,7 +26,6 @@ from limner.server.db import ArenaImage
 from limner.server.settings import Settings
 
 
-
 def tiny_model(path: Path, seed: int) -> Path:
     """An untrained tiny model folder; the zero-initialised layers get small random values so
     that the images are not flat grey."""
