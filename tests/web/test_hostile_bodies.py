@@ -86,3 +86,12 @@ def test_a_declared_length_past_the_limit_is_refused_before_reading(live_server)
         answer = answer.decode("latin-1")
     assert answer.startswith("HTTP/1.1 413")
     assert "request_too_large" in answer
+
+
+def test_an_over_long_prompt_in_the_form_gets_a_page_not_json(account):
+    a = account()
+    r = a.client.post(
+        "/create", data={"csrf_token": a.csrf, "prompt": "x" * 5000}, headers={"Accept": "text/html,*/*;q=0.8"}
+    )
+    assert r.status_code == 400 and r.headers["content-type"].startswith("text/html")
+    assert "too long" in r.text and '"error"' not in r.text

@@ -41,13 +41,23 @@ class Engine:
         are reachable, so a caller can neither load nor probe the server's disk."""
         self.specs: dict[str, ModelSpec] = {}
         file_default = None
-        for spec in specs if specs is not None else shipped_models():
+        given = specs if specs is not None else shipped_models()  # shipped: newest name last
+        extra: list[ModelSpec] = []
+        for spec in given:
             self.specs[spec.name] = spec
         if models_file is not None:
             extra, file_default = load_models_file(models_file)
             for spec in extra:
                 self.specs[spec.name] = spec
-        self.default = default or file_default or (sorted(self.specs)[-1] if self.specs else None)
+            if file_default is not None and file_default not in self.specs:
+                raise InvalidRequest(
+                    f"{models_file}: default = {file_default!r} names no model (known: {', '.join(sorted(self.specs))})",
+                    param="models",
+                )
+        # without a default: the newest shipped model, else the file's first — never "whichever
+        # name sorts last"
+        fallback = (given or extra)[-1 if given else 0].name if (given or extra) else None
+        self.default = default or file_default or fallback
         self.allow_paths = allow_paths
         self.batching = batching
         self.window_s = window_ms / 1000

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import random
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,9 @@ from PIL import Image
 from limner.errors import InvalidRequest
 
 MAX_PROMPT_CHARS = 2000
+# C0/C1 control characters other than tab and line breaks, and the bidirectional overrides that
+# make stored text display as something else (U+202A–202E, U+2066–2069)
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 MAX_N = 10
 MAX_STEPS = 200
 
@@ -59,6 +63,11 @@ class GenerationRequest:
             raise InvalidRequest(f"prompt is longer than {MAX_PROMPT_CHARS} characters", param="prompt")
         if not isinstance(self.negative_prompt, str):
             raise InvalidRequest("negative_prompt must be a string", param="negative_prompt")
+        for param, text in (("prompt", self.prompt), ("negative_prompt", self.negative_prompt)):
+            if found := CONTROL.search(text):
+                raise InvalidRequest(
+                    f"{param} contains the control character U+{ord(found.group()):04X}; remove it", param=param
+                )
         if not isinstance(self.n, int) or isinstance(self.n, bool) or not 1 <= self.n <= MAX_N:
             raise InvalidRequest(f"n must be an integer from 1 to {MAX_N}", param="n")
         if self.size is not None:

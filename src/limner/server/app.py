@@ -25,6 +25,23 @@ from limner.server.work import Slots
 
 log = logging.getLogger("limner.server")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_SIGNATURE = re.compile(r"(signature=)[^&\s]+")
+
+
+class RedactSignatures(logging.Filter):
+    """A signed file link is a credential for as long as it lives: the access log keeps the path
+    and drops the signature."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_SIGNATURE.sub(r"\1[redacted]", a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def _redact_access_log() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactSignatures) for f in access.filters):
+        access.addFilter(RedactSignatures())
 
 
 class RequestContext(BaseHTTPMiddleware):
@@ -59,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from limner.engine import Engine
 
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         db = Database(settings.resolved_database_url())
         db.migrate()
         engine = (
@@ -92,8 +109,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         lifespan=lifespan,
         description="Self-hosted text-to-image with an OpenAI-compatible Images API.",
+        docs_url=None,  # served below from local files: the default pages load scripts from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
+    _redact_access_log()
     errors.install(app)
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(RequestContext)  # outermost: every answer, a 413 too, carries the request id
@@ -108,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(creator.router)
     app.include_router(arena.router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static")
+    _api_docs(app)
 
     @app.get("/healthz", tags=["service"], summary="Liveness and the models served")
     def healthz(request: Request) -> dict:
@@ -118,3 +139,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         }
 
     return app
+
+
+def _api_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs and ReDoc at /redoc, their scripts served by this server (from the
+    ``fastapi-offline`` wheel): no third-party origin runs code on the service's pages, and the
+    docs work without internet."""
+    import fastapi_offline
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    assets = Path(fastapi_offline.__file__).with_name("static")
+    app.mount("/docs/assets", StaticFiles(directory=str(assets)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Limner API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title="Limner API",
+            redoc_js_url="/docs/assets/redoc.standalone.js",
+            redoc_favicon_url="/docs/assets/favicon.png",
+            with_google_fonts=False,
+        )

@@ -7,8 +7,9 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from limner.errors import LimnerError, ModerationBlocked
@@ -104,10 +105,15 @@ def install(app: FastAPI) -> None:
         return envelope(exc.status, message, exc.type, exc.param, exc.code, headers, **extra)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         err = exc.errors()[0] if exc.errors() else {}
         loc = [str(p) for p in err.get("loc", []) if p not in ("body", "query", "path", "header")]
         param = ".".join(loc) or None
+        from limner.server.web.pages import is_page, render_page
+
+        if is_page(request):  # a person sent a form: answer with a page, not JSON
+            what = {"prompt": "The prompt is too long or empty."}.get(param or "", f"The form's {param} is not valid.")
+            return await run_in_threadpool(render_page, request, "badrequest.html", 400, message=what)
         if param is None and err.get("type") == "model_attributes_type":
             return envelope(
                 400, "The request body must be a JSON object.", "invalid_request_error", None, "invalid_value"

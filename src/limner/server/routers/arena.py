@@ -12,8 +12,8 @@ from starlette.concurrency import run_in_threadpool
 
 from limner.arena.categories import CATEGORIES
 from limner.server.errors import ERROR_RESPONSES
-from limner.server.routers.creator import render_page as page
 from limner.server.web.auth import user_from_request
+from limner.server.web.pages import render_page as page
 
 router = APIRouter(prefix="/arena", tags=["arena"], responses=ERROR_RESPONSES)
 VOTER_COOKIE = "limner_voter"

@@ -20,7 +20,6 @@ from fastapi.responses import (
     Response,
     StreamingResponse,
 )
-from fastapi.templating import Jinja2Templates
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import delete, func, select
 from starlette.datastructures import UploadFile
@@ -34,16 +33,13 @@ from limner.server.web.auth import (
     authenticate,
     check_csrf,
     create_user,
-    csrf_token,
     end_session,
-    ensure_csrf_cookie,
     start_session,
-    user_from_request,
 )
-from limner.server.web.jobs import boosts_left, refill_in_seconds, take_boost
+from limner.server.web.jobs import take_boost
+from limner.server.web.pages import render_page
 
 router = APIRouter(tags=["image creator"], include_in_schema=False)
-templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
 PER_PAGE = 24
 STYLES = {
     "": "No style",
@@ -63,29 +59,6 @@ JOB_STATUS = {  # as the job page says it (while running, the page's script show
     "blocked": "Blocked",
 }
 MAX_MASK_PIXELS = 4096 * 4096
-
-
-def render_page(request: Request, name: str, status: int = 200, **ctx: object) -> HTMLResponse:
-    settings = request.app.state.settings
-    with request.app.state.db.session() as s:
-        user = user_from_request(s, request)
-        boosts = boosts_left(user, settings.creator_daily_boosts) if user else 0
-        email = user.email if user else None
-    response = templates.TemplateResponse(
-        request,
-        name,
-        {
-            "csrf": csrf_token(request),
-            "email": email,
-            "boosts": boosts,
-            "allowance": settings.creator_daily_boosts,
-            "refill_hours": math.ceil(refill_in_seconds() / 3600),
-            **ctx,
-        },
-        status_code=status,
-    )
-    ensure_csrf_cookie(request, response, settings.cookie_secure)
-    return response
 
 
 def _redirect(url: str) -> RedirectResponse:
