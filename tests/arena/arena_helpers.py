@@ -41,6 +41,7 @@ def sign_up(tc: TestClient) -> str:
         "/signup", data={"email": email, "password": PASSWORD, "csrf_token": token.group(1)}, follow_redirects=False
     )
     assert r.status_code == 303, r.text
+    sign_in(tc, email)  # sign-up never signs in
     return email
 
 

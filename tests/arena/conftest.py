@@ -58,7 +58,11 @@ def engine_factory(model_dirs: dict[str, Path]) -> Callable[[], Engine]:
 @pytest.fixture
 def settings(tmp_path: Path, engine_factory: Callable[[], Engine]) -> Settings:
     return Settings(
-        data_dir=tmp_path / "data", secret="test-secret", cookie_secure=False, engine_factory=engine_factory
+        data_dir=tmp_path / "data",
+        secret="test-secret",
+        cookie_secure=False,
+        engine_factory=engine_factory,
+        signups_per_address=10_000,  # every test's accounts come from one address
     )
 
 

@@ -91,6 +91,7 @@ def tiny_settings(data_dir: Path, model: Path, **overrides: object) -> Settings:
             specs=[ModelSpec("tiny", "limner-slow", model, defaults={"num_inference_steps": STEPS})], window_ms=5
         )
 
+    overrides.setdefault("signups_per_address", 10_000)  # every test's accounts come from one address
     return Settings(data_dir=data_dir, secret="test-secret", engine_factory=engine, **overrides)
 
 

@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -22,8 +23,11 @@ from sqlalchemy import (
     create_engine,
     event,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from limner.errors import LimnerError
 
 
 def utcnow() -> dt.datetime:
@@ -171,6 +175,25 @@ class ArenaVoter(Base):
     live_today: Mapped[int] = mapped_column(Integer, default=0)  # live battles started that day
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)
     reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class Throttle(Base):
+    """Attempts of one kind by one subject (an account, a client address) in the current window."""
+
+    __tablename__ = "throttles"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    window: Mapped[int] = mapped_column(BigInteger)
+    count: Mapped[int] = mapped_column(Integer)
+
+
+def dialect_insert(session: Session, table: type[Base]) -> Any:
+    """The database's own INSERT, which knows ``ON CONFLICT`` (SQLite and PostgreSQL)."""
+    name = session.get_bind().dialect.name
+    if name == "sqlite":
+        return sqlite.insert(table)
+    if name == "postgresql":
+        return postgresql.insert(table)
+    raise LimnerError(f"Limner stores its data in SQLite or PostgreSQL, not {name}: set a database URL for one")
 
 
 def make_engine(url: str) -> Engine:

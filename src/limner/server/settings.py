@@ -25,6 +25,9 @@ class Settings:
     max_waiting_requests: int = 64  # more API requests waiting for such a thread; past that, 503
     public_url: str | None = None  # base of URLs handed out; default: the request's own
     creator_daily_boosts: int = 15
+    signin_failures_per_account: int = 5  # per 15 minutes; then sign-in is refused until the window ends
+    signin_failures_per_address: int = 20  # per 15 minutes, from one client address
+    signups_per_address: int = 5  # per hour, from one client address
     cookie_secure: bool = True
     engine_factory: object = field(default=None, repr=False)  # tests inject a ready Engine
 

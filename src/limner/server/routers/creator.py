@@ -28,12 +28,14 @@ from limner.engine import GenerationRequest
 from limner.engine.engine import check_request
 from limner.errors import InvalidRequest, LimnerError, ModerationBlocked
 from limner.server.db import Creation, Job, StoredFile
+from limner.server.web import throttle
 from limner.server.web.auth import (
     CurrentUser,
     authenticate,
     check_csrf,
     create_user,
     end_session,
+    hashing,
     start_session,
 )
 from limner.server.web.jobs import take_boost
@@ -73,6 +75,20 @@ def signup_page(request: Request) -> HTMLResponse:
     return render_page(request, "signup.html")
 
 
+def _client(request: Request) -> str:
+    """The caller's address (behind a proxy, run uvicorn with --proxy-headers so it is the real one)."""
+    return request.client.host if request.client else "unknown"
+
+
+def _too_many(request: Request, page: str, seconds: int, **ctx: object) -> HTMLResponse:
+    minutes = max(1, round(seconds / 60))
+    response = render_page(
+        request, page, 429, error=f"Too many attempts; try again in {minutes} minute{'s' * (minutes != 1)}.", **ctx
+    )
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
 @router.post("/signup")
 def signup(
     request: Request,
@@ -80,20 +96,27 @@ def signup(
     password: Annotated[str, Form(max_length=1024)],
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
+    """Whether or not the email has an account already, the answer is the same — "sign in now" —
+    so sign-up tells nobody who has an account."""
     check_csrf(request, csrf_token)
+    db = request.app.state.db
+    with db.session() as s:
+        wait = throttle.retry_after(s, throttle.signup_address(request.app.state.settings), _client(request))
+    if wait is not None:
+        return _too_many(request, "signup.html", wait, email_value=email)
     try:
-        with request.app.state.db.session() as s:
-            user = create_user(s, email, password)
-            response = _redirect("/")
-            start_session(s, user, response, request.app.state.settings.cookie_secure)
+        with hashing(), db.session() as s:
+            create_user(s, email, password)
+            throttle.count(s, throttle.signup_address(request.app.state.settings), _client(request))
     except ValueError as e:
         return render_page(request, "signup.html", 400, error=str(e), email_value=email)
-    return response
+    return _redirect("/signin?created=1")
 
 
 @router.get("/signin", response_class=HTMLResponse)
-def signin_page(request: Request) -> HTMLResponse:
-    return render_page(request, "signin.html")
+def signin_page(request: Request, created: bool = False) -> HTMLResponse:
+    notice = "Your account is ready: sign in with your email and password." if created else None
+    return render_page(request, "signin.html", notice=notice)
 
 
 @router.post("/signin")
@@ -103,11 +126,24 @@ def signin(
     password: Annotated[str, Form(max_length=1024)],
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
+    """Wrong passwords are counted per account and per address; past either limit the form is
+    refused — the right password too — until the window ends, and no hash is computed."""
     check_csrf(request, csrf_token)
-    with request.app.state.db.session() as s:
+    db = request.app.state.db
+    settings = request.app.state.settings
+    account, address = throttle.signin_account(settings), throttle.signin_address(settings)
+    subjects = ((account, email), (address, _client(request)))
+    with db.session() as s:
+        waits = [w for limit, who in subjects if (w := throttle.retry_after(s, limit, who)) is not None]
+    if waits:
+        return _too_many(request, "signin.html", max(waits), email_value=email)
+    with hashing(), db.session() as s:
         user = authenticate(s, email, password)
         if user is None:
+            for limit, who in subjects:
+                throttle.count(s, limit, who)
             return render_page(request, "signin.html", 401, error="Wrong email or password.", email_value=email)
+        throttle.clear(s, account, email)
         response = _redirect("/")
         start_session(s, user, response, request.app.state.settings.cookie_secure)
     return response

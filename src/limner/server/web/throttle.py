@@ -1,0 +1,72 @@
+"""Attempt counters for sign-in and sign-up: per account and per client address, in fixed
+windows, kept in the database (so several server processes share them) and moved in single
+statements (an upsert, a conditional read), so parallel attempts cannot slip past a limit.
+
+A counter is consulted *before* the password hash is computed: a locked-out guess costs the
+server nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import case, delete, select
+from sqlalchemy.orm import Session
+
+from limner.server.db import Throttle, dialect_insert
+from limner.server.settings import Settings
+
+
+@dataclass(frozen=True)
+class Limit:
+    what: str  # "signin-account", "signin-address", "signup-address"
+    attempts: int  # allowed per window
+    window_s: int
+
+
+def signin_account(settings: Settings) -> Limit:
+    """Wrong passwords for one account per 15 minutes."""
+    return Limit("signin-account", settings.signin_failures_per_account, 900)
+
+
+def signin_address(settings: Settings) -> Limit:
+    """Wrong passwords from one client address per 15 minutes."""
+    return Limit("signin-address", settings.signin_failures_per_address, 900)
+
+
+def signup_address(settings: Settings) -> Limit:
+    """Sign-ups from one client address per hour."""
+    return Limit("signup-address", settings.signups_per_address, 3600)
+
+
+def _key(limit: Limit, subject: str) -> str:
+    """Subjects (emails, addresses) are stored as digests, not in clear."""
+    return f"{limit.what}:{hashlib.sha256(subject.strip().lower().encode()).hexdigest()[:40]}"
+
+
+def retry_after(session: Session, limit: Limit, subject: str, now: float | None = None) -> int | None:
+    """Seconds until ``subject`` may try again, or None if it may now."""
+    now = time.time() if now is None else now
+    window = int(now // limit.window_s)
+    row = session.execute(select(Throttle.window, Throttle.count).where(Throttle.key == _key(limit, subject))).first()
+    if row is None or row.window != window or row.count < limit.attempts:
+        return None
+    return max(1, (window + 1) * limit.window_s - int(now))
+
+
+def count(session: Session, limit: Limit, subject: str, now: float | None = None) -> None:
+    """One more attempt in the current window (a new window starts the count again)."""
+    now = time.time() if now is None else now
+    window = int(now // limit.window_s)
+    insert = dialect_insert(session, Throttle).values(key=_key(limit, subject), window=window, count=1)
+    session.execute(
+        insert.on_conflict_do_update(
+            index_elements=["key"],
+            set_={"count": case((Throttle.window == window, Throttle.count + 1), else_=1), "window": window},
+        )
+    )
+
+
+def clear(session: Session, limit: Limit, subject: str) -> None:
+    session.execute(delete(Throttle).where(Throttle.key == _key(limit, subject)))
