@@ -15,7 +15,7 @@ from web_helpers import Account, png, wait_job
 
 from limner.server.db import Creation, Job, StoredFile, User
 from limner.server.routers.creator import PER_PAGE
-from limner.server.web.jobs import boosts_left
+from limner.server.web.boosts import boosts_left
 
 
 def boosts_of(app: FastAPI, a: Account) -> int:

@@ -1,4 +1,4 @@
-"""Boosts: the daily fast-lane allowance (``limner.server.web.jobs``)."""
+"""Boosts: the daily fast-lane allowance (``limner.server.web.boosts``)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from sqlalchemy import select
 from web_helpers import new_email
 
 from limner.server.db import Database, User
-from limner.server.web import jobs
-from limner.server.web.jobs import boosts_left, give_back_boost, take_boost
+from limner.server.web import boosts as jobs
+from limner.server.web.boosts import boosts_left, give_back_boost, take_boost
 
 
 @pytest.fixture

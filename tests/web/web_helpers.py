@@ -76,12 +76,12 @@ def sign_up(client: TestClient, email: str | None = None) -> Account:
 
 
 def wait_job(app: FastAPI, job_id: str, timeout: float = 60) -> dict:
-    """Block until the job ends; → its final state (status, creations, error)."""
+    """Block until the job ends; → its final state (status, creations, error), from its row."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        st = app.state.jobs.get(job_id)
-        if st is not None and st.status in ("done", "failed", "cancelled", "blocked"):
-            return st.snapshot()
+        out = app.state.jobs.outcome(job_id)
+        if out["status"] in ("done", "failed", "cancelled", "blocked"):
+            return out
         time.sleep(0.05)
     raise TimeoutError(f"job {job_id} did not finish in {timeout} s")
 

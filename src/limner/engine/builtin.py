@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from limner.engine import compute
 from limner.engine.request import (
     GeneratedImage,
     GenerationRequest,
@@ -221,6 +222,7 @@ class LimnerBackend:
         total = len(sigmas) - 1
 
         def callback(i: int, x: torch.Tensor, x0: torch.Tensor) -> None:
+            compute.between_steps()  # urgent short work (moderation) waits a step, not the batch
             for j, req in enumerate(requests):
                 if req.cancel.is_set():
                     cancelled.add(j)

@@ -142,11 +142,12 @@ class Engine:
     def generate(self, request: GenerationRequest, timeout: float | None = None) -> list[GeneratedImage]:
         return self.submit(request).result(timeout)
 
-    def close(self, wait: bool = True) -> None:
+    def close(self, wait: bool = True, timeout: float | None = None) -> None:
+        """Stop taking work; queued work finishes (``wait``), for at most ``timeout`` seconds."""
         with self._lock:
             batchers = list(self._batchers.values())
         for b in batchers:
-            b.close(wait)
+            b.close(wait, timeout)
 
     def __enter__(self) -> Engine:
         return self

@@ -95,13 +95,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.tasks = set()  # streams' generation tasks, kept referenced until they end
         app.state.policy = Policy.load(settings.moderation_policy)
         app.state.files = FileStore(settings.data_dir / "files", settings.resolved_secret())
-        app.state.jobs = JobRunner(app.state)
+        app.state.jobs = JobRunner(app.state, concurrency=settings.job_workers, lease_s=settings.job_lease_seconds)
+        app.state.job_streams = {}  # open progress streams per account (touched on the event loop only)
         app.state.arena = Arena(db, engine, app.state.files, app.state.policy, settings.resolved_secret())
         log.info("limner %s serving models %s", __version__, [m["name"] for m in engine.models()])
         try:
             yield
         finally:
-            engine.close(wait=True)  # queued work finishes; new work is refused
+            # running jobs get the grace period, then go back in the queue for the next start;
+            # API requests still waiting in the engine are cancelled (their quota given back)
+            app.state.jobs.close(settings.shutdown_grace_seconds)
+            engine.close(wait=True, timeout=settings.shutdown_grace_seconds)
             db.engine.dispose()
 
     app = FastAPI(
@@ -131,7 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _api_docs(app)
 
     @app.get("/healthz", tags=["service"], summary="Liveness and the models served")
-    def healthz(request: Request) -> dict:
+    async def healthz(request: Request) -> dict:
         return {
             "status": "ok",
             "version": __version__,

@@ -94,6 +94,9 @@ class User(Base):
     created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     boost_day: Mapped[int] = mapped_column(Integer, default=0)  # UTC day of ``boosts_used``
     boosts_used: Mapped[int] = mapped_column(Integer, default=0)
+    jobs_day: Mapped[int] = mapped_column(Integer, default=0)  # UTC day of ``jobs_today``
+    jobs_today: Mapped[int] = mapped_column(Integer, default=0)
+    active_jobs: Mapped[int] = mapped_column(Integer, default=0)  # queued or running now
 
 
 class WebSession(Base):
@@ -106,18 +109,38 @@ class WebSession(Base):
 
 
 class Job(Base):
-    """One press of "Create": a prompt and its settings, making several images."""
+    """One press of "Create": a prompt and its settings, making several images. The row is the
+    job (``server.web.jobs``): its request, its state, and which worker has claimed it."""
 
     __tablename__ = "jobs"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16))  # create | variations | edit
     prompt: Mapped[str] = mapped_column(Text)
-    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)  # as the form had them (for the page)
+    request: Mapped[dict] = mapped_column(JSON, default=dict)  # what to generate, seed fixed
     lane: Mapped[str] = mapped_column(String(8))  # fast | slow
-    status: Mapped[str] = mapped_column(String(16))  # queued | running | done | failed | cancelled | blocked
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(
+        String(16), index=True
+    )  # queued | running | done | failed | cancelled | blocked
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)  # while running
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    started: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    finished: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Worker(Base):
+    """A server process that runs jobs, alive while its heartbeat is recent."""
+
+    __tablename__ = "workers"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    host: Mapped[str] = mapped_column(String(100))
+    pid: Mapped[int] = mapped_column(Integer)
+    heartbeat: Mapped[dt.datetime] = mapped_column(DateTime)
 
 
 class Creation(Base):

@@ -504,7 +504,8 @@ def _minilm_vectors(texts: tuple[str, ...]) -> torch.Tensor:
 
 def minilm_embed(texts: list[str]) -> torch.Tensor:
     """Unit-length MiniLM sentence embeddings (N, 384), computed on the compute thread so the
-    server keeps one OpenMP team (see engine/compute.py)."""
+    server keeps one OpenMP team — as urgent work, between the steps of a batch that is sampling
+    (see engine/compute.py)."""
     from limner.engine import compute
 
     def run() -> torch.Tensor:
@@ -513,7 +514,7 @@ def minilm_embed(texts: list[str]) -> torch.Tensor:
         with torch.inference_mode():
             return encoder(tokens.ids, tokens.mask)[1]  # (N, 384)
 
-    return compute.run(run)
+    return compute.run(run, urgent=True)  # a request waiting to be admitted: between sampling steps
 
 
 @dataclass

@@ -25,6 +25,13 @@ class Settings:
     max_waiting_requests: int = 64  # more API requests waiting for such a thread; past that, 503
     public_url: str | None = None  # base of URLs handed out; default: the request's own
     creator_daily_boosts: int = 15
+    creator_daily_jobs: int = 200  # sets of images one account may make per UTC day
+    creator_active_jobs: int = 3  # one account's jobs waiting or running at once
+    max_queued_jobs: int = 500  # Creator jobs waiting, all accounts; past that, 503
+    job_streams_per_account: int = 8  # open progress streams (/jobs/{id}/events) per account
+    job_workers: int = 4  # Creator jobs this process runs at once (the engine batches them)
+    job_lease_seconds: float = 30.0  # a worker silent this long is dead; its jobs run again
+    shutdown_grace_seconds: float = 30.0  # on SIGTERM, running work gets this long, then is cancelled
     signin_failures_per_account: int = 5  # per 15 minutes; then sign-in is refused until the window ends
     signin_failures_per_address: int = 20  # per 15 minutes, from one client address
     signups_per_address: int = 5  # per hour, from one client address

@@ -4,11 +4,12 @@ storage as the API (``limner.server.generation``)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
 
@@ -22,11 +23,13 @@ from fastapi.responses import (
 )
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import delete, func, select
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from limner.engine import GenerationRequest
 from limner.engine.engine import check_request
-from limner.errors import InvalidRequest, LimnerError, ModerationBlocked
+from limner.errors import Busy, InvalidRequest, LimnerError, ModerationBlocked
+from limner.server import sse
 from limner.server.db import Creation, Job, StoredFile
 from limner.server.web import throttle
 from limner.server.web.auth import (
@@ -38,7 +41,7 @@ from limner.server.web.auth import (
     hashing,
     start_session,
 )
-from limner.server.web.jobs import take_boost
+from limner.server.web.jobs import TooManyJobs
 from limner.server.web.pages import render_page
 
 router = APIRouter(tags=["image creator"], include_in_schema=False)
@@ -190,12 +193,16 @@ def home(request: Request, user: CurrentUser) -> HTMLResponse:
     )
 
 
-def _start(request: Request, user, kind: str, req: GenerationRequest, settings: dict, page_ctx: dict) -> Response:
-    """Moderate and validate first (a refusal costs no boost), then spend a boost if one is left."""
+def _start(
+    request: Request, user, kind: str, req: GenerationRequest, settings: dict, source: str | None = None
+) -> Response:
+    """Moderate and validate first (a refusal costs nothing), then queue the job: it spends a
+    boost if one is left, and counts against the day's allowance and the jobs in flight."""
     app = request.app
     try:
         app.state.policy.check_input(req.prompt)
         check_request(app.state.engine, req)
+        job_id = app.state.jobs.submit(user.id, kind, req, source, settings)
     except ModerationBlocked as e:
         return render_page(
             request,
@@ -206,23 +213,21 @@ def _start(request: Request, user, kind: str, req: GenerationRequest, settings: 
             models=_models(request),
             styles=STYLES,
             recent=_recent(request, user.id),
-            **page_ctx,
         )
-    except InvalidRequest as e:
-        return render_page(
+    except (InvalidRequest, TooManyJobs, Busy) as e:
+        response = render_page(
             request,
             "create.html",
-            400,
+            400 if isinstance(e, InvalidRequest) else e.status,
             error=e.message,
             prompt_value=req.prompt,
             models=_models(request),
             styles=STYLES,
             recent=_recent(request, user.id),
-            **page_ctx,
         )
-    with app.state.db.session() as s:
-        lane = "fast" if take_boost(s, user.id, app.state.settings.creator_daily_boosts) else "slow"
-    job_id = app.state.jobs.start(user, kind, req, settings, lane)
+        if isinstance(e, Busy):
+            response.headers["Retry-After"] = str(e.retry_after)
+        return response
     return _redirect(f"/jobs/{job_id}")
 
 
@@ -250,14 +255,7 @@ def create(
         )
     full = f"{prompt.strip()}, {style}" if style else prompt.strip()
     req = GenerationRequest(full, n=IMAGES_PER_CREATE, model=model or None, size=size or None)
-    return _start(
-        request,
-        user,
-        "create",
-        req,
-        {"prompt": prompt, "style": style, "model": model, "size": size},
-        {},
-    )
+    return _start(request, user, "create", req, {"prompt": prompt, "style": style, "model": model, "size": size})
 
 
 # -- jobs ------------------------------------------------------------------------------------------
@@ -283,34 +281,43 @@ def job_page(request: Request, job_id: str, user: CurrentUser) -> Response:
 
 
 @router.get("/jobs/{job_id}/events")
-def job_events(request: Request, job_id: str, user: CurrentUser) -> Response:
-    """Server-sent events: the job's state each time it changes, until it ends."""
+async def job_events(request: Request, job_id: str, user: CurrentUser) -> Response:
+    """Server-sent events: the job's state each time it changes, until it ends. A stream holds no
+    thread (it polls the job's live state, or its row when another process runs it), and each
+    account may keep only a few open."""
     try:
-        job = _job(request, user.id, job_id)
+        await run_in_threadpool(_job, request, user.id, job_id)
     except LimnerError:
         return Response(status_code=404)
-    st = request.app.state.jobs.get(job_id)
+    streams = request.app.state.job_streams
+    if streams.get(user.id, 0) >= request.app.state.settings.job_streams_per_account:
+        return Response("Too many open progress streams; close a tab.", status_code=429, headers={"Retry-After": "5"})
+    streams[user.id] = streams.get(user.id, 0) + 1
+    jobs = request.app.state.jobs
 
-    def events() -> Iterator[str]:
-        if st is None:  # finished before this server started, or long ago
-            with request.app.state.db.session() as s:
-                ids = [c.id for c in s.scalars(select(Creation).where(Creation.job_id == job_id))]
-            yield f"data: {json.dumps({'status': job.status, 'creations': ids, 'error': job.error})}\n\n"
-            return
-        seen = -1
-        deadline = time.time() + 3600
-        while time.time() < deadline:
-            with st.changed:
-                if st.version == seen:
-                    st.changed.wait(timeout=10)
-                snap = st.snapshot()
-            if snap["version"] != seen:
-                seen = snap["version"]
-                yield f"data: {json.dumps(snap)}\n\n"
-            else:
-                yield ": keep-alive\n\n"
-            if snap["status"] in ("done", "failed", "cancelled", "blocked"):
-                return
+    async def events() -> AsyncIterator[str]:
+        try:
+            seen, last_row = None, 0.0
+            while True:
+                st = jobs.progress(job_id)
+                if st is not None:
+                    snap = st.snapshot()
+                    if snap != seen:
+                        seen = snap
+                        yield sse.data(snap)
+                    await asyncio.sleep(0.25)
+                    continue
+                if time.monotonic() - last_row >= 1.0:  # queued, ended, or running in another process
+                    last_row = time.monotonic()
+                    out = await run_in_threadpool(jobs.outcome, job_id, 1.0)
+                    if out != seen:
+                        seen = out
+                        yield sse.data(out)
+                    if out["status"] not in ("queued", "running"):
+                        return
+                await asyncio.sleep(0.25)
+        finally:
+            streams[user.id] -= 1
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
@@ -322,9 +329,7 @@ def job_cancel(request: Request, job_id: str, user: CurrentUser, csrf_token: Ann
         _job(request, user.id, job_id)
     except LimnerError:
         return Response(status_code=404)
-    st = request.app.state.jobs.get(job_id)
-    if st is not None:
-        st.cancel.set()
+    request.app.state.jobs.cancel(job_id, user.id)
     return _redirect(f"/jobs/{job_id}")
 
 
@@ -418,7 +423,7 @@ def image_variations(
     if c is None:
         return render_page(request, "notfound.html", 404)
     req = GenerationRequest(c.prompt, n=IMAGES_PER_CREATE, model=c.model, image=_source_image(request, c), strength=0.6)
-    return _start(request, user, "variations", req, {"source": c.id}, {})
+    return _start(request, user, "variations", req, {"source": c.id}, source=c.id)
 
 
 async def _painted_mask(upload: object) -> Image.Image | None:
@@ -463,4 +468,4 @@ async def image_edit(request: Request, creation_id: str, user: CurrentUser) -> R
         image=source,
         mask=mask.resize(source.size, Image.Resampling.NEAREST),
     )
-    return _start(request, user, "edit", req, {"source": c.id}, {})
+    return _start(request, user, "edit", req, {"source": c.id}, source=c.id)

@@ -49,8 +49,10 @@ def retry_after(session: Session, limit: Limit, subject: str, now: float | None 
     """Seconds until ``subject`` may try again, or None if it may now."""
     now = time.time() if now is None else now
     window = int(now // limit.window_s)
-    row = session.execute(select(Throttle.window, Throttle.count).where(Throttle.key == _key(limit, subject))).first()
-    if row is None or row.window != window or row.count < limit.attempts:
+    row = session.execute(
+        select(Throttle.window, Throttle.count.label("attempts")).where(Throttle.key == _key(limit, subject))
+    ).first()
+    if row is None or row.window != window or row.attempts < limit.attempts:
         return None
     return max(1, (window + 1) * limit.window_s - int(now))
 
