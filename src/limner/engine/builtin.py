@@ -260,7 +260,8 @@ class LimnerBackend:
             params = image_parameters(req, st, seeds[k], self.name, self.kind, st["sampler"], preps[k].parsed.spans)
             out_list = results[owner]
             assert isinstance(out_list, list)
-            out_list.append(GeneratedImage(img, seeds[k], req.prompt, self.name, params))
+            read = self.tokenizer.read_part(req.prompt)  # None: the encoder read it all
+            out_list.append(GeneratedImage(img, seeds[k], req.prompt, self.name, params, revised_prompt=read))
         return results
 
 

@@ -154,6 +154,7 @@ class GeneratedImage:
     prompt: str
     model: str
     parameters: dict  # everything needed to make it again (what the metadata chunks record)
+    revised_prompt: str | None = None  # what the model read of the prompt, when it could not read all of it
 
     def png_bytes(self) -> bytes:
         from limner.engine.metadata import png_with_metadata

@@ -45,6 +45,15 @@ class Tokenizer:
         self.tok.no_padding()
         self.max_tokens = max_tokens
 
+    def read_part(self, text: str) -> str | None:
+        """The part of ``text`` the encoder reads when it is longer than ``max_tokens`` (the rest
+        is cut), or None when it reads all of it."""
+        enc = self.tok.encode(text)
+        if not enc.overflowing:
+            return None
+        ends = [end for (_, end), special in zip(enc.offsets, enc.special_tokens_mask, strict=True) if not special]
+        return text[: ends[-1]] if ends else ""
+
     def __call__(self, texts: list[str], length: int | None = None) -> Tokens:
         """Padded to the longest text, or to ``length`` tokens (then a text's encoding does not
         depend on the texts batched with it: padding changes the floating-point sums)."""

@@ -95,9 +95,11 @@ def _respond(request: Request, key, body: GenerationBody, result: generation.Res
             with app.state.db.session() as s:
                 row = app.state.files.save(s, blob, body.output_format, key_id=key.id, meta=im.parameters)
             url = public_base(request) + app.state.files.signed_path(row.id, app.state.settings.url_expiry_minutes)
-            data.append(ImageData(url=url, revised_prompt=im.prompt))
+            data.append(ImageData(url=url, revised_prompt=im.revised_prompt or im.prompt))
         else:
-            data.append(ImageData(b64_json=base64.b64encode(blob).decode(), revised_prompt=im.prompt))
+            data.append(
+                ImageData(b64_json=base64.b64encode(blob).decode(), revised_prompt=im.revised_prompt or im.prompt)
+            )
     size = f"{result.images[0].image.width}x{result.images[0].image.height}"
     return ImagesResponse(
         created=int(time.time()),
