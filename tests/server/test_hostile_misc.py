@@ -86,3 +86,26 @@ def test_a_models_file_whose_default_names_no_model_is_an_error(tmp_path, tiny_m
     toml.write_text(f'default = "nope"\n[models.tiny]\npath = "{tiny_model}"\n')
     with pytest.raises(Exception, match="names no model"):
         Engine(specs=[], models_file=toml)
+
+
+def test_url_images_are_deleted_after_their_retention(client, auth, monkeypatch):
+    import datetime as dt
+    from pathlib import Path
+
+    from limner.server import janitor
+    from limner.server.db import StoredFile
+
+    r = client.post(
+        GEN, headers=auth, json={"prompt": "a cat", "size": SIZE, "num_inference_steps": 1, "response_format": "url"}
+    )
+    assert r.status_code == 200
+    state = client.app.state
+    with state.db.session() as s:
+        (row,) = s.query(StoredFile).all()
+        path = Path(row.path)
+    assert janitor.sweep_files(state) == 0 and path.exists()  # young: kept
+    later = janitor.utcnow() + dt.timedelta(hours=state.settings.file_retention_hours + 1)
+    monkeypatch.setattr(janitor, "utcnow", lambda: later)
+    assert janitor.sweep_files(state) == 1 and not path.exists()
+    with state.db.session() as s:
+        assert s.query(StoredFile).count() == 0

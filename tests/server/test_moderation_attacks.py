@@ -13,6 +13,8 @@ import pytest
 
 from limner.server.moderation import Policy, Reading, Term, fold
 
+pytestmark = pytest.mark.hostile
+
 BENCH = Path(__file__).parents[2] / "bench" / "moderation"
 
 

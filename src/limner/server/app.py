@@ -18,6 +18,7 @@ from limner.server import errors
 from limner.server.body_limit import BodyLimit
 from limner.server.db import Database
 from limner.server.files import FileStore
+from limner.server.janitor import Janitor
 from limner.server.moderation import Policy
 from limner.server.settings import Settings
 from limner.server.web.jobs import JobRunner
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.files = FileStore(settings.data_dir / "files", settings.resolved_secret())
         app.state.jobs = JobRunner(app.state, concurrency=settings.job_workers, lease_s=settings.job_lease_seconds)
         app.state.job_streams = {}  # open progress streams per account (touched on the event loop only)
+        janitor = Janitor(app.state)
         app.state.arena = Arena(db, engine, app.state.files, app.state.policy, settings.resolved_secret())
         log.info("limner %s serving models %s", __version__, [m["name"] for m in engine.models()])
         try:
@@ -104,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             # running jobs get the grace period, then go back in the queue for the next start;
             # API requests still waiting in the engine are cancelled (their quota given back)
+            janitor.close()
             app.state.jobs.close(settings.shutdown_grace_seconds)
             engine.close(wait=True, timeout=settings.shutdown_grace_seconds)
             db.engine.dispose()

@@ -205,7 +205,7 @@ class Throttle(Base):
 
     __tablename__ = "throttles"
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
-    window: Mapped[int] = mapped_column(BigInteger)
+    window: Mapped[int] = mapped_column(BigInteger)  # Unix time the current window began
     count: Mapped[int] = mapped_column(Integer)
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+ALIASES = {"models_file": "LIMNER_MODELS", "creator_daily_boosts": "LIMNER_DAILY_BOOSTS"}
+PARSERS = {"int": int, "float": float, "Path": Path, "bool": lambda v: v.strip().lower() not in ("0", "false", "no")}
 
 
 @dataclass
@@ -15,6 +18,7 @@ class Settings:
     models_file: Path | None = None
     secret: str | None = None  # signs file URLs and sessions; default: kept in data_dir/secret
     url_expiry_minutes: int = 60
+    file_retention_hours: float = 24.0  # images made for url responses are deleted after this
     moderation_policy: Path | None = None  # TOML; default: the built-in policy
     batch_window_ms: float = 20.0
     max_batch_images: int = 8
@@ -23,7 +27,7 @@ class Settings:
     max_upload_pixels: int = 4096 * 4096  # one uploaded image or mask, checked before decoding
     max_running_requests: int = 16  # API requests on generation threads (generating or queued in the engine)
     max_waiting_requests: int = 64  # more API requests waiting for such a thread; past that, 503
-    public_url: str | None = None  # base of URLs handed out; default: the request's own
+    public_url: str | None = None  # base of URLs handed out; default: this server's own address
     creator_daily_boosts: int = 15
     creator_daily_jobs: int = 200  # sets of images one account may make per UTC day
     creator_active_jobs: int = 3  # one account's jobs waiting or running at once
@@ -40,21 +44,22 @@ class Settings:
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
-        env = os.environ
-        s = cls(
-            data_dir=Path(env.get("LIMNER_DATA_DIR", "limner-data")),
-            database_url=env.get("LIMNER_DATABASE_URL"),
-            models_file=Path(env["LIMNER_MODELS"]) if env.get("LIMNER_MODELS") else None,
-            secret=env.get("LIMNER_SECRET"),
-            url_expiry_minutes=int(env.get("LIMNER_URL_EXPIRY_MINUTES", "60")),
-            moderation_policy=Path(env["LIMNER_MODERATION_POLICY"]) if env.get("LIMNER_MODERATION_POLICY") else None,
-            public_url=env.get("LIMNER_PUBLIC_URL"),
-            max_upload_bytes=int(env.get("LIMNER_MAX_UPLOAD_BYTES", str(20 * 2**20))),
-            max_request_bytes=int(env.get("LIMNER_MAX_REQUEST_BYTES", str(2**20))),
-            max_upload_pixels=int(env.get("LIMNER_MAX_UPLOAD_PIXELS", str(4096 * 4096))),
-            creator_daily_boosts=int(env.get("LIMNER_DAILY_BOOSTS", "15")),
-            cookie_secure=env.get("LIMNER_COOKIE_SECURE", "1") != "0",
-        )
+        """Every field from ``LIMNER_<FIELD>`` (``LIMNER_MAX_QUEUED_JOBS=100`` …), a few by
+        shorter names (``ALIASES``); a value that does not parse is an error naming the variable."""
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            if f.name == "engine_factory":
+                continue
+            name = ALIASES.get(f.name, "LIMNER_" + f.name.upper())
+            raw = os.environ.get(name)
+            if raw is None or raw == "":
+                continue
+            kind = str(f.type).replace(" | None", "")
+            try:
+                values[f.name] = PARSERS.get(kind, str)(raw)
+            except ValueError:
+                raise ValueError(f"{name}={raw!r} is not a valid {kind}") from None
+        s = cls(**values)  # type: ignore[arg-type]
         for k, v in overrides.items():
             if v is not None:
                 setattr(s, k, v)

@@ -40,6 +40,11 @@ def signup_address(settings: Settings) -> Limit:
     return Limit("signup-address", settings.signups_per_address, 3600)
 
 
+def _window(limit: Limit, now: float) -> int:
+    """The current window, as the Unix time it began."""
+    return int(now // limit.window_s) * limit.window_s
+
+
 def _key(limit: Limit, subject: str) -> str:
     """Subjects (emails, addresses) are stored as digests, not in clear."""
     return f"{limit.what}:{hashlib.sha256(subject.strip().lower().encode()).hexdigest()[:40]}"
@@ -48,19 +53,19 @@ def _key(limit: Limit, subject: str) -> str:
 def retry_after(session: Session, limit: Limit, subject: str, now: float | None = None) -> int | None:
     """Seconds until ``subject`` may try again, or None if it may now."""
     now = time.time() if now is None else now
-    window = int(now // limit.window_s)
+    window = _window(limit, now)
     row = session.execute(
         select(Throttle.window, Throttle.count.label("attempts")).where(Throttle.key == _key(limit, subject))
     ).first()
     if row is None or row.window != window or row.attempts < limit.attempts:
         return None
-    return max(1, (window + 1) * limit.window_s - int(now))
+    return max(1, window + limit.window_s - int(now))
 
 
 def count(session: Session, limit: Limit, subject: str, now: float | None = None) -> None:
     """One more attempt in the current window (a new window starts the count again)."""
     now = time.time() if now is None else now
-    window = int(now // limit.window_s)
+    window = _window(limit, now)
     insert = dialect_insert(session, Throttle).values(key=_key(limit, subject), window=window, count=1)
     session.execute(
         insert.on_conflict_do_update(
