@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 ALIASES = {"models_file": "LIMNER_MODELS", "creator_daily_boosts": "LIMNER_DAILY_BOOSTS"}
-PARSERS = {"int": int, "float": float, "Path": Path, "bool": lambda v: v.strip().lower() not in ("0", "false", "no")}
+PARSERS: dict[str, Callable[[str], object]] = {
+    "int": int,
+    "float": float,
+    "Path": Path,
+    "bool": lambda v: v.strip().lower() not in ("0", "false", "no"),
+}
 
 
 @dataclass
