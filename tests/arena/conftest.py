@@ -3,8 +3,6 @@ app on a temporary data folder, and a curated pool seeded with a few prompts of 
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,7 +11,6 @@ import torch
 from arena_helpers import MODELS, POOL, Clock
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
 
 from limner.arena.battles import plain_png
 from limner.engine import Engine, GenerationRequest
@@ -64,24 +61,6 @@ def settings(tmp_path: Path, engine_factory: Callable[[], Engine]) -> Settings:
         engine_factory=engine_factory,
         signups_per_address=10_000,  # every test's accounts come from one address
     )
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh schema on the PostgreSQL test server, dropped afterwards; skips without one
-    (``eval "$(scripts/postgres start)"`` sets LIMNER_TEST_POSTGRES_URL)."""
-    url = os.environ.get("LIMNER_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("set LIMNER_TEST_POSTGRES_URL (scripts/postgres start prints it) to run the PostgreSQL tests")
-    schema = "t_" + secrets.token_hex(6)
-    admin = create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in url else "?"
-    yield f"{url}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
 
 
 @pytest.fixture

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from api_helpers import openai_client
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from limner.cli import app as cli
@@ -30,20 +29,6 @@ pytestmark = pytest.mark.skipif(
     "scripts/postgres start prints it) to run the PostgreSQL tests",
 )
 GEN = "/v1/images/generations"
-
-
-@pytest.fixture
-def pg_url():
-    """A fresh schema on the test server, dropped afterwards."""
-    schema = "t_" + secrets.token_hex(6)
-    admin = create_engine(URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in URL else "?"
-    yield f"{URL}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
 
 
 @pytest.fixture

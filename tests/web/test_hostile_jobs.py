@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 from web_helpers import PASSWORD, new_email, wait_job
 
 from limner.server.db import Creation, Job, User
@@ -35,8 +35,8 @@ def _free_port() -> int:
 class Server:
     """``serve_tiny.py`` in a child process, restartable on the same data folder."""
 
-    def __init__(self, data: Path, model: Path, delay: float):
-        self.data, self.model, self.delay = data, model, delay
+    def __init__(self, data: Path, model: Path, delay: float, database_url: str | None = None):
+        self.data, self.model, self.delay, self.database_url = data, model, delay, database_url
         self.port = _free_port()
         self.proc: subprocess.Popen | None = None
         self.clients: list[httpx.Client] = []
@@ -48,6 +48,7 @@ class Server:
     def start(self) -> None:
         env = {
             **os.environ,
+            "LIMNER_DATABASE_URL": self.database_url or "",
             "PYTHONPATH": os.pathsep.join([str(HERE.parents[1] / "src"), os.environ.get("PYTHONPATH", "")]),
         }
         self.proc = subprocess.Popen(
@@ -205,3 +206,38 @@ def test_a_flood_of_creates_is_bounded(app, account):
     with app.state.db.session() as s:
         assert s.scalar(select(User.active_jobs).where(User.id == user_id)) == 0
         assert s.scalar(select(func.count(Creation.id)).where(Creation.user_id == user_id)) == 4 * len(jobs)
+
+
+def test_two_processes_on_postgresql_share_the_queue_and_run_each_job_once(tmp_path, tiny_model, pg_url):
+    servers = [Server(tmp_path / name, tiny_model, delay=0.01, database_url=pg_url) for name in ("a", "b")]
+    try:
+        for srv in servers:
+            srv.start()
+        jobs = []
+        for k in range(4):  # accounts made on either server; three jobs each (the per-account limit)
+            client = _account(servers[k % 2])
+            jobs += [_create(client, f"apple {k}.{i}") for i in range(3)]
+        engine = create_engine(pg_url)
+        deadline = time.monotonic() + 120
+        with engine.connect() as db:
+            while time.monotonic() < deadline:
+                left = db.execute(text("SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')")).scalar()
+                db.rollback()
+                if left == 0:
+                    break
+                time.sleep(0.2)
+            statuses = dict(db.execute(text("SELECT status, count(*) FROM jobs GROUP BY status")).all())
+            runs = dict(db.execute(text("SELECT request_id, count(*) FROM usage GROUP BY request_id")).all())
+            images = dict(db.execute(text("SELECT job_id, count(*) FROM creations GROUP BY job_id")).all())
+            workers = db.execute(text("SELECT count(DISTINCT worker) FROM jobs")).scalar()
+        engine.dispose()
+        assert statuses == {"done": 12}
+        assert runs == dict.fromkeys(jobs, 1)  # every job generated exactly once
+        assert images == dict.fromkeys(jobs, 4)
+        assert workers == 2  # both processes took jobs from the one queue
+    finally:
+        for srv in servers:
+            for client in srv.clients:
+                client.close()
+            if srv.proc is not None and srv.proc.poll() is None:
+                srv.stop(signal.SIGTERM)
