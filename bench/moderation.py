@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from limner.server.moderation import Policy
+from limner.moderation import Policy
 
 HERE = Path(__file__).resolve().parent / "moderation"
 SPLITS = ("test", "dev", "all")

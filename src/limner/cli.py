@@ -420,8 +420,8 @@ def train_evaluator_cmd(
 
 
 def _database(database_url: str | None, data_dir: Path | None):
-    from limner.server.db import Database
     from limner.server.settings import Settings
+    from limner.store.db import Database
 
     settings = Settings.from_env(database_url=database_url, data_dir=data_dir)
     db = Database(settings.resolved_database_url())
@@ -474,7 +474,7 @@ def keys_create(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Create a key and print it (once: only a salted hash is stored)."""
-    from limner.server.keys import create_key
+    from limner.store.keys import create_key
 
     db = _database(database_url, data_dir)
     with db.session() as s:
@@ -489,7 +489,7 @@ def keys_list(database_url: DatabaseOpt = None, data_dir: DataDirOpt = None) -> 
     """List keys (never the keys themselves)."""
     from sqlalchemy import select
 
-    from limner.server.db import ApiKey
+    from limner.store.db import ApiKey
 
     db = _database(database_url, data_dir)
     table = Table(title="API keys")
@@ -526,7 +526,7 @@ def keys_revoke(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Revoke a key: it stops working at once."""
-    from limner.server.keys import revoke
+    from limner.store.keys import revoke
 
     db = _database(database_url, data_dir)
     with db.session() as s:
@@ -546,7 +546,7 @@ def usage(
 
     from sqlalchemy import func, select
 
-    from limner.server.db import ApiKey, Usage
+    from limner.store.db import ApiKey, Usage
 
     db = _database(database_url, data_dir)
     since = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=days)
@@ -586,7 +586,7 @@ def usage(
 @db_app.command("upgrade")
 def db_upgrade(database_url: DatabaseOpt = None, data_dir: DataDirOpt = None) -> None:
     """Create or upgrade the schema to the newest migration."""
-    from limner.server.migrations import current
+    from limner.store.migrations import current
 
     db = _database(database_url, data_dir)
     console.print(f"database at revision {current(db.engine)}")
@@ -595,9 +595,9 @@ def db_upgrade(database_url: DatabaseOpt = None, data_dir: DataDirOpt = None) ->
 def _arena(models: Path | None, database_url: str | None, data_dir: Path | None):
     from limner.arena.battles import Arena
     from limner.engine import Engine
-    from limner.server.files import FileStore
-    from limner.server.moderation import Policy
+    from limner.moderation import Policy
     from limner.server.settings import Settings
+    from limner.store.files import FileStore
 
     settings = Settings.from_env(models_file=models, database_url=database_url, data_dir=data_dir)
     db = _database(database_url, data_dir)

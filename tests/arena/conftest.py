@@ -19,8 +19,8 @@ from limner.model.checkpoint import save_weights
 from limner.model.denoiser import PRESETS, Denoiser
 from limner.model.upsampler import UPSAMPLER_PRESETS, Upsampler
 from limner.server.app import create_app
-from limner.server.db import ArenaImage
 from limner.server.settings import Settings
+from limner.store.db import ArenaImage
 
 
 def tiny_model(path: Path, seed: int) -> Path:

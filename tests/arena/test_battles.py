@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from limner.arena import battles
 from limner.arena.categories import categorize
-from limner.server.db import ArenaBattle, ArenaImage, ArenaVoter, StoredFile
+from limner.store.db import ArenaBattle, ArenaImage, ArenaVoter, StoredFile
 
 pytestmark = pytest.mark.usefixtures("clock")
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from limner.arena import battles
-from limner.server.db import ArenaBattle, ArenaVoter
+from limner.store.db import ArenaBattle, ArenaVoter
 
 pytestmark = pytest.mark.hostile
 BURST = 20

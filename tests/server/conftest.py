@@ -19,8 +19,8 @@ from limner.model.checkpoint import save_weights
 from limner.model.denoiser import PRESETS, Denoiser
 from limner.model.upsampler import UPSAMPLER_PRESETS, Upsampler
 from limner.server.app import create_app
-from limner.server.keys import create_key
 from limner.server.settings import Settings
+from limner.store.keys import create_key
 
 
 @pytest.fixture(scope="session")

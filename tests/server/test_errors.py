@@ -11,7 +11,7 @@ from PIL import Image
 from limner.engine import Engine
 from limner.engine.registry import ModelSpec
 from limner.server.app import create_app
-from limner.server.keys import revoke
+from limner.store.keys import revoke
 
 GEN = "/v1/images/generations"
 
@@ -155,7 +155,7 @@ def test_wrong_key_through_openai(client):
 def test_revoked_key(client, key, oai):
     assert oai.models.list().data
     with client.app.state.db.session() as s:
-        from limner.server.keys import find_key
+        from limner.store.keys import find_key
 
         assert revoke(s, find_key(s, key).id)
     with pytest.raises(openai.AuthenticationError) as e:
@@ -228,7 +228,7 @@ def broken(settings, tiny_model):
     settings.engine_factory = lambda: BrokenEngine(specs=[ModelSpec("tiny", "limner", tiny_model)])
     with TestClient(create_app(settings), raise_server_exceptions=False) as tc:
         with tc.app.state.db.session() as s:
-            from limner.server.keys import create_key
+            from limner.store.keys import create_key
 
             key, _ = create_key(s, "broken", images_per_day=5)
         yield tc, key

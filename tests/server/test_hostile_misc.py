@@ -93,7 +93,7 @@ def test_url_images_are_deleted_after_their_retention(client, auth, monkeypatch)
     from pathlib import Path
 
     from limner.server import janitor
-    from limner.server.db import StoredFile
+    from limner.store.db import StoredFile
 
     r = client.post(
         GEN, headers=auth, json={"prompt": "a cat", "size": SIZE, "num_inference_steps": 1, "response_format": "url"}

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from limner.engine import Engine
 from limner.engine.registry import ModelSpec
 from limner.server.app import create_app
-from limner.server.keys import create_key
+from limner.store.keys import create_key
 
 pytestmark = pytest.mark.hostile
 

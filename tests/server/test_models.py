@@ -53,7 +53,7 @@ def test_several_models_and_default(settings, tiny_model):
     from fastapi.testclient import TestClient
 
     from limner.server.app import create_app
-    from limner.server.keys import create_key
+    from limner.store.keys import create_key
 
     settings.engine_factory = lambda: Engine(
         specs=[ModelSpec("tiny", "limner", tiny_model), ModelSpec("tiny-b", "limner", tiny_model)],

@@ -9,9 +9,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import select
 
+from limner.moderation import Policy, plain
 from limner.server.app import create_app
-from limner.server.db import ApiKey, Usage
-from limner.server.moderation import Policy, plain
+from limner.store.db import ApiKey, Usage
 
 GEN = "/v1/images/generations"
 
@@ -142,7 +142,7 @@ def test_custom_policy_file(tmp_path, settings):
     policy.write_text('[categories.fruit]\nrelaxable = false\nmessage = "no fruit here"\nterms = ["banana"]\n')
     settings.moderation_policy = policy
     with TestClient(create_app(settings)) as tc:
-        from limner.server.keys import create_key
+        from limner.store.keys import create_key
 
         with tc.app.state.db.session() as s:
             key, _ = create_key(s, "k")

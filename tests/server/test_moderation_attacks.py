@@ -11,7 +11,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from limner.server.moderation import Policy, Reading, Term, fold
+from limner.moderation import Policy, Reading, Term, fold
 
 pytestmark = pytest.mark.hostile
 

@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 
 from limner.cli import app as cli
 from limner.server.app import create_app
-from limner.server.db import ApiKey, Usage
-from limner.server.keys import create_key
-from limner.server.migrations import current
+from limner.store.db import ApiKey, Usage
+from limner.store.keys import create_key
+from limner.store.migrations import current
 
 URL = os.environ.get("LIMNER_TEST_POSTGRES_URL")
 pytestmark = pytest.mark.skipif(
@@ -42,7 +42,7 @@ def pg_client(settings, pg_url):
 def test_migrated_to_head(pg_client):
     from alembic.script import ScriptDirectory
 
-    from limner.server.migrations import alembic_config
+    from limner.store.migrations import alembic_config
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert current(pg_client.app.state.db.engine) == head
@@ -67,9 +67,9 @@ def test_generate_and_record(pg_client):
 
 @pytest.mark.parametrize("window", ["images_per_day", "images_per_minute"])
 def test_quota_under_concurrency(pg_client, window, monkeypatch):
-    from limner.server import quota
+    from limner.store import days
 
-    monkeypatch.setattr(quota.time, "time", lambda: 1_800_000_030.0)
+    monkeypatch.setattr(days, "now", lambda: 1_800_000_030.0)
     with pg_client.app.state.db.session() as s:
         key, _ = create_key(s, "burst", **{window: 7})
 

@@ -10,9 +10,9 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 from schemathesis.python.asgi import shutdown_lifespans
 
 from limner.server.app import create_app
-from limner.server.db import Database
-from limner.server.keys import create_key
 from limner.server.settings import Settings
+from limner.store.db import Database
+from limner.store.keys import create_key
 
 ROUTES = {
     ("post", "/v1/images/generations"),
@@ -119,7 +119,7 @@ def test_every_parameter_and_error_code_is_documented():
     )
     codes = set(
         re.findall(
-            r'"(invalid_\w+|missing_\w+|unknown_parameter|\w+_not_found|\w+_too_large|rate_limit_exceeded|engine_\w+)"',
+            r'"(invalid_\w+|missing_\w+|unknown_parameter|\w+_not_found|\w+_too_large|rate_limit_exceeded|engine_overloaded|too_many_\w+)"',
             code,
         )
     )

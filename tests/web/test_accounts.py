@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 from web_helpers import PASSWORD, Account, csrf_from_page, new_email
 
 from limner.server.app import create_app
-from limner.server.db import User, WebSession
 from limner.server.settings import Settings
 from limner.server.web.auth import HASHER
+from limner.store.db import User, WebSession
 
 
 def set_cookies(response) -> dict[str, str]:

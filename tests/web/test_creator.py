@@ -13,9 +13,9 @@ from PIL import Image
 from sqlalchemy import func, select
 from web_helpers import Account, png, wait_job
 
-from limner.server.db import Creation, Job, StoredFile, User
 from limner.server.routers.creator import PER_PAGE
-from limner.server.web.boosts import boosts_left
+from limner.store.allowances import boosts_left
+from limner.store.db import Creation, Job, StoredFile, User
 
 
 def boosts_of(app: FastAPI, a: Account) -> int:

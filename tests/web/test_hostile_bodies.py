@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import pytest
 
 from limner.server.body_limit import body_limit
-from limner.server.keys import create_key
+from limner.store.keys import create_key
 
 pytestmark = pytest.mark.hostile
 CHUNK = 64 * 1024

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from web_helpers import PASSWORD, new_email, wait_job
 
-from limner.server.db import Creation, Job, User
+from limner.store.db import Creation, Job, User
 
 pytestmark = pytest.mark.hostile
 HERE = Path(__file__).parent

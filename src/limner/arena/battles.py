@@ -25,9 +25,10 @@ from limner.arena.categories import CATEGORIES, categorize
 from limner.arena.ratings import OUTCOMES, Standing, Vote, bootstrap_intervals, choose_pair, leaderboard
 from limner.engine import Engine, GenerationRequest
 from limner.errors import InvalidRequest, LimnerError
-from limner.server.db import ArenaBattle, ArenaImage, ArenaVoter, Database, StoredFile
-from limner.server.files import FileStore
-from limner.server.moderation import Policy
+from limner.moderation import Policy
+from limner.store import days
+from limner.store.db import ArenaBattle, ArenaImage, ArenaVoter, Database, StoredFile
+from limner.store.files import FileStore
 
 DAILY_CAP = 300  # votes per voter per UTC day
 LIVE_DAILY_CAP = 20  # live battles (two generations each) per account per UTC day
@@ -192,7 +193,7 @@ class Arena:
         UTC day it was counted on. One conditional UPDATE, so a burst of requests cannot pass
         together (as ``server/quota.py``)."""
         now = self.clock()
-        day = int(now // 86400)
+        day = days.today(now)
         with self.db.session() as s:
             _ensure_voter(s, voter)
             taken = s.execute(
@@ -210,7 +211,7 @@ class Arena:
             raise DailyCapReached(
                 f"you have started {LIVE_DAILY_CAP} battles on your own prompts today; "
                 "curated battles (no prompt) are still open",
-                retry_after=86400 - int(now % 86400),
+                retry_after=days.left(days.DAY, now),
                 code="live_cap_reached",
             )
         return day
@@ -242,7 +243,7 @@ class Arena:
             raise InvalidRequest("this battle was not shown to you (bad token)", param="token", code="invalid_token")
         now = self.clock()
         now_dt = _utc(now)
-        day = int(now // 86400)
+        day = days.today(now)
         with self.db.session() as s:
             # a write first: SQLite takes its write lock here, before this transaction reads anything
             _ensure_voter(s, voter)
@@ -277,7 +278,7 @@ class Arena:
             if counts is None:  # leaving the block rolls the claim back: the battle stays open
                 raise DailyCapReached(
                     f"you have cast {DAILY_CAP} votes today; thank you — come back tomorrow",
-                    retry_after=86400 - int(now % 86400),
+                    retry_after=days.left(days.DAY, now),
                     code="vote_cap_reached",
                 )
             # the row stays locked by this transaction until it commits: no vote slips in between

@@ -14,15 +14,15 @@ from starlette.middleware.base import BaseHTTPMiddleware
 
 from limner import __version__
 from limner.arena.battles import Arena
+from limner.moderation import Policy
 from limner.server import errors
 from limner.server.body_limit import BodyLimit
-from limner.server.db import Database
-from limner.server.files import FileStore
 from limner.server.janitor import Janitor
-from limner.server.moderation import Policy
 from limner.server.settings import Settings
 from limner.server.web.jobs import JobRunner
 from limner.server.work import Slots
+from limner.store.db import Database
+from limner.store.files import FileStore
 
 log = logging.getLogger("limner.server")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")

@@ -9,12 +9,12 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from limner.engine import Engine
-from limner.server.db import ApiKey, Database
+from limner.moderation import Policy
 from limner.server.errors import ApiError
-from limner.server.files import FileStore
-from limner.server.keys import find_key
-from limner.server.moderation import Policy
 from limner.server.settings import Settings
+from limner.store.db import ApiKey, Database
+from limner.store.files import FileStore
+from limner.store.keys import find_key
 
 
 def get_db(request: Request) -> Database:

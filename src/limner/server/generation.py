@@ -20,9 +20,9 @@ from limner.engine import Engine, GeneratedImage, GenerationRequest
 from limner.engine.engine import check_request
 from limner.engine.metadata import a1111_parameters
 from limner.errors import InvalidRequest
-from limner.server.db import ApiKey, Database, Usage
-from limner.server.moderation import Policy
-from limner.server.quota import refund, reserve
+from limner.moderation import Policy
+from limner.store.db import ApiKey, Database, Usage
+from limner.store.quota import refund, reserve
 
 
 @dataclass

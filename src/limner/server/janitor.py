@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import delete, select
 from starlette.datastructures import State
 
-from limner.server.db import StoredFile, Throttle, utcnow
+from limner.store.db import StoredFile, Throttle, utcnow
 
 log = logging.getLogger("limner.server")
 

@@ -30,8 +30,6 @@ from limner.engine import GenerationRequest
 from limner.engine.engine import check_request
 from limner.errors import Busy, InvalidRequest, LimnerError, ModerationBlocked
 from limner.server import sse
-from limner.server.db import Creation, Job, StoredFile
-from limner.server.web import throttle
 from limner.server.web.auth import (
     CurrentUser,
     authenticate,
@@ -43,6 +41,8 @@ from limner.server.web.auth import (
 )
 from limner.server.web.jobs import TooManyJobs
 from limner.server.web.pages import render_page
+from limner.store import throttle
+from limner.store.db import Creation, Job, StoredFile
 
 router = APIRouter(tags=["image creator"], include_in_schema=False)
 PER_PAGE = 24

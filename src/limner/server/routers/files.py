@@ -7,10 +7,10 @@ from pathlib import Path
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 
-from limner.server.db import StoredFile
 from limner.server.deps import DbSession, FilesDep, presented_key
 from limner.server.errors import ERROR_RESPONSES, ApiError
-from limner.server.keys import find_key
+from limner.store.db import StoredFile
+from limner.store.keys import find_key
 
 router = APIRouter(prefix="/v1/files", tags=["files"], responses=ERROR_RESPONSES)
 

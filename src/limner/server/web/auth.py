@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from limner.errors import Busy, LimnerError
-from limner.server.db import User, WebSession, utcnow
+from limner.store.db import User, WebSession, utcnow
 
 SESSION_COOKIE = "limner_session"
 CSRF_COOKIE = "limner_csrf"

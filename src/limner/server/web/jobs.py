@@ -32,14 +32,14 @@ from starlette.datastructures import State
 from limner.engine import GenerationRequest, Progress
 from limner.errors import Busy, Cancelled, LimnerError, ModerationBlocked
 from limner.server import generation
-from limner.server.db import Creation, Job, StoredFile, Worker, utcnow
-from limner.server.web.boosts import end_job, take_boost, take_job
+from limner.store import days
+from limner.store.allowances import end_job, take_boost, take_job
+from limner.store.db import Creation, Job, StoredFile, Worker, utcnow
 
 log = logging.getLogger("limner.server")
 FAST, SLOW = 10, 0  # engine priorities of the two lanes
 MAX_ATTEMPTS = 3
 ENDED = ("done", "failed", "cancelled", "blocked")
-EPOCH = dt.datetime(1970, 1, 1)  # the database keeps naive UTC times
 
 
 class TooManyJobs(LimnerError):
@@ -168,7 +168,7 @@ class JobRunner:
                 .values(status="cancelled", error="cancelled", finished=utcnow())
             )
             if _count(ended):
-                end_job(s, user_id, False, job.lane == "fast", _day(job))
+                end_job(s, user_id, False, job.lane == "fast", days.day_of(job.created))
                 return
             s.execute(update(Job).where(Job.id == job_id, Job.status == "running").values(cancel_requested=True))
         with self._lock:
@@ -351,7 +351,7 @@ class JobRunner:
                         params=im.parameters,
                     )
                 )
-            end_job(s, job.user_id, status == "done", job.lane == "fast", _day(job))
+            end_job(s, job.user_id, status == "done", job.lane == "fast", days.day_of(job.created))
 
     def _heartbeat_loop(self) -> None:
         while not self._stop.wait(self.lease_s / 3):
@@ -381,7 +381,7 @@ class JobRunner:
                     lost = update(Job).where(Job.id == job.id, Job.status == "running", Job.worker == job.worker)
                     if _count(s.execute(lost.values(status="failed", error="the server stopped while making it",
                                                     finished=utcnow()))):  # fmt: skip
-                        end_job(s, job.user_id, False, job.lane == "fast", _day(job))
+                        end_job(s, job.user_id, False, job.lane == "fast", days.day_of(job.created))
                 else:
                     s.execute(
                         update(Job)
@@ -395,11 +395,6 @@ class JobRunner:
 def _count(result: Any) -> int:
     """How many rows an UPDATE changed."""
     return cast(CursorResult, result).rowcount
-
-
-def _day(job: Job) -> int:
-    """The UTC day the job was made (its allowance was counted on that day)."""
-    return int((job.created - EPOCH).total_seconds() // 86400)
 
 
 def _data_url(img: Image.Image) -> str:

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from limner.server.web.auth import csrf_token, ensure_csrf_cookie, user_from_request
-from limner.server.web.boosts import boosts_left, refill_in_seconds
+from limner.store.allowances import boosts_left, refill_in_seconds
 
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
 

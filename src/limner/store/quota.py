@@ -8,13 +8,12 @@ A failed generation gives its reservation back.
 
 from __future__ import annotations
 
-import time
-
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from limner.errors import LimnerError
-from limner.server.db import ApiKey
+from limner.store import days
+from limner.store.db import ApiKey
 
 
 class RateLimited(LimnerError):
@@ -52,27 +51,27 @@ def _take(session: Session, key_id: int, n: int, bucket_col, used_col, limit_col
 
 def reserve(session: Session, key: ApiKey, n: int, now: float | None = None) -> None:
     """Reserve ``n`` images for ``key`` in both windows, or raise RateLimited (nothing reserved)."""
-    now = time.time() if now is None else now
-    minute, day = int(now // 60), int(now // 86400)
+    now = days.now() if now is None else now
+    minute, day = days.index(days.MINUTE, now), days.today(now)
     if not _take(session, key.id, n, ApiKey.minute, ApiKey.used_minute, ApiKey.images_per_minute, minute):
         session.rollback()
         raise RateLimited(
             f"rate limit reached: {key.images_per_minute} images per minute for this key",
-            retry_after=max(1, 60 - int(now % 60)),
+            retry_after=days.left(days.MINUTE, now),
         )
     if not _take(session, key.id, n, ApiKey.day, ApiKey.used_day, ApiKey.images_per_day, day):
         session.rollback()
         raise RateLimited(
             f"daily quota reached: {key.images_per_day} images per day for this key",
-            retry_after=max(1, 86400 - int(now % 86400)),
+            retry_after=days.left(days.DAY, now),
         )
     session.commit()
 
 
 def refund(session: Session, key: ApiKey, n: int, now: float | None = None) -> None:
     """Give back a reservation whose images were never made (same windows only)."""
-    now = time.time() if now is None else now
-    minute, day = int(now // 60), int(now // 86400)
+    now = days.now() if now is None else now
+    minute, day = days.index(days.MINUTE, now), days.today(now)
     session.execute(
         update(ApiKey).where(ApiKey.id == key.id, ApiKey.minute == minute).values(used_minute=ApiKey.used_minute - n)
     )

@@ -10,7 +10,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from limner.server.db import ApiKey
+from limner.store.db import ApiKey
 
 PREFIX = "lim-"
 LOOKUP = 8  # characters after the prefix that are stored in clear to find the row

@@ -1,5 +1,5 @@
 """Storage: SQLAlchemy tables and sessions. SQLite by default, PostgreSQL by URL; the schema is
-created and upgraded by Alembic migrations (``limner/server/migrations``)."""
+created and upgraded by Alembic migrations (``limner/store/migrations``)."""
 
 from __future__ import annotations
 
@@ -249,7 +249,7 @@ class Database:
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration."""
-        from limner.server.migrations import upgrade
+        from limner.store.migrations import upgrade
 
         upgrade(self.engine)
 

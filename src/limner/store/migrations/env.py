@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from limner.server.db import Base
+from limner.store.db import Base
 
 connection = context.config.attributes.get("connection")
 if connection is None:

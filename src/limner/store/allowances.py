@@ -5,21 +5,18 @@ deliver is given back when it ends."""
 
 from __future__ import annotations
 
-import time
 from typing import cast
 
 from sqlalchemy import CursorResult, Update, update
 from sqlalchemy.orm import Session
 
-from limner.server.db import User
-
-
-def today() -> int:
-    return int(time.time() // 86400)
+from limner.store import days
+from limner.store.days import today
+from limner.store.db import User
 
 
 def refill_in_seconds() -> int:
-    return 86400 - int(time.time() % 86400)
+    return days.left(days.DAY)
 
 
 def boosts_left(user: User, allowance: int) -> int:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from sqlalchemy import case, delete, select
 from sqlalchemy.orm import Session
 
-from limner.server.db import Throttle, dialect_insert
 from limner.server.settings import Settings
+from limner.store.db import Throttle, dialect_insert
 
 
 @dataclass(frozen=True)
