@@ -18,43 +18,21 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from sqlalchemy import CursorResult, case, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from limner.arena.categories import CATEGORIES, categorize
 from limner.arena.ratings import OUTCOMES, Standing, Vote, bootstrap_intervals, choose_pair, leaderboard
 from limner.engine import Engine, GenerationRequest
-from limner.errors import InvalidRequest, LimnerError
+from limner.errors import Conflict, InvalidRequest, RateLimited, Unauthorized
 from limner.moderation import Policy
 from limner.store import days
-from limner.store.db import ArenaBattle, ArenaImage, ArenaVoter, Database, StoredFile
+from limner.store.db import ArenaBattle, ArenaImage, ArenaVoter, Database, StoredFile, dialect_insert
 from limner.store.files import FileStore
 
 DAILY_CAP = 300  # votes per voter per UTC day
 LIVE_DAILY_CAP = 20  # live battles (two generations each) per account per UTC day
 FAST_SECONDS = 1.5  # quicker than a person can look at two images
 MIN_VOTES_TO_FLAG = 10
-
-
-class AlreadyVoted(InvalidRequest):
-    status = 409
-    code = "already_voted"
-
-
-class SignInRequired(InvalidRequest):
-    status = 401
-    code = "sign_in_required"
-
-
-class DailyCapReached(LimnerError):
-    """A per-voter daily cap (votes, or live battles); ``retry_after`` runs to the next UTC day."""
-
-    status = 429
-    type = "requests"
-
-    def __init__(self, message: str, retry_after: int, code: str):
-        super().__init__(message, code=code)
-        self.retry_after = retry_after
 
 
 @dataclass
@@ -151,10 +129,11 @@ class Arena:
             file_a, file_b, source = by_prompt[prompt][a], by_prompt[prompt][b], "pool"
         else:
             if not voter.startswith("user:"):
-                raise SignInRequired(
+                raise Unauthorized(
                     "a battle on your own prompt draws two images, so it needs an account: sign in (or sign "
                     "up) and try again; curated battles (no prompt) need none",
                     param="prompt",
+                    code="sign_in_required",
                 )
             self.policy.check_input(prompt)
             a, b = self._pair(self.models(), rng)
@@ -208,7 +187,7 @@ class Arena:
                 )
             ).rowcount  # type: ignore[attr-defined]  # UPDATE results carry rowcount
         if not taken:
-            raise DailyCapReached(
+            raise RateLimited(
                 f"you have started {LIVE_DAILY_CAP} battles on your own prompts today; "
                 "curated battles (no prompt) are still open",
                 retry_after=days.left(days.DAY, now),
@@ -254,7 +233,7 @@ class Arena:
                 .values(outcome=outcome, voted_at=now_dt)
             )
             if not claimed.rowcount:
-                raise AlreadyVoted("this battle already has its vote")
+                raise Conflict("this battle already has its vote", code="already_voted")
             a, b, shown_at = s.execute(
                 select(ArenaBattle.model_a, ArenaBattle.model_b, ArenaBattle.shown_at).where(
                     ArenaBattle.id == battle_id
@@ -276,7 +255,7 @@ class Arena:
                 .returning(ArenaVoter.votes, ArenaVoter.fast, ArenaVoter.picked_a, ArenaVoter.picked_b)
             ).one_or_none()
             if counts is None:  # leaving the block rolls the claim back: the battle stays open
-                raise DailyCapReached(
+                raise RateLimited(
                     f"you have cast {DAILY_CAP} votes today; thank you — come back tomorrow",
                     retry_after=days.left(days.DAY, now),
                     code="vote_cap_reached",
@@ -361,13 +340,7 @@ def _utc(t: float) -> dt.datetime:
 def _ensure_voter(s: Session, voter: str) -> None:
     """The voter's row, made if missing: INSERT … ON CONFLICT DO NOTHING, so two first votes
     racing each other both find one row (a plain INSERT made the second fail)."""
-    dialect = s.get_bind().dialect.name
-    if dialect == "sqlite":
-        s.execute(sqlite.insert(ArenaVoter).values(id=voter).on_conflict_do_nothing(index_elements=["id"]))
-    elif dialect == "postgresql":
-        s.execute(postgresql.insert(ArenaVoter).values(id=voter).on_conflict_do_nothing(index_elements=["id"]))
-    else:
-        raise LimnerError(f"the arena runs on SQLite or PostgreSQL, not {dialect}: set a database URL for one")
+    s.execute(dialect_insert(s, ArenaVoter).values(id=voter).on_conflict_do_nothing(index_elements=["id"]))
 
 
 def flag(votes: int, fast: int, picked_a: int, picked_b: int) -> tuple[bool, str | None]:

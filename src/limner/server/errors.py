@@ -74,15 +74,6 @@ def envelope(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-class ApiError(LimnerError):
-    """An error raised by the HTTP layer itself (auth, files, size limits)."""
-
-    def __init__(self, status: int, message: str, code: str | None = None, param: str | None = None):
-        super().__init__(message, param=param, code=code)
-        self.status = status
-        self.type = TYPES.get(status, "invalid_request_error")
-
-
 def install(app: FastAPI) -> None:
     @app.exception_handler(LimnerError)
     async def limner_error(request: Request, exc: LimnerError):

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from limner.server.errors import ApiError
+from limner.errors import InvalidRequest, TooLarge
 from limner.server.schemas import GenerationBody
 from limner.server.uploads import read_image
 
@@ -41,10 +41,12 @@ class Form:
     def one_image(self) -> Upload:
         """The single ``image`` (counted before anything is decoded)."""
         if not self.images:
-            raise ApiError(400, "Missing required parameter: 'image'.", "missing_required_parameter", param="image")
+            raise InvalidRequest(
+                "Missing required parameter: 'image'.", code="missing_required_parameter", param="image"
+            )
         if len(self.images) > 1:
-            raise ApiError(
-                400, "Limner edits one image per request; send a single 'image'.", "invalid_value", param="image"
+            raise InvalidRequest(
+                "Limner edits one image per request; send a single 'image'.", code="invalid_value", param="image"
             )
         return self.images[0]
 
@@ -56,23 +58,23 @@ async def read_form(request: Request) -> Form:
     except StarletteHTTPException:  # the body limit: 413
         raise
     except Exception as e:  # malformed multipart
-        raise ApiError(400, f"could not read the multipart form: {e}", "invalid_multipart") from None
+        raise InvalidRequest(f"could not read the multipart form: {e}", code="invalid_multipart") from None
     out = Form({}, [], None)
     limit = request.app.state.settings.max_upload_bytes
     try:
         for name, value in form.multi_items():
             if name not in set(GenerationBody.model_fields) | EXTRA_FIELDS | FILE_FIELDS:
-                raise ApiError(400, f"Unknown parameter: '{name}'.", "unknown_parameter", param=name)
+                raise InvalidRequest(f"Unknown parameter: '{name}'.", code="unknown_parameter", param=name)
             if name not in FILE_FIELDS:
                 if isinstance(value, UploadFile):
-                    raise ApiError(400, f"'{name}' must be a text field", "invalid_value", param=name)
+                    raise InvalidRequest(f"'{name}' must be a text field", code="invalid_value", param=name)
                 out.fields[name] = value
                 continue
             if not isinstance(value, UploadFile):
-                raise ApiError(400, f"'{name}' must be a file upload", "invalid_value", param=name)
+                raise InvalidRequest(f"'{name}' must be a file upload", code="invalid_value", param=name)
             if (value.size or 0) > limit:
-                raise ApiError(
-                    413, f"'{name}' is larger than the upload limit of {limit:,} bytes", "file_too_large", param=name
+                raise TooLarge(
+                    f"'{name}' is larger than the upload limit of {limit:,} bytes", code="file_too_large", param=name
                 )
             upload = Upload("image" if name == "image[]" else name, await value.read())
             if name == "mask":
@@ -97,11 +99,11 @@ def body_from_form(fields: dict[str, str], need_prompt: bool) -> tuple[Generatio
     except ValidationError as e:
         err = e.errors()[0]
         param = str(err["loc"][0]) if err["loc"] else None
-        raise ApiError(400, f"Invalid value for '{param}': {err['msg']}.", "invalid_value", param=param) from None
+        raise InvalidRequest(f"Invalid value for '{param}': {err['msg']}.", code="invalid_value", param=param) from None
     try:
         s = float(strength) if strength is not None else None
     except ValueError:
-        raise ApiError(400, "strength must be a number in (0, 1]", "invalid_value", param="strength") from None
+        raise InvalidRequest("strength must be a number in (0, 1]", code="invalid_value", param="strength") from None
     return body, s
 
 

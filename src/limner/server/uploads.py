@@ -9,15 +9,15 @@ import warnings
 
 from PIL import Image, UnidentifiedImageError
 
-from limner.server.errors import ApiError
+from limner.errors import InvalidRequest
 
 FORMATS = ("PNG", "JPEG", "WEBP")
 
 
 def read_image(data: bytes, *, param: str, max_pixels: int) -> Image.Image:
     """Decode ``data`` (PNG, JPEG or WebP, at most ``max_pixels``), or raise a 400 naming ``param``."""
-    too_large = ApiError(
-        400, f"'{param}' has more than the {max_pixels:,} pixels an upload may have", "image_too_large", param=param
+    too_large = InvalidRequest(
+        f"'{param}' has more than the {max_pixels:,} pixels an upload may have", code="image_too_large", param=param
     )
     try:
         with warnings.catch_warnings():
@@ -29,5 +29,5 @@ def read_image(data: bytes, *, param: str, max_pixels: int) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # Pillow's own, far higher, limit
         raise too_large from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
-        raise ApiError(400, f"'{param}' is not a PNG, JPEG or WebP image", "invalid_image", param=param) from None
+        raise InvalidRequest(f"'{param}' is not a PNG, JPEG or WebP image", code="invalid_image", param=param) from None
     return img

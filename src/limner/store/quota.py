@@ -11,19 +11,9 @@ from __future__ import annotations
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from limner.errors import LimnerError
+from limner.errors import RateLimited
 from limner.store import days
 from limner.store.db import ApiKey
-
-
-class RateLimited(LimnerError):
-    status = 429
-    type = "requests"
-    code = "rate_limit_exceeded"
-
-    def __init__(self, message: str, retry_after: int):
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 def _take(session: Session, key_id: int, n: int, bucket_col, used_col, limit_col, now_bucket: int) -> bool:

@@ -28,7 +28,7 @@ from starlette.datastructures import UploadFile
 
 from limner.engine import GenerationRequest
 from limner.engine.engine import check_request
-from limner.errors import Busy, InvalidRequest, LimnerError, ModerationBlocked
+from limner.errors import Busy, InvalidRequest, LimnerError, ModerationBlocked, NotFound, RateLimited
 from limner.server import sse
 from limner.server.web.auth import (
     CurrentUser,
@@ -39,7 +39,6 @@ from limner.server.web.auth import (
     hashing,
     start_session,
 )
-from limner.server.web.jobs import TooManyJobs
 from limner.server.web.pages import render_page
 from limner.store import throttle
 from limner.store.db import Creation, Job, StoredFile
@@ -214,7 +213,7 @@ def _start(
             styles=STYLES,
             recent=_recent(request, user.id),
         )
-    except (InvalidRequest, TooManyJobs, Busy) as e:
+    except (InvalidRequest, RateLimited, Busy) as e:
         response = render_page(
             request,
             "create.html",
@@ -225,7 +224,7 @@ def _start(
             styles=STYLES,
             recent=_recent(request, user.id),
         )
-        if isinstance(e, Busy):
+        if isinstance(e, RateLimited | Busy):
             response.headers["Retry-After"] = str(e.retry_after)
         return response
     return _redirect(f"/jobs/{job_id}")
@@ -265,7 +264,7 @@ def _job(request: Request, user_id: int, job_id: str) -> Job:
     with request.app.state.db.session() as s:
         job = s.get(Job, job_id)
         if job is None or job.user_id != user_id:
-            raise LimnerError("no such job")  # rendered as 404 below
+            raise NotFound("no such job")
         return job
 
 
@@ -273,7 +272,7 @@ def _job(request: Request, user_id: int, job_id: str) -> Job:
 def job_page(request: Request, job_id: str, user: CurrentUser) -> Response:
     try:
         job = _job(request, user.id, job_id)
-    except LimnerError:
+    except NotFound:
         return render_page(request, "notfound.html", 404)
     with request.app.state.db.session() as s:
         creations = list(s.scalars(select(Creation).where(Creation.job_id == job_id).order_by(Creation.seed)))
@@ -287,7 +286,7 @@ async def job_events(request: Request, job_id: str, user: CurrentUser) -> Respon
     account may keep only a few open."""
     try:
         await run_in_threadpool(_job, request, user.id, job_id)
-    except LimnerError:
+    except NotFound:
         return Response(status_code=404)
     streams = request.app.state.job_streams
     if streams.get(user.id, 0) >= request.app.state.settings.job_streams_per_account:
@@ -327,7 +326,7 @@ def job_cancel(request: Request, job_id: str, user: CurrentUser, csrf_token: Ann
     check_csrf(request, csrf_token)
     try:
         _job(request, user.id, job_id)
-    except LimnerError:
+    except NotFound:
         return Response(status_code=404)
     request.app.state.jobs.cancel(job_id, user.id)
     return _redirect(f"/jobs/{job_id}")

@@ -7,8 +7,9 @@ from pathlib import Path
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 
+from limner.errors import Forbidden, NotFound, Unauthorized
 from limner.server.deps import DbSession, FilesDep, presented_key
-from limner.server.errors import ERROR_RESPONSES, ApiError
+from limner.server.errors import ERROR_RESPONSES
 from limner.store.db import StoredFile
 from limner.store.keys import find_key
 
@@ -31,24 +32,22 @@ def file_content(
 ):
     row = session.get(StoredFile, file_id)
     if row is None or row.key_id is None:
-        raise ApiError(404, f"No file with id '{file_id}'.", "file_not_found", param="file_id")
+        raise NotFound(f"No file with id '{file_id}'.", code="file_not_found", param="file_id")
     allowed = False
     if expires is not None and signature is not None:
         if not files.check(file_id, expires, signature):
-            raise ApiError(403, "This link has expired or its signature is wrong.", "invalid_signature")
+            raise Forbidden("This link has expired or its signature is wrong.", code="invalid_signature")
         allowed = True
     else:
         key = presented_key(request)
         owner = find_key(session, key) if key else None
         if owner is None:
-            raise ApiError(
-                401,
-                "Send the API key that created this file, or use its signed link.",
-                "missing_api_key",
+            raise Unauthorized(
+                "Send the API key that created this file, or use its signed link.", code="missing_api_key"
             )
         if owner.id != row.key_id:
-            raise ApiError(404, f"No file with id '{file_id}'.", "file_not_found", param="file_id")
+            raise NotFound(f"No file with id '{file_id}'.", code="file_not_found", param="file_id")
         allowed = True
     if not allowed or not Path(row.path).exists():
-        raise ApiError(404, f"No file with id '{file_id}'.", "file_not_found", param="file_id")
+        raise NotFound(f"No file with id '{file_id}'.", code="file_not_found", param="file_id")
     return FileResponse(row.path, media_type=row.mime, headers={"Cache-Control": "private, max-age=3600"})

@@ -23,7 +23,7 @@ from limner.engine.metadata import read_metadata
 from limner.errors import InvalidRequest, LimnerError
 from limner.server import generation, multipart, sse, work
 from limner.server.deps import Key
-from limner.server.errors import ERROR_RESPONSES, ApiError
+from limner.server.errors import ERROR_RESPONSES
 from limner.server.schemas import QUALITY_STEPS, GenerationBody, ImageData, ImagesResponse, usage
 
 log = logging.getLogger("limner.server")
@@ -245,17 +245,15 @@ async def create_edit(request: Request, key: Key):
         mask = None if form.mask is None else form.mask.decode(request)
         if mask is not None:
             if mask.size != image.size:
-                raise ApiError(
-                    400,
+                raise InvalidRequest(
                     f"mask is {mask.size[0]}x{mask.size[1]} but image is {image.size[0]}x{image.size[1]}; they must match",
-                    "invalid_mask",
+                    code="invalid_mask",
                     param="mask",
                 )
             if mask.mode not in ("RGBA", "LA", "PA") and "transparency" not in mask.info:
-                raise ApiError(
-                    400,
+                raise InvalidRequest(
                     "mask must have an alpha channel: its transparent pixels mark the area to edit",
-                    "invalid_mask",
+                    code="invalid_mask",
                     param="mask",
                 )
             mask = mask.convert("RGBA")
@@ -282,7 +280,7 @@ async def create_variation(request: Request, key: Key):
     form = await multipart.read_form(request)
     for field in multipart.PROMPT_FIELDS:
         if field in form.fields:
-            raise ApiError(400, f"Unknown parameter: '{field}'.", "unknown_parameter", param=field)
+            raise InvalidRequest(f"Unknown parameter: '{field}'.", code="unknown_parameter", param=field)
     body, strength = multipart.body_from_form(form.fields, need_prompt=False)
     upload = form.one_image()
     cancel = threading.Event()

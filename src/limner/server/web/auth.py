@@ -20,7 +20,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from limner.errors import Busy, LimnerError
+from limner.errors import Busy, Forbidden, Unauthorized
 from limner.store.db import User, WebSession, utcnow
 
 SESSION_COOKIE = "limner_session"
@@ -38,12 +38,11 @@ COMMON_PASSWORDS = {
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
 
 
-class NotSignedIn(LimnerError):
-    status = 401
+class NotSignedIn(Unauthorized):
+    """A page that needs an account; a browser asking for it is sent to the sign-in page."""
 
 
-class CsrfFailed(LimnerError):
-    status = 403
+class CsrfFailed(Forbidden):
     code = "csrf_failed"
 
 

@@ -30,7 +30,7 @@ from sqlalchemy import CursorResult, delete, func, select, update
 from starlette.datastructures import State
 
 from limner.engine import GenerationRequest, Progress
-from limner.errors import Busy, Cancelled, LimnerError, ModerationBlocked
+from limner.errors import Busy, Cancelled, LimnerError, ModerationBlocked, RateLimited
 from limner.server import generation
 from limner.store import days
 from limner.store.allowances import end_job, take_boost, take_job
@@ -40,12 +40,6 @@ log = logging.getLogger("limner.server")
 FAST, SLOW = 10, 0  # engine priorities of the two lanes
 MAX_ATTEMPTS = 3
 ENDED = ("done", "failed", "cancelled", "blocked")
-
-
-class TooManyJobs(LimnerError):
-    status = 429
-    type = "requests"
-    code = "too_many_jobs"
 
 
 @dataclass
@@ -133,7 +127,7 @@ class JobRunner:
         with self.state.db.session() as s:
             refused = take_job(s, user_id, cfg.creator_daily_jobs, cfg.creator_active_jobs)
             if refused:
-                raise TooManyJobs(refused[0].upper() + refused[1:] + ".")
+                raise RateLimited(refused[0].upper() + refused[1:] + ".", retry_after=60, code="too_many_jobs")
             waiting = s.scalar(select(func.count(Job.id)).where(Job.status == "queued")) or 0
             if waiting >= cfg.max_queued_jobs:
                 s.rollback()
