@@ -7,7 +7,7 @@ from pathlib import Path
 
 from limner.arena import battles
 from limner.arena.categories import CATEGORIES
-from limner.server.routers.arena import BattleOut, BoardOut, StandingOut, VoteIn, VoteOut
+from limner.server.arena import BattleOut, BoardOut, StandingOut, VoteIn, VoteOut
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

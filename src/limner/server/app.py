@@ -18,8 +18,8 @@ from limner.moderation import Policy
 from limner.server import errors
 from limner.server.body_limit import BodyLimit
 from limner.server.janitor import Janitor
+from limner.server.runner import JobRunner
 from limner.server.settings import Settings
-from limner.server.web.jobs import JobRunner
 from limner.server.work import Slots
 from limner.store.db import Database
 from limner.store.files import FileStore
@@ -127,13 +127,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     from fastapi.staticfiles import StaticFiles
 
-    from limner.server.routers import arena, creator, files, images, models
+    from limner.server import arena
+    from limner.server.api import files, images, models
+    from limner.server.web import accounts, create, history, jobs
+    from limner.server.web import images as image_pages
 
-    app.include_router(images.router)
-    app.include_router(models.router)
-    app.include_router(files.router)
-    app.include_router(creator.router)
-    app.include_router(arena.router)
+    for module in (images, models, files, accounts, create, jobs, history, image_pages, arena):
+        app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static")
     _api_docs(app)
 

@@ -110,7 +110,7 @@ class WebSession(Base):
 
 class Job(Base):
     """One press of "Create": a prompt and its settings, making several images. The row is the
-    job (``server.web.jobs``): its request, its state, and which worker has claimed it."""
+    job (``server.runner``): its request, its state, and which worker has claimed it."""
 
     __tablename__ = "jobs"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from limner.server.web.auth import csrf_token, ensure_csrf_cookie, user_from_request
@@ -43,3 +43,8 @@ def is_page(request: Request) -> bool:
     """A browser asking for a page (a navigation or a form's post, which accept HTML), whose
     errors a person reads: never the Images API, whatever its caller accepts."""
     return "text/html" in request.headers.get("accept", "") and not request.url.path.startswith("/v1/")
+
+
+def redirect(url: str) -> RedirectResponse:
+    """After a form's post: see the page at ``url`` (303, so the browser GETs it)."""
+    return RedirectResponse(url, status_code=303)
