@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from sqlalchemy import case, delete, select
 from sqlalchemy.orm import Session
 
-from limner.server.settings import Settings
 from limner.store.db import Throttle, dialect_insert
 
 
@@ -23,21 +22,6 @@ class Limit:
     what: str  # "signin-account", "signin-address", "signup-address"
     attempts: int  # allowed per window
     window_s: int
-
-
-def signin_account(settings: Settings) -> Limit:
-    """Wrong passwords for one account per 15 minutes."""
-    return Limit("signin-account", settings.signin_failures_per_account, 900)
-
-
-def signin_address(settings: Settings) -> Limit:
-    """Wrong passwords from one client address per 15 minutes."""
-    return Limit("signin-address", settings.signin_failures_per_address, 900)
-
-
-def signup_address(settings: Settings) -> Limit:
-    """Sign-ups from one client address per hour."""
-    return Limit("signup-address", settings.signups_per_address, 3600)
 
 
 def _window(limit: Limit, now: float) -> int:

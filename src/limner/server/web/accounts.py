@@ -8,11 +8,27 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
+from limner.server.settings import Settings
 from limner.server.web.auth import authenticate, check_csrf, create_user, end_session, hashing, start_session
 from limner.server.web.pages import redirect, render_page
 from limner.store import throttle
 
 router = APIRouter(tags=["image creator"], include_in_schema=False)
+
+
+def signin_account(settings: Settings) -> throttle.Limit:
+    """Wrong passwords for one account per 15 minutes."""
+    return throttle.Limit("signin-account", settings.signin_failures_per_account, 900)
+
+
+def signin_address(settings: Settings) -> throttle.Limit:
+    """Wrong passwords from one client address per 15 minutes."""
+    return throttle.Limit("signin-address", settings.signin_failures_per_address, 900)
+
+
+def signup_address(settings: Settings) -> throttle.Limit:
+    """Sign-ups from one client address per hour."""
+    return throttle.Limit("signup-address", settings.signups_per_address, 3600)
 
 
 @router.get("/signup", response_class=HTMLResponse)
@@ -46,13 +62,13 @@ def signup(
     check_csrf(request, csrf_token)
     db = request.app.state.db
     with db.session() as s:
-        wait = throttle.retry_after(s, throttle.signup_address(request.app.state.settings), _client(request))
+        wait = throttle.retry_after(s, signup_address(request.app.state.settings), _client(request))
     if wait is not None:
         return _too_many(request, "signup.html", wait, email_value=email)
     try:
         with hashing(), db.session() as s:
             create_user(s, email, password)
-            throttle.count(s, throttle.signup_address(request.app.state.settings), _client(request))
+            throttle.count(s, signup_address(request.app.state.settings), _client(request))
     except ValueError as e:
         return render_page(request, "signup.html", 400, error=str(e), email_value=email)
     return redirect("/signin?created=1")
@@ -76,7 +92,7 @@ def signin(
     check_csrf(request, csrf_token)
     db = request.app.state.db
     settings = request.app.state.settings
-    account, address = throttle.signin_account(settings), throttle.signin_address(settings)
+    account, address = signin_account(settings), signin_address(settings)
     subjects = ((account, email), (address, _client(request)))
     with db.session() as s:
         waits = [w for limit, who in subjects if (w := throttle.retry_after(s, limit, who)) is not None]
