@@ -32,6 +32,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model (``tests/tiny.py``) in a folder, the same for the whole session."""
+    from tiny import tiny_weights
+
+    return tiny_weights(tmp_path_factory.mktemp("weights") / "tiny")
+
+
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh schema on the PostgreSQL test server, dropped afterwards; skips without one

@@ -13,6 +13,7 @@ from web_helpers import PASSWORD, csrf_from_page, new_email, sign_up
 
 from limner.server.app import create_app
 from limner.server.web import auth
+from limner.store import days
 
 pytestmark = pytest.mark.hostile
 
@@ -37,8 +38,10 @@ class Watched:
 
 
 @pytest.fixture
-def strict(tmp_path: Path, make_settings) -> Iterator[TestClient]:
-    """An app with the production limits on attempts."""
+def strict(tmp_path: Path, make_settings, monkeypatch) -> Iterator[TestClient]:
+    """An app with the production limits on attempts, at an instant in the middle of every
+    attempt window (so no window ends during a test)."""
+    monkeypatch.setattr(days, "now", lambda: 1_800_000_000.0 + 450)
     settings = make_settings(tmp_path, signups_per_address=5)
     with TestClient(create_app(settings), base_url="https://testserver", follow_redirects=False) as tc:
         yield tc

@@ -8,12 +8,12 @@ server nothing."""
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass
 
 from sqlalchemy import case, delete, select
 from sqlalchemy.orm import Session
 
+from limner.store import days
 from limner.store.db import Throttle, dialect_insert
 
 
@@ -36,7 +36,7 @@ def _key(limit: Limit, subject: str) -> str:
 
 def retry_after(session: Session, limit: Limit, subject: str, now: float | None = None) -> int | None:
     """Seconds until ``subject`` may try again, or None if it may now."""
-    now = time.time() if now is None else now
+    now = days.now() if now is None else now
     window = _window(limit, now)
     row = session.execute(
         select(Throttle.window, Throttle.count.label("attempts")).where(Throttle.key == _key(limit, subject))
@@ -48,7 +48,7 @@ def retry_after(session: Session, limit: Limit, subject: str, now: float | None 
 
 def count(session: Session, limit: Limit, subject: str, now: float | None = None) -> None:
     """One more attempt in the current window (a new window starts the count again)."""
-    now = time.time() if now is None else now
+    now = days.now() if now is None else now
     window = _window(limit, now)
     insert = dialect_insert(session, Throttle).values(key=_key(limit, subject), window=window, count=1)
     session.execute(
