@@ -8,7 +8,7 @@ images = engine.generate(GenerationRequest("a red apple, 3D render", n=4, seed=7
 from __future__ import annotations
 
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ class Engine:
         self.window_s = window_ms / 1000
         self.max_batch_images = max_batch_images
         self._backends: dict[str, Any] = {}
+        self._remote = ThreadPoolExecutor(max_workers=64, thread_name_prefix="limner-remote")
         self._batchers: dict[str, Batcher] = {}
         self._lock = threading.Lock()
 
@@ -122,6 +123,10 @@ class Engine:
         backend.resolve(request)  # model-specific checks (size, sampler …) before any work
         request.model = backend.name
         request.seeds()  # fix the seed now, so a retry or a log shows it
+        if getattr(backend, "remote", False):
+            # the model runs elsewhere and batches there: each request goes its own way, from a
+            # thread of its own (not the compute thread, which would serialise the round trips)
+            return self._remote.submit(_first, backend.generate, request)
         if not self.batching:
             future: Future = Future()
             try:
@@ -154,6 +159,14 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _first(generate: Any, request: GenerationRequest) -> list[GeneratedImage]:
+    """A remote backend's result for one request: its images, or the error it sent."""
+    result = generate([request])[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def check_request(engine: Engine, request: GenerationRequest) -> None:
