@@ -160,3 +160,31 @@ def test_a_killed_model_replica_is_replaced_and_the_retry_succeeds(ray_app):
     else:
         raise AssertionError("the killed replica was not replaced")
     assert len(client.images.generate(prompt="a rocket", size=SIZE).data) == 1
+
+
+def test_url_images_and_creator_jobs_through_ray(ray_app):
+    """A stored image is served by whichever ingress replica answers (one shared data folder), and
+    an Image Creator job runs on the model's deployment like any other request."""
+    client = _client(ray_app, _key(ray_app))
+    url = client.images.generate(prompt="a blue car", size=SIZE, response_format="url").data[0].url
+    assert all(httpx.get(url, timeout=30).status_code == 200 for _ in range(6))  # both replicas
+
+    web = httpx.Client(base_url=ray_app["url"], follow_redirects=False, timeout=60)
+    try:
+        web.get("/signup")
+        email, password = "ray@example.com", "correct horse battery staple"
+        for path in ("/signup", "/signin"):
+            r = web.post(path, data={"email": email, "password": password, "csrf_token": web.cookies["limner_csrf"]})
+            assert r.status_code == 303, r.text
+        r = web.post("/create", data={"prompt": "a red apple", "csrf_token": web.cookies["limner_csrf"]})
+        assert r.status_code == 303, r.text
+        job = r.headers["location"]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            page = web.get(job).text
+            if 'data-status="done"' in page:
+                break
+            time.sleep(0.5)
+        assert page.count("/file") == 4
+    finally:
+        web.close()
