@@ -518,15 +518,20 @@ def keys_create(
     name: Annotated[str, typer.Option(help="Who or what the key is for.")],
     images_per_minute: Annotated[int | None, typer.Option(help="Rate limit.")] = None,
     images_per_day: Annotated[int | None, typer.Option(help="Daily quota (UTC days).")] = None,
+    size_policy: Annotated[
+        str | None, typer.Option(help="'resize' or 'strict' for this key (default: the server's LIMNER_SIZE_POLICY).")
+    ] = None,
     database_url: DatabaseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Create a key and print it (once: only a salted hash is stored)."""
     from limner.store.keys import create_key
 
+    if size_policy not in (None, "resize", "strict"):
+        fail("--size-policy must be 'resize' or 'strict'")
     db = _database(database_url, data_dir)
     with db.session() as s:
-        key, row = create_key(s, name, images_per_minute, images_per_day)
+        key, row = create_key(s, name, images_per_minute, images_per_day, size_policy)
         key_id = row.id
     console.print(f"key {key_id} ({name}) created; store it now, it will not be shown again:")
     print(key)

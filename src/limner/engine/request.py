@@ -52,6 +52,7 @@ class GenerationRequest:
     priority: int = 0  # higher runs first when the engine is busy (Image Creator boosts)
     previews: bool = False  # attach low-resolution previews to progress events
     typography: str = "auto"  # quoted text: "auto" (glyph canvas + exact setting), "glyph", "off"
+    background: str = "opaque"  # "transparent": drawn on a plain background, then cut out (engine/matting.py)
     on_progress: Callable[[Progress], None] | None = field(default=None, repr=False, compare=False)
     cancel: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
@@ -87,6 +88,8 @@ class GenerationRequest:
             not isinstance(self.guidance_scale, int | float) or not 0 <= self.guidance_scale <= 30
         ):
             raise InvalidRequest("guidance_scale must be a number from 0 to 30", param="guidance_scale")
+        if self.background not in ("opaque", "transparent"):
+            raise InvalidRequest("background must be 'opaque' or 'transparent'", param="background")
         if not 0 < self.strength <= 1:
             raise InvalidRequest("strength must be in (0, 1]", param="strength")
         if self.mask is not None and self.image is None:

@@ -77,6 +77,7 @@ def envelope(
 def install(app: FastAPI) -> None:
     @app.exception_handler(LimnerError)
     async def limner_error(request: Request, exc: LimnerError):
+        request.state.error_code = exc.code  # for the error metrics
         from limner.server.web.auth import NotSignedIn
 
         if isinstance(exc, NotSignedIn) and request.method == "GET" and not request.url.path.startswith("/v1"):
@@ -97,6 +98,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        request.state.error_code = "invalid_value"
         err = exc.errors()[0] if exc.errors() else {}
         loc = [str(p) for p in err.get("loc", []) if p not in ("body", "query", "path", "header")]
         param = ".".join(loc) or None
