@@ -54,16 +54,16 @@ def stdio(door: Door, body: Body) -> Any:
     return anyio.run(main)
 
 
-def http(client: TestClient, key: str | None, body: Body) -> Any:
+def http(client: TestClient, key: str | None, body: Body, mode: str = "auto") -> Any:
     """``body(client)`` with the SDK's client on ``/mcp`` over streamable HTTP, in-process, on the
-    event loop the app's lifespan runs on."""
+    event loop the app's lifespan runs on. ``mode="legacy"``: as clients of the handshake era."""
 
     async def main() -> Any:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         transport = httpx2.ASGITransport(app=client.app)
         async with (
             httpx2.AsyncClient(transport=transport, base_url="http://testserver", headers=headers) as h,
-            Client(streamable_http_client("http://testserver/mcp", http_client=h)) as c,
+            Client(streamable_http_client("http://testserver/mcp", http_client=h), mode=mode) as c,
         ):
             return await body(c)
 
@@ -255,6 +255,26 @@ def test_http_image_is_the_apis_and_links_to_the_stored_file(client, key, auth):
         rows = s.scalars(select(Usage).order_by(Usage.id)).all()
         key_id = s.scalars(select(ApiKey.id)).one()
     assert [(r.endpoint, r.images, r.key_id) for r in rows] == [("generations", 1, key_id), ("mcp", 1, key_id)]
+
+
+def test_http_for_clients_of_the_handshake_era(client, key):
+    """Clients that still open with ``initialize`` (protocol 2025-*) get the same tools and keys."""
+    steps: list[float] = []
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        steps.append(done)
+
+    async def body(c: Client) -> tuple[str, CallToolResult]:
+        result = await c.call_tool("generate_image", {"prompt": "a red apple", **FAST}, progress_callback=progress)
+        with anyio.fail_after(10):
+            while len(steps) < STEPS:
+                await anyio.sleep(0.01)
+        return c.protocol_version, result
+
+    version, result = http(client, key, body, mode="legacy")
+    assert version.startswith("2025-")
+    assert [im.size for im in images(result)] == [(128, 128)] and sorted(steps) == [1, 2, 3, 4]
+    assert urlsplit(links(result)[0]).path.startswith("/v1/files/file-")
 
 
 def test_http_edit_by_link_and_a_forged_link(client, key):
