@@ -513,6 +513,26 @@ def _serve_on_ray(
     serve.run(app({"config": str(config) if config else ""}), name=APP, route_prefix="/", blocking=True)
 
 
+@app.command("mcp")
+def mcp_stdio(
+    models: Annotated[Path | None, typer.Option(help="A models.toml naming more models.")] = None,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+    moderation_policy: Annotated[Path | None, typer.Option(help="A moderation policy TOML.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Folder for the PNGs; default: DATA_DIR/images.")
+    ] = None,
+) -> None:
+    """Serve the image tools to a local assistant over stdio (Model Context Protocol); see docs/mcp.md."""
+    from limner.server.mcp import serve_stdio
+    from limner.server.settings import Settings
+
+    settings = Settings.from_env(
+        models_file=models, database_url=database_url, data_dir=data_dir, moderation_policy=moderation_policy
+    )
+    serve_stdio(settings, output or settings.data_dir / "images")
+
+
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="Who or what the key is for.")],

@@ -131,7 +131,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.arena = Arena(db, engine, app.state.files, app.state.policy, settings.resolved_secret())
         log.info("limner %s serving models %s", __version__, [m["name"] for m in engine.models()])
         try:
-            yield
+            async with mcp.serving(mcp_server, settings):  # /mcp's sessions (set up per start)
+                yield
         finally:
             # running jobs get the grace period, then go back in the queue for the next start;
             # API requests still waiting in the engine are cancelled (their quota given back)
@@ -156,13 +157,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     from fastapi.staticfiles import StaticFiles
 
-    from limner.server import arena
+    from limner.server import arena, mcp
     from limner.server.api import files, images, models
     from limner.server.web import accounts, create, history, jobs
     from limner.server.web import images as image_pages
 
     for module in (images, models, files, accounts, create, jobs, history, image_pages, arena):
         app.include_router(module.router)
+    mcp_server = mcp.mount(app)  # the same tools as `limner mcp`, over streamable HTTP with an API key
     app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static")
     _api_docs(app)
 

@@ -27,6 +27,7 @@ from limner.server import generation, multipart, sse, work
 from limner.server.deps import Key
 from limner.server.errors import ERROR_RESPONSES
 from limner.server.schemas import QUALITY_STEPS, GenerationBody, ImageData, ImagesResponse, usage
+from limner.server.uploads import edit_mask
 
 log = logging.getLogger("limner.server")
 router = APIRouter(prefix="/v1/images", tags=["images"], responses=ERROR_RESPONSES)
@@ -289,21 +290,7 @@ async def create_edit(request: Request, key: Key):
 
     def prepare() -> GenerationRequest:
         image = upload.decode(request)
-        mask = None if form.mask is None else form.mask.decode(request)
-        if mask is not None:
-            if mask.size != image.size:
-                raise InvalidRequest(
-                    f"mask is {mask.size[0]}x{mask.size[1]} but image is {image.size[0]}x{image.size[1]}; they must match",
-                    code="invalid_mask",
-                    param="mask",
-                )
-            if mask.mode not in ("RGBA", "LA", "PA") and "transparency" not in mask.info:
-                raise InvalidRequest(
-                    "mask must have an alpha channel: its transparent pixels mark the area to edit",
-                    code="invalid_mask",
-                    param="mask",
-                )
-            mask = mask.convert("RGBA")
+        mask = None if form.mask is None else edit_mask(image, form.mask.decode(request))
         default_strength = 1.0 if mask is not None else 0.8
         return _engine_request(
             body,
