@@ -261,7 +261,10 @@ def generate(
     sampler: Annotated[str | None, typer.Option(help="euler, heun or dpmpp_2m.")] = None,
     image: Annotated[Path | None, typer.Option(help="Source image for image-to-image or inpainting.")] = None,
     mask: Annotated[Path | None, typer.Option(help="Mask: white (or transparent) = repaint.")] = None,
-    strength: Annotated[float, typer.Option(help="Image-to-image: share of the source to repaint.")] = 0.8,
+    strength: Annotated[
+        float | None, typer.Option(help="Share of the source to repaint; default: 1 with a mask, else 0.8.")
+    ] = None,
+    typography: Annotated[str, typer.Option(help="Quoted text: auto (set exactly), glyph or off.")] = "auto",
     models: Annotated[Path | None, typer.Option(help="A models.toml naming more models.")] = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the PNG files.")] = Path("out"),
 ) -> None:
@@ -292,6 +295,7 @@ def generate(
             image=src,
             mask=msk,
             strength=strength,
+            typography=typography,
             on_progress=on_progress,
         )
         images = engine.generate(req)

@@ -48,7 +48,7 @@ class GenerationRequest:
     sampler: str | None = None
     image: Image.Image | None = None  # image-to-image / inpainting source
     mask: Image.Image | None = None  # white (or alpha 0) = repaint; needs ``image``
-    strength: float = 0.8  # image-to-image: how much of the source to repaint (1 = all)
+    strength: float | None = None  # how much of the source to repaint (1 = all); None: 1 with a mask, else 0.8
     priority: int = 0  # higher runs first when the engine is busy (Image Creator boosts)
     previews: bool = False  # attach low-resolution previews to progress events
     typography: str = "auto"  # quoted text: "auto" (glyph canvas + exact setting), "glyph", "off"
@@ -90,7 +90,7 @@ class GenerationRequest:
             raise InvalidRequest("guidance_scale must be a number from 0 to 30", param="guidance_scale")
         if self.background not in ("opaque", "transparent"):
             raise InvalidRequest("background must be 'opaque' or 'transparent'", param="background")
-        if not 0 < self.strength <= 1:
+        if self.strength is not None and not 0 < self.strength <= 1:
             raise InvalidRequest("strength must be in (0, 1]", param="strength")
         if self.mask is not None and self.image is None:
             raise InvalidRequest("a mask needs an image to edit", param="mask")
@@ -105,6 +105,14 @@ class GenerationRequest:
         return [self.seed + i for i in range(self.n)]
 
 
+def default_strength(req: GenerationRequest) -> float:
+    """The strength of an edit when the caller names none — one default for every door: an
+    inpainting repaints its masked area whole (1), an image-to-image keeps a fifth of its source."""
+    if req.strength is not None:
+        return req.strength
+    return 1.0 if req.mask is not None else 0.8
+
+
 def common_settings(req: GenerationRequest, defaults: dict) -> dict:
     """What every backend resolves the same way: mode, steps, guidance and strength."""
     mode = "inpaint" if req.mask is not None else ("img2img" if req.image is not None else "text2img")
@@ -112,7 +120,7 @@ def common_settings(req: GenerationRequest, defaults: dict) -> dict:
         "mode": mode,
         "num_inference_steps": req.num_inference_steps or defaults["num_inference_steps"],
         "guidance_scale": defaults["guidance_scale"] if req.guidance_scale is None else float(req.guidance_scale),
-        "strength": req.strength if mode != "text2img" else 1.0,
+        "strength": default_strength(req) if mode != "text2img" else 1.0,
     }
 
 

@@ -224,7 +224,7 @@ def create_server(local: Door | None = None) -> MCPServer:
                 model=model,
                 image=source.convert("RGB"),
                 mask=matte,
-                strength=strength if strength is not None else 1.0 if matte is not None else 0.8,  # as the API
+                strength=strength,  # None: the engine's one default (request.default_strength)
             )
 
         return await _draw(ctx, door, prompt, n, prepare)

@@ -291,14 +291,7 @@ async def create_edit(request: Request, key: Key):
     def prepare() -> GenerationRequest:
         image = upload.decode(request)
         mask = None if form.mask is None else edit_mask(image, form.mask.decode(request))
-        default_strength = 1.0 if mask is not None else 0.8
-        return _engine_request(
-            body,
-            cancel,
-            image=image.convert("RGB"),
-            mask=mask,
-            strength=default_strength if strength is None else strength,
-        )
+        return _engine_request(body, cancel, image=image.convert("RGB"), mask=mask, strength=strength)
 
     return await _serve(request, key, body, "edits", prepare, cancel)
 
