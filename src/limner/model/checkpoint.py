@@ -35,7 +35,7 @@ def save_weights(
     """Write ``module``'s weights (cast to ``dtype``) with its config; return the files written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    config = module.cfg.to_dict()  # type: ignore[union-attr]
+    config = module.cfg.to_dict()  # type: ignore[union-attr,operator]
     tensors = {
         k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
         for k, v in module.state_dict().items()
@@ -113,6 +113,34 @@ def load_module(path: Path, kind: str, dtype: torch.dtype = torch.float32) -> tu
         raise CheckpointError(f"{path} does not match its own config: {e}") from e
     extra = {k: json.loads(v) for k, v in meta.items() if k not in ("format", "kind")}
     return module.eval().requires_grad_(False), extra
+
+
+def init_from(module: Denoiser, path: Path) -> list[str]:
+    """Load weights trained for a narrower denoiser into ``module``, which may add the optional
+    zero-initialised parts (exemplar input channels, long skips, output convolution): those keep
+    their zero start, so ``module`` computes exactly what the file's network did. Returns the
+    names of the parts that were not in the file."""
+    tensors, meta = read_weights(path)
+    if meta.get("kind") != "denoiser":
+        raise CheckpointError(f"{path} holds a {meta.get('kind')!r}, not a denoiser")
+    own = module.state_dict()
+    merged, fresh = {}, []
+    for k, v in own.items():
+        if k not in tensors:
+            fresh.append(k)
+            merged[k] = v
+            continue
+        t = tensors[k].to(v.dtype)
+        if k == "patch_embed.0.weight" and t.shape[0] == v.shape[0] and t.shape[1] < v.shape[1]:
+            t = torch.cat([t, v[:, t.shape[1] :]], dim=1)  # new input channels come last
+        if t.shape != v.shape:
+            raise CheckpointError(f"{path}: {k} has shape {tuple(t.shape)}, the model needs {tuple(v.shape)}")
+        merged[k] = t
+    unknown = sorted(set(tensors) - set(own))
+    if unknown:
+        raise CheckpointError(f"{path} has weights this model lacks: {', '.join(unknown[:5])}")
+    module.load_state_dict(merged)
+    return fresh
 
 
 def load_denoiser(path: Path, dtype: torch.dtype = torch.float32) -> tuple[Denoiser, dict]:

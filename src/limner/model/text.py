@@ -108,7 +108,7 @@ class TextEncoder(nn.Module):
         """Token states (B, L, 384) and normalised mean-pooled embeddings (B, 384)."""
         b, n = ids.shape
         pos = torch.arange(n, device=ids.device)
-        x = self.word(self.vocab_map[ids]) + self.pos(pos)[None] + self.token_type.weight[0]  # (B, L, D)
+        x = self.word(self.vocab_map[ids]) + self.pos(pos)[None] + self.token_type.weight[0]  # type: ignore[index]  # (B, L, D)
         x = self.ln(x)
         attn_mask = torch.zeros(b, 1, 1, n, device=ids.device, dtype=x.dtype)
         attn_mask = attn_mask.masked_fill(~mask[:, None, None, :], -math.inf)
