@@ -10,7 +10,7 @@ from limner import cli
 from limner.model.checkpoint import load_module
 from limner.train import TrainConfig, cli_args, lr_at, main
 
-TIMING = ("steps_per_s", "images_per_s", "mfu", "elapsed")  # wall-clock facts, not the run's
+TIMING = ("steps_per_s", "images_per_s", "mfu", "elapsed", "cpu_seconds")  # wall-clock facts, not the run's
 
 
 class Interrupted(Exception):
