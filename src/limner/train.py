@@ -484,8 +484,6 @@ def main(cfg: TrainConfig) -> dict:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    if cfg.compile:
-        net = torch.compile(net, dynamic=False)  # type: ignore[assignment]
     flops_image = 3 * flops_per_image(model_cfg)  # forward + backward ≈ 3× forward
     peak = bf16_peak(device) * world
     ema_params, model_params = list(ema.parameters()), list(model.parameters())
@@ -613,15 +611,30 @@ def main(cfg: TrainConfig) -> dict:
     loss_ema = None if state is None else state.get("loss_ema")
     budget_s = cfg.minutes * 60 if cfg.minutes else math.inf
     model.train()
-    if cfg.batch_probe and state is None:
+    if cfg.batch_probe and state is None:  # eager: compiling every candidate shape would cost minutes
         local_batch, probe = probe_batch(
             train_step, [int(b) for b in cfg.batch_probe.split(",")], device, flops_image, peak
         )
         step += probe["steps"]
         images_seen += probe["images"]
-        history.append({"step": step, "probe": probe["results"], "batch": local_batch * world})
+        cfg = replace(cfg, batch=local_batch * world)
+        history.append({"step": step, "probe": probe["results"], "batch": cfg.batch})
         if is_main:
-            print(f"batch probe: {probe['results']} → batch {local_batch * world}", file=sys.stderr, flush=True)
+            print(f"batch probe: {probe['results']} → batch {cfg.batch}", file=sys.stderr, flush=True)
+    if cfg.compile:  # one real step compiles it; a compiler failure must not cost the run
+        eager = net
+        net = torch.compile(net, dynamic=False)  # type: ignore[assignment]
+        t = time.time()
+        try:
+            train_step(local_batch, lr_at(cfg, step, 0.0) / cfg.lr)
+            step += 1
+            images_seen += local_batch * world
+            if is_main:
+                print(f"torch.compile ready in {time.time() - t:.0f}s", file=sys.stderr, flush=True)
+        except Exception as e:
+            net = eager
+            if is_main:
+                print(f"torch.compile failed ({type(e).__name__}: {str(e)[:300]}); training eagerly", file=sys.stderr)
     t_log, step_log, seen_log = time.time(), step, images_seen
     first_step = step
     while step < cfg.steps and (time.time() - started) < budget_s:

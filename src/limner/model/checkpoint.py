@@ -84,7 +84,49 @@ def weight_files(path: Path) -> list[Path]:
     return shards
 
 
+def quantize_int8(tensors: dict[str, torch.Tensor], group: int = 32) -> dict[str, torch.Tensor]:
+    """Matrices as int8 with one float16 scale per ``group`` weights of a row (``NAME.int8`` and
+    ``NAME.scale``), the rest float16: half the bytes, for weights that must travel light (an
+    initialisation sent to a GPU machine). ``read_weights`` undoes it."""
+    out: dict[str, torch.Tensor] = {}
+    for k, v in tensors.items():
+        if v.is_floating_point() and v.dim() == 2 and v.shape[1] % group == 0:
+            g = v.float().reshape(v.shape[0], -1, group)  # (out, in/group, group)
+            scale = g.abs().amax(-1, keepdim=True).clamp(min=1e-8) / 127
+            out[k + ".int8"] = (g / scale).round().to(torch.int8).reshape(v.shape)
+            out[k + ".scale"] = scale.half()
+        else:
+            out[k] = v.half() if v.is_floating_point() else v
+    return out
+
+
+def _dequantize(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {k: v for k, v in tensors.items() if not k.endswith((".int8", ".scale"))}
+    for k, q in tensors.items():
+        if k.endswith(".int8"):
+            name = k.removesuffix(".int8")
+            scale = tensors[name + ".scale"].float()  # (out, in/group, 1)
+            out[name] = (q.float().reshape(scale.shape[0], scale.shape[1], -1) * scale).reshape(q.shape)
+    return out
+
+
+def save_int8(path: Path, module: torch.nn.Module, kind: str, meta: dict | None = None) -> Path:
+    """``module``'s weights quantised by ``quantize_int8``, in a file ``read_weights`` loads."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {
+        "format": FORMAT,
+        "kind": kind,
+        "config": json.dumps(module.cfg.to_dict()),  # type: ignore[union-attr,operator]
+        **{k: json.dumps(v) for k, v in (meta or {}).items()},
+    }
+    sd = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    save_file(quantize_int8(sd), str(path), metadata=metadata)
+    return path
+
+
 def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a weights file or its shards (int8 ones come back as floats)."""
     tensors: dict[str, torch.Tensor] = {}
     meta: dict[str, str] = {}
     for f in weight_files(path):
@@ -97,7 +139,7 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
             raise CheckpointError(f"cannot read {f}: {e}") from e
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a Limner weights file (format {meta.get('format')!r})")
-    return tensors, meta
+    return (_dequantize(tensors) if any(k.endswith(".int8") for k in tensors) else tensors), meta
 
 
 def load_module(path: Path, kind: str, dtype: torch.dtype = torch.float32) -> tuple[torch.nn.Module, dict]:
