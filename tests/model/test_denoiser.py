@@ -143,3 +143,15 @@ def test_flops_per_image_matches_torchs_flop_counter(cfg):
         model(**kw)
     measured = counter.get_total_flops() / 2
     assert measured == pytest.approx(flops_per_image(cfg, text_tokens=24), rel=0.03)
+
+
+def test_training_attention_on_the_cpu_matches_the_fused_kernel(tiny_denoiser):
+    """Under autograd on the CPU attention runs as plain matmuls (faster to train); without
+    it PyTorch's fused kernel. Both compute the same thing, padded tokens masked alike."""
+    kw = inputs(tiny_denoiser, tokens=8)
+    kw["text_mask"][:, 5:] = False
+    with torch.no_grad():
+        fused = tiny_denoiser(**kw)
+    with torch.enable_grad():
+        plain = tiny_denoiser(**kw)
+    torch.testing.assert_close(plain, fused, atol=1e-5, rtol=1e-5)

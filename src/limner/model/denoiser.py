@@ -121,7 +121,15 @@ class Attention(nn.Module):
         k, v = self.kv(ctx).view(b, ctx.shape[1], 2, h, d // h).permute(2, 0, 3, 1, 4)  # 2×(B, H, M, dh)
         q, k = self.q_norm(q), self.k_norm(k)
         attn_mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, M), True = attend
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, N, dh)
+        if torch.is_grad_enabled() and x.device.type == "cpu":
+            # PyTorch's CPU flash-attention backward took a third of a training step at 64 tokens;
+            # plain matmuls train 2–3× faster here (and SDPA stays faster for sampling)
+            scores = (q @ k.transpose(-1, -2)) * (d // h) ** -0.5  # (B, H, N, M)
+            if attn_mask is not None:
+                scores = scores.masked_fill(~attn_mask, float("-inf"))
+            out = scores.softmax(-1) @ v  # (B, H, N, dh)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, N, dh)
         return self.proj(out.transpose(1, 2).reshape(b, n, d))
 
 
