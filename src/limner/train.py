@@ -176,9 +176,12 @@ def encode_pooled(
 
 
 def subset_of(ts: TrainSet, share: float) -> TrainSet:
-    """The records of a ``share`` of the concepts (every rendition of each), for calibration."""
-    concepts, families, _, _ = record_info(ts)
-    keep = [i for i, (c, f) in enumerate(zip(concepts, families, strict=True)) if in_subset(c or f, share)]
+    """The pictures (not typography) of a ``share`` of the concepts, every rendition of each:
+    calibration runs that compare designs on objects."""
+    concepts, families, _, eligible = record_info(ts)
+    keep = [
+        i for i, (c, f) in enumerate(zip(concepts, families, strict=True)) if eligible[i] and in_subset(c or f, share)
+    ]
     idx = torch.tensor(keep)
     glyph_of = ts.glyph_of[idx]
     has = glyph_of >= 0
@@ -563,6 +566,7 @@ def main(cfg: TrainConfig) -> dict:
             "preset": cfg.preset,
             "images_seen": images_seen,
             "train_seconds": round(elapsed_before + time.time() - started),
+            "cpu_seconds": round(cpu_before + time.process_time() - cpu_started),
             "device": device.type,
         }
 

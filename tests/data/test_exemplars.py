@@ -164,3 +164,21 @@ def test_concepts_are_emoji_names_only(name):
     assert X.concept_of("openclipart", "rocket") is None
     assert X.family_of("openclipart", "rocket", "oc_1") == "openclipart:oc_1"
     assert X.key_text("thumbs up", ["dark"], "3D render") == "thumbs up, dark skin tone, 3D render"
+
+
+def test_a_shrunk_database_finds_the_same_entries_and_survives_saving(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    keys = torch.nn.functional.normalize(torch.randn(40, 384, generator=g), dim=1)
+    thumbs = torch.randint(0, 255, (40, 4, 16, 16), generator=g, dtype=torch.uint8)
+    families = [f"src:{i // 2}" for i in range(40)]  # pairs: one person's two skin tones, say
+    full = X.ExemplarDB(thumbs, keys, [f"thing {i}" for i in range(40)], ["noto"] * 40, threshold=0.5)
+    small = X.shrink(full, dims=16, one_per_family=families)
+    assert len(small) == 20 and small.labels == [f"thing {i}" for i in range(0, 40, 2)]
+    assert small.keys.shape == (20, 16) and small.proj is not None and small.proj.shape == (384, 16)
+    queries = keys[0:40:2] + 0.02 * torch.randn(20, 384, generator=g)
+    assert small.lookup(queries, [0] * 20)[1] == list(range(20))
+    small.save(tmp_path / "db.npz")
+    back = X.ExemplarDB.load(tmp_path / "db.npz")
+    assert back.lookup(queries, [0] * 20)[1] == list(range(20))
+    with np.load(tmp_path / "db.npz") as z:
+        assert z["keys"].shape == (20, 16) and z["keys"].dtype == np.int8

@@ -232,16 +232,27 @@ def _from_atlas(data: bytes, m: int) -> np.ndarray:
 
 @dataclass
 class ExemplarDB:
-    """Thumbnails and unit key embeddings; ``lookup`` finds a prompt's exemplar."""
+    """Thumbnails and unit key embeddings; ``lookup`` finds a prompt's exemplar. Keys may live
+    in a smaller space (``proj``: the principal directions of the keys, ``mean`` their centre),
+    which shrinks the shipped file; sentence embeddings are projected the same way."""
 
     thumbs: torch.Tensor  # (M, 4, 16, 16) uint8 premultiplied
-    keys: torch.Tensor  # (M, 384) float32, unit length
+    keys: torch.Tensor  # (M, D) float32, unit length
     labels: list[str]  # the key texts
     sources: list[str]  # where each thumbnail comes from (licences), "user" for added ones
     threshold: float = 0.75
+    proj: torch.Tensor | None = None  # (384, D)
+    mean: torch.Tensor | None = None  # (384,)
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def project(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Unit sentence embeddings (B, 384) → unit keys (B, D) comparable with ``keys``."""
+        x = pooled.float().cpu()
+        if self.proj is None or self.mean is None:
+            return x
+        return F.normalize((x - self.mean) @ self.proj, dim=1)
 
     def lookup(self, pooled: torch.Tensor, seeds: list[int], margin: float = 0.03) -> tuple[torch.Tensor, list[int]]:
         """Thumbnails (B, 4, 16, 16) for unit prompt embeddings ``pooled`` (B, 384), and the row
@@ -251,7 +262,7 @@ class ExemplarDB:
         blank = torch.zeros(CHANNELS, THUMB, THUMB, dtype=torch.uint8)
         if len(self) == 0:
             return blank.expand(len(seeds), -1, -1, -1).clone(), [-1] * len(seeds)
-        sims = pooled.float().cpu() @ self.keys.T  # (B, M)
+        sims = self.project(pooled) @ self.keys.T  # (B, M)
         rows = []
         for row, seed in zip(sims, seeds, strict=True):
             top = float(row.max())
@@ -268,11 +279,13 @@ class ExemplarDB:
         """One ``.npz``: the thumbnails as a WebP atlas, keys as int8 with a scale per row."""
         k = self.keys.float()
         scale = k.abs().amax(1, keepdim=True).clamp(min=1e-8) / 127
+        space = {} if self.proj is None or self.mean is None else {"proj": self.proj.half(), "mean": self.mean.half()}
         np.savez(
             path,
             atlas=np.frombuffer(_atlas(self.thumbs.numpy(), quality), dtype=np.uint8),
             keys=(k / scale).round().to(torch.int8).numpy(),
             scale=scale.half().numpy(),
+            **{k: v.numpy() for k, v in space.items()},
             meta=np.frombuffer(
                 json.dumps({"labels": self.labels, "sources": self.sources, "threshold": self.threshold}).encode(),
                 dtype=np.uint8,
@@ -285,7 +298,9 @@ class ExemplarDB:
         meta = json.loads(z["meta"].tobytes())
         keys = F.normalize(torch.from_numpy(z["keys"]).float() * torch.from_numpy(z["scale"]).float(), dim=1)
         thumbs = torch.from_numpy(_from_atlas(z["atlas"].tobytes(), len(meta["labels"])))
-        return cls(thumbs, keys, meta["labels"], meta["sources"], meta["threshold"])
+        proj = torch.from_numpy(z["proj"]).float() if "proj" in z.files else None
+        mean = torch.from_numpy(z["mean"]).float() if "mean" in z.files else None
+        return cls(thumbs, keys, meta["labels"], meta["sources"], meta["threshold"], proj, mean)
 
     def add_folder(self, folder: Path, embed) -> int:
         """Add every image in ``folder`` (PNG, WebP, JPEG; transparency kept), keyed by a
@@ -306,7 +321,33 @@ class ExemplarDB:
                 rgba.append(np.asarray(sq.resize((64, 64), Image.Resampling.LANCZOS)))
         thumbs = thumbnails(torch.from_numpy(np.stack(rgba)).permute(0, 3, 1, 2))
         self.thumbs = torch.cat([self.thumbs, thumbs])
-        self.keys = torch.cat([self.keys, embed(labels).float().cpu()])
+        self.keys = torch.cat([self.keys, self.project(embed(labels))])
         self.labels += labels
         self.sources += ["user"] * len(files)
         return len(files)
+
+
+def shrink(db: ExemplarDB, dims: int, one_per_family: list[str] | None = None) -> ExemplarDB:
+    """A smaller database to ship: keys projected onto their ``dims`` principal directions, and
+    with ``one_per_family`` (a family per entry, see ``family_of``) only the first entry of each
+    family (one skin tone of each source's person: the tone comes from the prompt's words)."""
+    rows = list(range(len(db)))
+    if one_per_family is not None:
+        first: dict[str, int] = {}
+        for i, fam in enumerate(one_per_family):
+            first.setdefault(fam, i)
+        rows = sorted(first.values())
+    idx = torch.tensor(rows)
+    keys = db.keys[idx].float()
+    mean = keys.mean(0)
+    _, _, v = torch.linalg.svd(keys - mean, full_matrices=False)
+    proj = v[:dims].T.contiguous()  # (384, D)
+    return ExemplarDB(
+        db.thumbs[idx],
+        F.normalize((keys - mean) @ proj, dim=1),
+        [db.labels[i] for i in rows],
+        [db.sources[i] for i in rows],
+        db.threshold,
+        proj,
+        mean,
+    )
