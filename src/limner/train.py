@@ -210,12 +210,24 @@ class Exemplars:
     """Everything exemplar conditioning needs on the training device: every record's thumbnail,
     its candidate exemplars, and a database (the eligible records) to look prompts up in."""
 
-    def __init__(self, train: TrainSet, encoder: TextEncoder, tokenizer: Tokenizer, device: torch.device, cache=None):
-        assert train.rgba is not None
+    def __init__(
+        self,
+        train: TrainSet,
+        encoder: TextEncoder,
+        tokenizer: Tokenizer,
+        device: torch.device,
+        cache: Path | None = None,
+    ):
+        assert train.rgba is not None and train.names is not None
         concepts, families, texts, eligible = record_info(train)
         keys = encode_pooled(texts, encoder, tokenizer, device, cache).cpu()
+        # neighbours are chosen by name alone: keys share their style words ("…, clip art"),
+        # which would make any two clip arts look alike
+        names = encode_pooled(
+            train.names, encoder, tokenizer, device, cache.with_name(cache.stem + "-names.pt") if cache else None
+        ).cpu()
         thumbs = X.thumbnails(train.rgba)
-        self.cands_np = X.candidates(concepts, families, keys, thumbs, eligible)
+        self.cands_np = X.candidates(concepts, families, names, thumbs, eligible)
         self.cands = torch.from_numpy(self.cands_np).to(device)
         self.thumbs = thumbs.to(device)
         rows = np.flatnonzero(eligible)

@@ -129,7 +129,7 @@ def candidates(
     """(N, k) int32 exemplar indices per record, −1 where there are fewer (see the module doc).
 
     ``concepts`` from ``concept_of`` (None: no exemplar by concept), ``families`` from
-    ``family_of``, ``keys`` (N, D) unit key embeddings (only compared between records),
+    ``family_of``, ``keys`` (N, D) unit embeddings of what each record shows (its name),
     ``thumbs`` from ``thumbnails``; only ``eligible`` records (N,) bool give or get exemplars
     (not typography scenes: their text comes from the glyph canvas)."""
     n = len(concepts)

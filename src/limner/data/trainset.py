@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,17 @@ def composite(rgba: torch.Tensor, backgrounds: torch.Tensor) -> torch.Tensor:
     return rgba[:, :3].float() * alpha + back.round() * (1 - alpha)
 
 
+def _pack_record(job: tuple[Record, int, bool]) -> tuple[bytes | None, bytes, bytes | None, list[str]]:
+    """One record's encoded composite (if wanted), foreground, glyph canvas, and captions."""
+    from limner.data.captions import recaption
+
+    rec, resolution, composites = job
+    image = _encode(resize(rec.image(), resolution), "WEBP") if composites else None
+    g = rec.glyph()
+    glyph = _encode(resize(g, resolution), "PNG") if g is not None else None
+    return image, _encode(resize(rec.rgba(), resolution), "WEBP"), glyph, recaption(rec.meta)
+
+
 def pack(
     corpus_dir: Path,
     out: Path,
@@ -86,11 +98,10 @@ def pack(
     limit: int | None = None,
     progress=None,
     composites: bool = True,
+    workers: int = 2,
 ) -> Path:
     """Write the packed training set for one split of a corpus; return its path. Without
     ``composites`` only the foregrounds and backgrounds are stored (smaller, for travel)."""
-    from limner.data.captions import recaption
-
     paths = shard_paths(corpus_dir, split) + shard_paths(corpus_dir, split, "typography")
     if not paths:
         raise FileNotFoundError(f"no {split} shards in {corpus_dir}: run `limner data build` first")
@@ -101,21 +112,27 @@ def pack(
         if limit is not None and i >= limit:
             break
         records.append(rec)
-    for i, rec in enumerate(records):
-        if composites:
-            images.append(_encode(resize(rec.image(), resolution), "WEBP"))
-        fgs.append(_encode(resize(rec.rgba(), resolution), "WEBP"))
+    jobs = [(rec, resolution, composites) for rec in records]
+    if workers > 1:
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(workers) as pool:
+            done = list(pool.imap(_pack_record, jobs, chunksize=64))
+    else:
+        done = [_pack_record(j) for j in jobs]
+    for i, (rec, (image, fg, glyph, caps)) in enumerate(zip(records, done, strict=True)):
+        if image is not None:
+            images.append(image)
+        fgs.append(fg)
         backgrounds.append(background_row(rec.meta))
         names.append(rec.meta.get("name", ""))
         styles.append(rec.meta.get("style", ""))
         tones.append(rec.meta.get("skin_tones", []))
-        g = rec.glyph()
-        if g is not None:
+        if glyph is not None:
             glyph_of.append(len(glyphs))
-            glyphs.append(_encode(resize(g, resolution), "PNG"))
+            glyphs.append(glyph)
         else:
             glyph_of.append(-1)
-        captions.append(recaption(rec.meta))
+        captions.append(caps)
         keys.append(rec.key)
         sources.append(rec.meta["source"])
         if progress:
