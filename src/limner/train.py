@@ -203,6 +203,7 @@ def subset_of(ts: TrainSet, share: float) -> TrainSet:
         sel(ts.names),
         sel(ts.styles),
         sel(ts.tones),
+        None if ts.thumbs is None else ts.thumbs[idx],
     )
 
 
@@ -218,7 +219,7 @@ class Exemplars:
         device: torch.device,
         cache: Path | None = None,
     ):
-        assert train.rgba is not None and train.names is not None
+        assert train.names is not None
         concepts, families, texts, eligible = record_info(train)
         keys = encode_pooled(texts, encoder, tokenizer, device, cache).cpu()
         # neighbours are chosen by name alone: keys share their style words ("…, clip art"),
@@ -226,7 +227,7 @@ class Exemplars:
         names = encode_pooled(
             train.names, encoder, tokenizer, device, cache.with_name(cache.stem + "-names.pt") if cache else None
         ).cpu()
-        thumbs = X.thumbnails(train.rgba)
+        thumbs = train.thumbnails()
         self.cands_np = X.candidates(concepts, families, names, thumbs, eligible)
         self.cands = torch.from_numpy(self.cands_np).to(device)
         self.thumbs = thumbs.to(device)
@@ -237,7 +238,6 @@ class Exemplars:
     def for_val(self, val: TrainSet, encoder: TextEncoder, tokenizer: Tokenizer, device: torch.device) -> torch.Tensor:
         """One exemplar thumbnail per validation record, from the training records: another
         source's drawing of its concept, else the nearest key above the threshold; blank if none."""
-        assert val.rgba is not None
         concepts, _, texts, eligible = record_info(val)
         vkeys = encode_pooled(texts, encoder, tokenizer, device).cpu()
         out = torch.zeros(len(val), X.CHANNELS, X.THUMB, X.THUMB, dtype=torch.uint8)

@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from limner import gpu
+from limner.data.exemplars import thumbnails
+from limner.data.trainset import TrainSet, pack
 from limner.model.checkpoint import init_from, load_module, read_weights, save_weights
 from limner.model.denoiser import PRESETS, Denoiser
 
@@ -31,7 +33,7 @@ def tiny_x_weights(tmp_path_factory):
     return path
 
 
-def test_the_pack_holds_foregrounds_not_composites_and_reports_its_size(packed, built_corpus):
+def test_the_pack_holds_composites_and_thumbnails_not_foregrounds_and_reports_its_size(packed, built_corpus):
     dest, sizes = packed
     assert set(sizes) == {
         "trainset-32-train.npz",
@@ -43,8 +45,14 @@ def test_the_pack_holds_foregrounds_not_composites_and_reports_its_size(packed, 
     }
     assert json.loads((dest / "pack.json").read_text()) == sizes
     with np.load(dest / "trainset-32-train.npz") as z:
-        assert "fg" in z.files and "images" not in z.files
-    assert not list(built_corpus.glob("trainset-*"))  # the corpus is only read
+        assert "fg" not in z.files and {"images", "thumbs_atlas"} <= set(z.files)
+    travelled = TrainSet.load(dest / "trainset-32-train.npz")
+    assert travelled.rgba is None and travelled.thumbs is not None
+    full = TrainSet.load(pack(built_corpus, dest.parent / "full.npz", 32, "train"))
+    assert full.rgba is not None
+    assert (travelled.thumbs.int() - thumbnails(full.rgba).int()).abs().float().mean() < 4  # a lossy atlas
+    assert torch.equal(travelled.images, full.images)
+    assert not list(built_corpus.glob("trainset-*")) and not list(dest.glob("full-*"))  # only read; no leftovers
 
 
 def test_starting_weights_travel_as_int8_and_come_back_close(packed, tiny_x_weights):

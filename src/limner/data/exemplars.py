@@ -199,7 +199,7 @@ def gather(thumbs: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 # -- the database that ships with the weights -----------------------------------------------------
 
 
-def _atlas(thumbs: np.ndarray, quality: int) -> bytes:
+def to_atlas(thumbs: np.ndarray, quality: int) -> bytes:
     """(M, 4, 16, 16) premultiplied → one lossy WebP of straight RGBA tiles, 128 per row."""
     m = len(thumbs)
     cols = 128
@@ -217,7 +217,7 @@ def _atlas(thumbs: np.ndarray, quality: int) -> bytes:
     return buf.getvalue()
 
 
-def _from_atlas(data: bytes, m: int) -> np.ndarray:
+def from_atlas(data: bytes, m: int) -> np.ndarray:
     sheet = np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"), dtype=np.float32)
     cols = sheet.shape[1] // THUMB
     tiles = np.stack(
@@ -282,7 +282,7 @@ class ExemplarDB:
         space = {} if self.proj is None or self.mean is None else {"proj": self.proj.half(), "mean": self.mean.half()}
         np.savez(
             path,
-            atlas=np.frombuffer(_atlas(self.thumbs.numpy(), quality), dtype=np.uint8),
+            atlas=np.frombuffer(to_atlas(self.thumbs.numpy(), quality), dtype=np.uint8),
             keys=(k / scale).round().to(torch.int8).numpy(),
             scale=scale.half().numpy(),
             **{k: v.numpy() for k, v in space.items()},
@@ -297,7 +297,7 @@ class ExemplarDB:
         z = np.load(path)
         meta = json.loads(z["meta"].tobytes())
         keys = F.normalize(torch.from_numpy(z["keys"]).float() * torch.from_numpy(z["scale"]).float(), dim=1)
-        thumbs = torch.from_numpy(_from_atlas(z["atlas"].tobytes(), len(meta["labels"])))
+        thumbs = torch.from_numpy(from_atlas(z["atlas"].tobytes(), len(meta["labels"])))
         proj = torch.from_numpy(z["proj"]).float() if "proj" in z.files else None
         mean = torch.from_numpy(z["mean"]).float() if "mean" in z.files else None
         return cls(thumbs, keys, meta["labels"], meta["sources"], meta["threshold"], proj, mean)

@@ -177,6 +177,17 @@ class TrainSet:
     names: list[str] | None = None
     styles: list[str] | None = None
     tones: list[list[str]] | None = None
+    thumbs: torch.Tensor | None = None  # (N, 4, 16, 16) exemplar thumbnails, when packed without foregrounds
+
+    def thumbnails(self) -> torch.Tensor:
+        """Every record's exemplar thumbnail (``limner.data.exemplars.thumbnails``)."""
+        from limner.data.exemplars import thumbnails
+
+        if self.thumbs is not None:
+            return self.thumbs
+        if self.rgba is None:
+            raise SystemExit("this packed training set has neither foregrounds nor thumbnails: pack it again")
+        return thumbnails(self.rgba)
 
     @property
     def resolution(self) -> int:
@@ -209,6 +220,11 @@ class TrainSet:
         else:
             assert rgba is not None and backgrounds is not None
             images = composite(rgba, backgrounds).round().to(torch.uint8)
+        thumbs = None
+        if "thumbs_atlas" in z.files:
+            from limner.data.exemplars import from_atlas
+
+            thumbs = torch.from_numpy(from_atlas(z["thumbs_atlas"].tobytes(), len(meta["keys"])))
         glyphs = decode(z["glyphs"], z["glyph_offsets"], "L")
         g = torch.from_numpy(np.stack(glyphs))[:, None] if glyphs else torch.zeros(0, 1, r, r, dtype=torch.uint8)
         return cls(
@@ -223,4 +239,5 @@ class TrainSet:
             meta.get("names"),
             meta.get("styles"),
             meta.get("tones"),
+            thumbs,
         )

@@ -158,11 +158,11 @@ def prune(encoder: TextEncoder, used_ids: torch.Tensor) -> dict[str, torch.Tenso
 
 
 def quantize(sd: dict[str, torch.Tensor], group: int = 32) -> dict[str, torch.Tensor]:
-    """int8 matrices with one float16 scale per ``group`` consecutive weights of a row (halves a
-    pruned encoder again, for travel to a GPU machine); everything else float16."""
+    """int8 matrices and word table with one float16 scale per ``group`` consecutive weights of a
+    row (halves a pruned encoder again, for travel to a GPU machine); everything else float16."""
     out: dict[str, torch.Tensor] = {}
     for k, v in sd.items():
-        if v.is_floating_point() and v.dim() == 2 and k.startswith("layers.") and v.shape[1] % group == 0:
+        if v.is_floating_point() and v.dim() == 2 and k.startswith(("layers.", "word.")) and v.shape[1] % group == 0:
             g = v.reshape(v.shape[0], -1, group)  # (out, in/group, group)
             scale = g.abs().amax(-1, keepdim=True).clamp(min=1e-8) / 127
             out[k + ".int8"] = (g / scale).round().to(torch.int8).reshape(v.shape)
