@@ -27,8 +27,8 @@ from limner.eval.evaluator import Evaluator, to_eval_tensor
 from limner.eval.metrics import retrieval_top1
 from limner.model.checkpoint import load_denoiser
 from limner.model.sampling import cfg_denoiser, flow_sigmas, sample_euler
-from limner.model.text import TextEncoder, Tokenizer
-from limner.train import Exemplars, encode_pooled, subset_of
+from limner.model.text import TextEncoder, Tokenizer, encode_pooled
+from limner.train import Exemplars, subset_of
 
 
 @torch.no_grad()

@@ -19,8 +19,8 @@ import torch
 
 from limner.data import exemplars as X
 from limner.data.trainset import TrainSet
-from limner.model.text import TextEncoder, Tokenizer
-from limner.train import Exemplars, encode_pooled, record_info
+from limner.model.text import TextEncoder, Tokenizer, encode_pooled
+from limner.train import Exemplars
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     train = TrainSet.load(args.corpus / "trainset-64-train.npz")
     encoder, tokenizer = TextEncoder.load(), Tokenizer()
     ex = Exemplars(train, encoder, tokenizer, cpu, args.corpus / "exemplar-keys-64.pt")
-    _, families, _, eligible = record_info(train)
+    _, families, _, eligible = X.record_info(train)
     fams = [families[i] for i in np.flatnonzero(eligible)]
     rows = [json.loads(line) for line in args.prompts.read_text().splitlines() if line.strip()]
     q = encode_pooled([r["prompt"] for r in rows], encoder, tokenizer, cpu)

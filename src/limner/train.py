@@ -32,7 +32,7 @@ from limner.model.denoiser import PRESETS, Denoiser, DenoiserConfig, flops_per_i
 from limner.model.flow import flow_loss, sample_sigma
 from limner.model.muon import Muon, split_params
 from limner.model.sampling import cfg_denoiser, flow_sigmas, sample_euler
-from limner.model.text import TextEncoder, Tokenizer
+from limner.model.text import TextEncoder, Tokenizer, encode_pooled
 
 
 def bf16_peak(device: torch.device) -> float:
@@ -143,42 +143,10 @@ def in_subset(name: str, share: float) -> bool:
     return share >= 1.0 or int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) < share * 2**32
 
 
-def record_info(ts: TrainSet) -> tuple[list[str | None], list[str], list[str], np.ndarray]:
-    """Per record: concept, family, key text and whether it may give or get an exemplar."""
-    if ts.names is None or ts.styles is None or ts.tones is None:
-        raise SystemExit("this packed training set predates exemplars (version 1): pack it again")
-    concepts = [X.concept_of(s, n) for s, n in zip(ts.sources, ts.names, strict=True)]
-    families = [X.family_of(s, n, k) for s, n, k in zip(ts.sources, ts.names, ts.keys, strict=True)]
-    texts = [X.key_text(n, t, st) for n, t, st in zip(ts.names, ts.tones, ts.styles, strict=True)]
-    eligible = (ts.glyph_of < 0).numpy() & np.array([s != "typography" for s in ts.sources])
-    return concepts, families, texts, eligible
-
-
-def encode_pooled(
-    texts: list[str], encoder: TextEncoder, tokenizer: Tokenizer, device: torch.device, cache: Path | None = None
-) -> torch.Tensor:
-    """Unit sentence embeddings (N, 384) float32 of ``texts``, on ``device``; cached by content."""
-    digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
-    if cache is not None and cache.exists():
-        saved = torch.load(cache, map_location="cpu")
-        if saved["digest"] == digest:
-            return saved["pooled"].to(device)
-    enc = encoder.to(device)
-    out = []
-    for i in range(0, len(texts), 512):
-        t = tokenizer(texts[i : i + 512])
-        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
-            out.append(enc(t.ids.to(device), t.mask.to(device))[1].float())
-    pooled = torch.nn.functional.normalize(torch.cat(out), dim=1) if out else torch.zeros(0, 384, device=device)
-    if cache is not None:
-        torch.save({"digest": digest, "pooled": pooled.cpu()}, cache)
-    return pooled
-
-
 def subset_of(ts: TrainSet, share: float) -> TrainSet:
     """The pictures (not typography) of a ``share`` of the concepts, every rendition of each:
     calibration runs that compare designs on objects."""
-    concepts, families, _, eligible = record_info(ts)
+    concepts, families, _, eligible = X.record_info(ts)
     keep = [
         i for i, (c, f) in enumerate(zip(concepts, families, strict=True)) if eligible[i] and in_subset(c or f, share)
     ]
@@ -220,7 +188,7 @@ class Exemplars:
         cache: Path | None = None,
     ):
         assert train.names is not None
-        concepts, families, texts, eligible = record_info(train)
+        concepts, families, texts, eligible = X.record_info(train)
         keys = encode_pooled(texts, encoder, tokenizer, device, cache).cpu()
         # neighbours are chosen by name alone: keys share their style words ("…, clip art"),
         # which would make any two clip arts look alike
@@ -238,7 +206,7 @@ class Exemplars:
     def for_val(self, val: TrainSet, encoder: TextEncoder, tokenizer: Tokenizer, device: torch.device) -> torch.Tensor:
         """One exemplar thumbnail per validation record, from the training records: another
         source's drawing of its concept, else the nearest key above the threshold; blank if none."""
-        concepts, _, texts, eligible = record_info(val)
+        concepts, _, texts, eligible = X.record_info(val)
         vkeys = encode_pooled(texts, encoder, tokenizer, device).cpu()
         out = torch.zeros(len(val), X.CHANNELS, X.THUMB, X.THUMB, dtype=torch.uint8)
         by_concept: dict[str, int] = {}

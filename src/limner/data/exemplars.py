@@ -24,11 +24,15 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
+if TYPE_CHECKING:
+    from limner.data.trainset import TrainSet
 
 THUMB = 16  # thumbnail side: a silhouette, not a drawing
 CHANNELS = 4  # premultiplied RGB + alpha
@@ -62,6 +66,18 @@ def key_text(name: str, tones: list[str], style: str) -> str:
     from limner.data.captions import tone_phrase
 
     return ", ".join(p for p in (name, tone_phrase(tones), PLAIN_STYLE.get(style, style)) if p)
+
+
+def record_info(ts: TrainSet) -> tuple[list[str | None], list[str], list[str], np.ndarray]:
+    """Per record of a packed set: concept, family, key text, and whether it may give or get an
+    exemplar (pictures, not typography scenes)."""
+    if ts.names is None or ts.styles is None or ts.tones is None:
+        raise SystemExit("this packed training set predates exemplars (version 1): pack it again")
+    concepts = [concept_of(s, n) for s, n in zip(ts.sources, ts.names, strict=True)]
+    families = [family_of(s, n, k) for s, n, k in zip(ts.sources, ts.names, ts.keys, strict=True)]
+    texts = [key_text(n, t, st) for n, t, st in zip(ts.names, ts.tones, ts.styles, strict=True)]
+    eligible = (ts.glyph_of < 0).numpy() & np.array([s != "typography" for s in ts.sources])
+    return concepts, families, texts, eligible
 
 
 def thumbnails(rgba: torch.Tensor) -> torch.Tensor:
@@ -351,3 +367,41 @@ def shrink(db: ExemplarDB, dims: int, one_per_family: list[str] | None = None) -
         proj,
         mean,
     )
+
+
+def build(corpus: Path, out: Path, dims: int = 64, threshold: float = 0.6, every_tone: bool = False) -> ExemplarDB:
+    """The database to ship beside a model: every picture of the corpus's training split, keyed
+    by name, skin tone and style, shrunk (``shrink``) and saved to ``out``."""
+    from limner.data.trainset import TrainSet
+    from limner.model.text import TextEncoder, Tokenizer, encode_pooled
+
+    ts = TrainSet.load(Path(corpus) / "trainset-64-train.npz")
+    _, families, texts, eligible = record_info(ts)
+    keys = encode_pooled(
+        texts, TextEncoder.load(), Tokenizer(), torch.device("cpu"), Path(corpus) / "exemplar-keys-64.pt"
+    )
+    rows = np.flatnonzero(eligible)
+    full = ExemplarDB(
+        ts.thumbnails()[torch.as_tensor(rows)],
+        keys[torch.as_tensor(rows)],
+        [texts[i] for i in rows],
+        [ts.sources[i] for i in rows],
+        threshold,
+    )
+    db = shrink(full, dims, None if every_tone else [families[i] for i in rows])
+    db.save(out)
+    return db
+
+
+if __name__ == "__main__":
+    import argparse
+
+    p = argparse.ArgumentParser(description="Build the exemplar database that ships beside a model.")
+    p.add_argument("--corpus", type=Path, default=Path("data/corpus"))
+    p.add_argument("--out", type=Path, required=True, help="e.g. weights/limner-2/exemplars.npz")
+    p.add_argument("--dims", type=int, default=64, help="key dimensions kept (principal directions)")
+    p.add_argument("--threshold", type=float, default=0.6, help="least similarity for an exemplar to be used")
+    p.add_argument("--every-tone", action="store_true", help="keep every skin tone of every source's person")
+    a = p.parse_args()
+    db = build(a.corpus, a.out, a.dims, a.threshold, a.every_tone)
+    print(f"{len(db)} exemplars, {a.out.stat().st_size / 1e6:.2f} MB in {a.out}")

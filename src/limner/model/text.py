@@ -9,6 +9,7 @@ same way: it carries ``vocab_map``, which sends full-vocabulary ids to rows of i
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,3 +182,25 @@ def dequantize(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             q = sd[k].float().reshape(scale.shape[0], scale.shape[1], -1)
             out[name] = (q * scale).reshape(sd[k].shape)
     return out
+
+
+def encode_pooled(
+    texts: list[str], encoder: TextEncoder, tokenizer: Tokenizer, device: torch.device, cache: Path | None = None
+) -> torch.Tensor:
+    """Unit sentence embeddings (N, 384) float32 of ``texts`` on ``device``, 512 at a time; with
+    ``cache`` kept in that file while the texts stay the same."""
+    digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
+    if cache is not None and cache.exists():
+        saved = torch.load(cache, map_location="cpu")
+        if saved["digest"] == digest:
+            return saved["pooled"].to(device)
+    enc = encoder.to(device)
+    out = []
+    for i in range(0, len(texts), 512):
+        t = tokenizer(texts[i : i + 512])
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
+            out.append(enc(t.ids.to(device), t.mask.to(device))[1].float())
+    pooled = torch.nn.functional.normalize(torch.cat(out), dim=1) if out else torch.zeros(0, 384, device=device)
+    if cache is not None:
+        torch.save({"digest": digest, "pooled": pooled.cpu()}, cache)
+    return pooled
