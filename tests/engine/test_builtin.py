@@ -3,12 +3,12 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from limner.data.exemplars import ExemplarDB, thumbnails
 from limner.engine.builtin import LimnerBackend, mask_tensor, to_images, to_tensor
 from limner.engine.request import GenerationRequest
 from limner.errors import Cancelled, InvalidRequest
 from limner.model.checkpoint import save_weights
 from limner.model.denoiser import PRESETS, Denoiser
+from limner.model.exemplars import ExemplarDB, thumbnails
 from limner.model.sampling import flow_sigmas
 
 

@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from limner.data.exemplars import ExemplarDB, render
 from limner.engine import compute
 from limner.engine.request import (
     GeneratedImage,
@@ -33,6 +32,8 @@ from limner.engine.request import (
 )
 from limner.errors import Cancelled, CheckpointError, InvalidRequest
 from limner.model.checkpoint import load_denoiser, load_upsampler, weight_files
+from limner.model.exemplars import ExemplarDB, render
+from limner.model.invariance import batch_invariant
 from limner.model.sampling import SAMPLERS, cfg_denoiser, flow_sigmas
 from limner.model.text import TextEncoder, Tokenizer
 from limner.model.upsampler import Upsampler
@@ -99,12 +100,13 @@ class LimnerBackend:
         # Inference runs in bfloat16 weights (not autocast): no per-call weight casts, and AMX on CPUs
         self.dtype = torch.bfloat16
         self.denoiser, meta = load_denoiser(denoiser_path)
-        self.denoiser.to(self.device, self.dtype)
+        # each image is what it would be alone, whatever shares its batch (model/invariance.py)
+        batch_invariant(self.denoiser.to(self.device, self.dtype))
         up_path = (self.path / "upsampler.safetensors") if self.path.is_dir() else None
         self.upsampler: Upsampler | None = None
         if up_path is not None and up_path.exists():
             self.upsampler, _ = load_upsampler(up_path)
-            self.upsampler.to(self.device, self.dtype)
+            batch_invariant(self.upsampler.to(self.device, self.dtype))
         self.meta = meta
         self.defaults = {**DEFAULTS, **meta.get("sampling", {}), **(defaults or {})}
         self.encoder = TextEncoder.load().to(self.device)

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from limner.model.invariance import batch_invariant
+
 MAX_TOKENS = 48
 WIDTH = 384
 
@@ -112,6 +114,7 @@ class TextEncoder(nn.Module):
         enc.load_state_dict({k: v.float() for k, v in sd.items()})
         if vocab_map is not None:
             enc.vocab_map = vocab_map.long()
+        batch_invariant(enc)  # a caption's numbers never depend on the captions encoded with it
         return enc.eval().requires_grad_(False)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
