@@ -31,6 +31,8 @@ db_app = typer.Typer(help="The service's database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 arena_app = typer.Typer(help="The arena: pool, leaderboard, preference pairs.", no_args_is_help=True)
 app.add_typer(arena_app, name="arena")
+users_app = typer.Typer(help="Image Creator accounts.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 console = Console(stderr=True)
 
 
@@ -535,6 +537,40 @@ def mcp_stdio(
         models_file=models, database_url=database_url, data_dir=data_dir, moderation_policy=moderation_policy
     )
     serve_stdio(settings, output or settings.data_dir / "images")
+
+
+@users_app.command("reset-link")
+def users_reset_link(
+    email: Annotated[str, typer.Argument(help="The account's email.")],
+    hours: Annotated[float, typer.Option(help="How long the link works.")] = 1.0,
+    url: Annotated[
+        str | None, typer.Option(help="The server's address as users reach it. Default: $LIMNER_PUBLIC_URL.")
+    ] = None,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Print a link that lets the account choose a new password (once, for HOURS). Hand it to
+    the person yourself: anyone with the link can set the password."""
+    from sqlalchemy import select
+
+    from limner.server.settings import Settings
+    from limner.server.web.reset import reset_link
+    from limner.store.db import User
+
+    settings = Settings.from_env(database_url=database_url, data_dir=data_dir)
+    base = url or settings.public_url
+    if not base:
+        fail("say where users reach the server: --url https://images.example.org (or set LIMNER_PUBLIC_URL)")
+    if not 0 < hours <= 72:
+        fail("--hours must be more than 0 and at most 72")
+    db = _database(database_url, data_dir)
+    with db.session() as s:
+        user = s.scalar(select(User).where(User.email == email.strip().lower()))
+        if user is None:
+            fail(f"no account has the email {email!r}")
+        link = reset_link(settings, user, str(base), hours)
+    console.print(f"a reset link for {user.email}, valid {hours:g} h and once:", highlight=False)
+    print(link)
 
 
 @keys_app.command("create")
