@@ -651,48 +651,37 @@ def keys_revoke(
 @app.command("usage")
 def usage(
     days: Annotated[int, typer.Option(help="How many days back.")] = 30,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line instead of a table.")] = False,
     database_url: DatabaseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Images, pixels and seconds per key and day."""
-    import datetime as dt
+    """Requests, images, megapixels, seconds and failures per key and UTC day."""
+    import json
 
-    from sqlalchemy import func, select
+    from limner.store.usage import usage_by_day
 
-    from limner.store.db import ApiKey, Usage
-
+    if days < 1:
+        fail("--days must be at least 1")
     db = _database(database_url, data_dir)
-    since = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=days)
-    day = func.date(Usage.created)
-    q = (
-        select(
-            day,
-            ApiKey.name,
-            func.count(Usage.id),
-            func.sum(Usage.images),
-            func.sum(Usage.pixels),
-            func.sum(Usage.seconds),
-            func.sum(func.cast(Usage.status != "ok", type_=Usage.images.type)),
-        )
-        .join(ApiKey, ApiKey.id == Usage.key_id, isouter=True)
-        .where(Usage.created >= since)
-        .group_by(day, ApiKey.name)
-        .order_by(day)
-    )
+    with db.session() as s:
+        rows = usage_by_day(s, days)
+    if as_json:
+        for row in rows:
+            print(json.dumps(row.as_dict()))
+        return
     table = Table(title=f"usage, last {days} days")
     for col in ("day", "key", "requests", "images", "megapixels", "seconds", "failed"):
         table.add_column(col)
-    with db.session() as s:
-        for d, name, reqs, imgs, px, secs, failed in s.execute(q):
-            table.add_row(
-                str(d),
-                name or "(web)",
-                str(reqs),
-                str(imgs or 0),
-                f"{float(px or 0) / 1e6:.2f}",  # PostgreSQL sums to Decimal
-                f"{float(secs or 0):.1f}",
-                str(failed or 0),
-            )
+    for r in rows:
+        table.add_row(
+            r.day,
+            r.key or "(web)",
+            str(r.requests),
+            str(r.images),
+            f"{r.megapixels:.2f}",
+            f"{r.seconds:.1f}",
+            str(r.failed),
+        )
     Console().print(table)
 
 
