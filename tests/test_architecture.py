@@ -27,9 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "limner": {"engine"},
 }
 # Edges still against the rule, each with why it stays for now (empty when the tree is clean).
-EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("typography", "data"): "fonts and the article rule live in data/ until the typography split",
-}
+EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 def layer_of(module: str) -> str:

@@ -10,7 +10,7 @@ from limner.typography.contrast import (
     luminance,
     readable_on,
 )
-from limner.typography.scenes import PALETTE
+from limner.typography.colours import PALETTE
 
 
 def test_wcag_reference_values():

@@ -15,6 +15,7 @@ import random
 from dataclasses import dataclass, field
 
 from limner.data.colors import SYNONYMS, Background
+from limner.typography.words import article
 
 STYLE_WORDS: dict[str, list[str]] = {
     "3D render": ["3D render", "3D style", "3D emoji", "glossy 3D illustration"],
@@ -49,10 +50,6 @@ class Subject:
     group: str = ""
     skin_tones: list[str] = field(default_factory=list)
     colours: list[str] = field(default_factory=list)
-
-
-def article(phrase: str) -> str:
-    return ("an " if phrase[:1].lower() in "aeiou" else "a ") + phrase
 
 
 def tone_phrase(tones: list[str]) -> str:

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from PIL import Image
 
+from limner.typography.colours import BACKGROUND_NAMES, NAMED
+
 # Words a caption may use for each colour family; the first is the plain name.
 SYNONYMS: dict[str, list[str]] = {
     "red": ["red", "crimson", "scarlet"],
@@ -25,30 +27,7 @@ SYNONYMS: dict[str, list[str]] = {
 }
 
 # Background colours: (name used in captions, RGB).
-BACKGROUND_COLOURS: list[tuple[str, tuple[int, int, int]]] = [
-    ("light grey", (225, 225, 225)),
-    ("dark grey", (60, 60, 64)),
-    ("black", (12, 12, 14)),
-    ("red", (214, 40, 40)),
-    ("pale pink", (250, 214, 222)),
-    ("pink", (240, 120, 170)),
-    ("orange", (245, 140, 40)),
-    ("peach", (252, 205, 170)),
-    ("yellow", (250, 215, 60)),
-    ("cream", (250, 243, 220)),
-    ("green", (60, 170, 80)),
-    ("mint green", (190, 240, 205)),
-    ("dark green", (25, 80, 45)),
-    ("teal", (0, 128, 128)),
-    ("sky blue", (140, 200, 240)),
-    ("pale blue", (215, 232, 250)),
-    ("blue", (40, 90, 210)),
-    ("navy blue", (20, 30, 80)),
-    ("purple", (120, 60, 170)),
-    ("lavender", (220, 205, 245)),
-    ("brown", (120, 80, 45)),
-    ("beige", (230, 215, 185)),
-]
+BACKGROUND_COLOURS: list[tuple[str, tuple[int, int, int]]] = [(n, NAMED[n]) for n in BACKGROUND_NAMES]
 _COLOUR = dict(BACKGROUND_COLOURS)
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from limner.errors import SourceUnavailable
+from limner.typography.fonts import FONT_PACKAGES
 
 
 @dataclass(frozen=True)
@@ -116,20 +117,7 @@ SOURCES: dict[str, Source] = {
 
 # Packages that carry no images of their own but feed captions and typography.
 METADATA = [EMOJIBASE]
-FONTS = [
-    Package("deb", "fonts-dejavu-core"),
-    Package("deb", "fonts-dejavu-extra"),
-    Package("deb", "fonts-liberation"),
-    Package("deb", "fonts-open-sans"),
-    Package("deb", "fonts-roboto-unhinted"),
-    Package("deb", "fonts-inter"),
-    Package("deb", "fonts-comic-neue"),
-    Package("deb", "fonts-lobster"),
-    Package("deb", "fonts-ebgaramond"),
-    Package("deb", "fonts-bebas-neue"),
-    Package("deb", "fonts-dancingscript"),
-    Package("deb", "fonts-jetbrains-mono"),
-]
+FONTS = [Package("deb", name) for name in FONT_PACKAGES]  # the typography layer says which
 FONT_LICENCES = "OFL-1.1 / Apache-2.0 / GPL with font exception (each package's copyright file)"
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+from limner.typography.colours import PALETTE
+
 RGB = tuple[int, int, int]
 BLACK: RGB = (12, 12, 14)
 WHITE: RGB = (255, 255, 255)
@@ -32,7 +34,5 @@ def readable_on(background: RGB, rng: random.Random | None = None, palette: list
     best = max((BLACK, WHITE), key=lambda c: contrast_ratio(c, background))
     if rng is None:
         return best
-    from limner.typography.scenes import PALETTE
-
     ok = [c for c in (palette or PALETTE) if contrast_ratio(c, background) >= MIN_CONTRAST]
     return rng.choice(ok) if ok and rng.random() < 0.4 else best

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -11,7 +12,26 @@ from PIL import ImageFont, features
 # sign, to people and to OCR alike. (Font features need libraqm, which Pillow's wheels bundle.)
 FONT_FEATURES: dict = {"features": ["lnum"]} if features.check("raqm") else {}
 
-# style → font file names, best first. All come from Debian packages listed in data.sources.FONTS.
+# The Debian packages the fonts below come from (``limner data fetch`` fetches them into
+# data/sources/deb/<package>; data.sources lists them for fetching and for the corpus's licences).
+FONT_PACKAGES = (
+    "fonts-dejavu-core",
+    "fonts-dejavu-extra",
+    "fonts-liberation",
+    "fonts-open-sans",
+    "fonts-roboto-unhinted",
+    "fonts-inter",
+    "fonts-comic-neue",
+    "fonts-lobster",
+    "fonts-ebgaramond",
+    "fonts-bebas-neue",
+    "fonts-dancingscript",
+    "fonts-jetbrains-mono",
+)
+FONT_DIRS_VARIABLE = "LIMNER_FONT_DIRS"
+CHECKOUT_SOURCES = Path(__file__).resolve().parents[3] / "data" / "sources"  # a checkout's fetched packages
+
+# style → font file names, best first. All come from FONT_PACKAGES.
 STYLES: dict[str, list[str]] = {
     "sans": [
         "Inter-Regular.otf",
@@ -95,3 +115,23 @@ def lining_figures(path: Path) -> bool:
     digits = font.getbbox("10", **FONT_FEATURES)
     capitals = font.getbbox("H", **FONT_FEATURES)
     return digits[1] <= capitals[1] + 0.1 * (capitals[3] - capitals[1])
+
+
+def font_dirs() -> list[Path]:
+    """Folders searched for fonts besides the system's: ``$LIMNER_FONT_DIRS`` (separated by
+    ``os.pathsep``) if set, else the fetched font packages of this checkout — found from this
+    file's place, never from the working directory."""
+    configured = os.environ.get(FONT_DIRS_VARIABLE, "")
+    if configured:
+        return [Path(d) for d in configured.split(os.pathsep) if d]
+    return [d for d in (CHECKOUT_SOURCES / "deb" / name for name in FONT_PACKAGES) if d.is_dir()]
+
+
+@lru_cache(maxsize=1)
+def default_fonts() -> dict[str, list[Path]]:
+    fonts = find_fonts(font_dirs())
+    if not fonts:
+        from limner.errors import InvalidRequest
+
+        raise InvalidRequest("no fonts found for text in images: install fonts-dejavu-core (scripts/setup does)")
+    return fonts

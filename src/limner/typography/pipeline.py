@@ -18,17 +18,18 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from limner.errors import InvalidRequest
+from limner.typography.canvas import Scene, Spec
+from limner.typography.colours import ALIASES, COLOUR_NAMES, NAMED
 from limner.typography.contrast import BLACK, MIN_CONTRAST, WHITE, contrast_ratio
-from limner.typography.fonts import covering, find_fonts, missing_glyphs
+from limner.typography.fonts import covering, default_fonts, missing_glyphs
 from limner.typography.parse import Parsed, parse
-from limner.typography.scenes import COLOUR_NAMES, Scene, Spec, layout_scene
+from limner.typography.scenes import layout_scene
 
 MODES = ("auto", "glyph", "off")
 STYLE_CUES = [
@@ -40,16 +41,7 @@ STYLE_CUES = [
     ("bold", r"\bbold\b|\bheavy\b|\bblack\b letters|\bstrong\b"),
 ]
 LEGIBLE = ["bold", "sans", "condensed"]  # the faces for prompts that name no style
-NAMES_TO_RGB = {name: rgb for rgb, name in COLOUR_NAMES.items()}
-NAMES_TO_RGB.update(
-    {
-        "grey": (225, 225, 225),
-        "gray": (225, 225, 225),
-        "light gray": (225, 225, 225),
-        "navy": (20, 30, 80),
-        "dark gray": (60, 60, 64),
-    }
-)
+NAMES_TO_RGB = {**{n: rgb for rgb, n in COLOUR_NAMES.items()}, **{a: NAMED[n] for a, n in ALIASES.items()}}
 
 
 @dataclass
@@ -61,17 +53,6 @@ class Prepared:
     @property
     def glyph(self) -> Image.Image | None:
         return self.scene.glyph if self.scene is not None and self.mode in ("auto", "glyph") else None
-
-
-@lru_cache(maxsize=1)
-def default_fonts() -> dict[str, list[Path]]:
-    from limner.data.sources import FONTS
-
-    extra = [Path("data/sources") / p.folder for p in FONTS]
-    fonts = find_fonts([d for d in extra if d.exists()])
-    if not fonts:
-        raise InvalidRequest("no fonts found for text in images: install fonts-dejavu-core (scripts/setup does)")
-    return fonts
 
 
 def style_of(prompt: str, kind: str) -> str | None:
