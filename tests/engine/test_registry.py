@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 
 from limner.engine import Engine, GenerationRequest
-from limner.engine.builtin import LimnerBackend, ModelInfo
+from limner.engine.backend import Backend
+from limner.engine.builtin import LimnerBackend
 from limner.engine.registry import (
     BACKENDS,
     ModelSpec,
@@ -11,6 +12,7 @@ from limner.engine.registry import (
     shipped_models,
     spec_for_path,
 )
+from limner.engine.request import ModelInfo
 from limner.errors import InvalidRequest, UnknownModel
 
 
@@ -52,7 +54,7 @@ def test_models_file_names_models_with_paths_backends_options_and_defaults(tmp_p
         ("[models.x\npath = 1", "is not valid TOML"),
         (
             '[models.x]\nbackend = "onnx"\npath = "p"',
-            "names unknown backend 'onnx' .known: limner, diffusers",
+            "model 'x': unknown backend 'onnx' .known: diffusers, limner",
         ),
         ('[models.x]\nbackend = "limner"', "model 'x' has no path"),
     ],
@@ -123,3 +125,18 @@ def test_an_added_backend_goes_through_the_same_path_as_the_built_ins(tiny_limne
         assert isinstance(engine.backend("echo-1"), EchoBackend)
         assert images[0].parameters["guidance_scale"] == 2.0
         assert engine.models()[0]["backend"] == "echo"
+
+
+def test_a_backend_named_as_module_and_class_in_models_toml_loads_and_meets_the_protocol(tiny_limner, tmp_path):
+    toml = tmp_path / "models.toml"
+    toml.write_text(f'[models.echo]\nbackend = "test_registry:EchoBackend"\npath = "{tiny_limner}"\n')
+    with Engine(specs=[], models_file=toml) as engine:
+        engine.generate(GenerationRequest("a", model="echo", size="32x32", num_inference_steps=2))
+        assert type(engine.backend("echo")) is EchoBackend
+        assert isinstance(engine.backend("echo"), Backend)  # info, resolve, batch_key, generate, name, kind
+    toml.write_text(f'[models.x]\nbackend = "no_such_module:Thing"\npath = "{tiny_limner}"\n')
+    with pytest.raises(InvalidRequest, match=r"models.toml.*model 'x'.*'no_such_module:Thing' cannot be loaded"):
+        load_models_file(toml)
+    toml.write_text(f'[models.x]\nbackend = "sdxl-turbo"\npath = "{tiny_limner}"\n')
+    with pytest.raises(InvalidRequest, match=r"unknown backend 'sdxl-turbo' \(known: .*diffusers.*limner"):
+        load_models_file(toml)

@@ -2,6 +2,7 @@ import random
 
 import pytest
 
+from limner.typography.colours import PALETTE
 from limner.typography.contrast import (
     BLACK,
     MIN_CONTRAST,
@@ -10,7 +11,6 @@ from limner.typography.contrast import (
     luminance,
     readable_on,
 )
-from limner.typography.colours import PALETTE
 
 
 def test_wcag_reference_values():

@@ -14,18 +14,17 @@ One call renders a batch of compatible requests:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from limner.engine import compute
+from limner.engine.backend import Batch
 from limner.engine.request import (
     GeneratedImage,
     GenerationRequest,
-    Progress,
+    ModelInfo,
     common_settings,
     image_parameters,
     parse_size,
@@ -40,18 +39,6 @@ from limner.model.upsampler import Upsampler
 from limner.typography.pipeline import Prepared, finish, prepare
 
 DEFAULTS = {"num_inference_steps": 20, "guidance_scale": 4.0, "sampler": "euler", "shift": 1.0}
-
-
-@dataclass
-class ModelInfo:
-    name: str
-    backend: str
-    path: str
-    sizes: list[str]
-    modes: list[str]
-    parameters: int
-    defaults: dict
-    description: str = ""
 
 
 def to_tensor(img: Image.Image, size: int) -> torch.Tensor:
@@ -265,21 +252,15 @@ class LimnerBackend:
             return m_base * guided(x, s) + (1 - m_base) * x_init  # inpainting: the rest is the source
 
         # 4. sample, reporting each step to each request
-        cancelled: set[int] = set()
+        batch = Batch(requests)
         total = len(sigmas) - 1
 
         def callback(i: int, x: torch.Tensor, x0: torch.Tensor) -> None:
-            compute.between_steps()  # urgent short work (moderation) waits a step, not the batch
-            for j, req in enumerate(requests):
-                if req.cancel.is_set():
-                    cancelled.add(j)
-            if len(cancelled) == len(requests):
+            def previews(j: int) -> list[Image.Image]:
+                return to_images(x0[[k for k, o in enumerate(owners) if o == j]])
+
+            if batch.step(i + 1, total, previews):
                 raise Cancelled("cancelled by the caller")
-            for j, req in enumerate(requests):
-                if req.on_progress and j not in cancelled:
-                    rows = [k for k, o in enumerate(owners) if o == j]
-                    previews = to_images(x0[rows]) if req.previews else None
-                    req.on_progress(Progress(i + 1, total, previews))
 
         sample = SAMPLERS[s0["sampler"]]
         x0 = sample(denoise, x, sigmas, callback=callback)
@@ -298,20 +279,16 @@ class LimnerBackend:
                 for im, src, m in zip(images, inits, masks, strict=True)
             ]
 
-        results: list[list[GeneratedImage] | BaseException] = [[] for _ in requests]
         for k, (img, owner) in enumerate(zip(images, owners, strict=True)):
-            if owner in cancelled:
-                results[owner] = Cancelled("cancelled by the caller")
+            if owner in batch.cancelled:
                 continue
             req, st = requests[owner], settings[owner]
             params = image_parameters(req, st, seeds[k], self.name, self.kind, st["sampler"], preps[k].parsed.spans)
             if self.exemplars is not None:
                 params["exemplar"] = exemplar_labels[k]  # which picture it re-drew, if any
-            out_list = results[owner]
-            assert isinstance(out_list, list)
             read = self.tokenizer.read_part(req.prompt)  # None: the encoder read it all
-            out_list.append(GeneratedImage(img, seeds[k], req.prompt, self.name, params, revised_prompt=read))
-        return results
+            batch.add(owner, GeneratedImage(img, seeds[k], req.prompt, self.name, params, revised_prompt=read))
+        return batch.results()
 
 
 def is_limner_weights(path: Path) -> bool:

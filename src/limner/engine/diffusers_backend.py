@@ -19,10 +19,10 @@ import torch
 from PIL import Image
 
 from limner.engine import compute
-from limner.engine.builtin import ModelInfo
 from limner.engine.request import (
     GeneratedImage,
     GenerationRequest,
+    ModelInfo,
     Progress,
     common_settings,
     image_parameters,

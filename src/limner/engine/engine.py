@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from limner.engine import compute, matting
+from limner.engine.backend import Backend
 from limner.engine.batching import Batcher
 from limner.engine.registry import (
-    BACKENDS,
     ModelSpec,
+    backend_factory,
     load_models_file,
     shipped_models,
     spec_for_path,
@@ -71,7 +72,7 @@ class Engine:
         self.batching = batching
         self.window_s = window_ms / 1000
         self.max_batch_images = max_batch_images
-        self._backends: dict[str, Any] = {}
+        self._backends: dict[str, Backend] = {}
         self._remote = ThreadPoolExecutor(max_workers=64, thread_name_prefix="limner-remote")
         self._batchers: dict[str, Batcher] = {}
         self._lock = threading.Lock()
@@ -97,13 +98,13 @@ class Engine:
                 raise UnknownModel(f"unknown model {shown!r}; available: {known}", param="model")
         return name
 
-    def backend(self, model: str | None = None) -> Any:
+    def backend(self, model: str | None = None) -> Backend:
         """The loaded backend of a model (loaded on first use)."""
         name = self.resolve_name(model)
         with self._lock:
             if name not in self._backends:
                 spec = self.specs[name]
-                factory = BACKENDS[spec.backend]
+                factory = backend_factory(spec.backend)
                 self._backends[name] = compute.run(
                     factory, spec.name, spec.path, defaults=spec.defaults, **spec.options
                 )

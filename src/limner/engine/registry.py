@@ -2,7 +2,10 @@
 
 Backends are a plain registry; the built-in model registers the same way an addition does::
 
-    BACKENDS["mine"] = MyBackend      # MyBackend(name, path, **options) with info/resolve/batch_key/generate
+    register_backend("mine", MyBackend)   # MyBackend(name, path, *, defaults, **options): an engine.backend.Backend
+
+An installed package can instead declare a ``limner.backends`` entry point, and ``models.toml``
+may name any importable class directly (``backend = "mypkg.backends:Mine"``).
 
 A ``models.toml`` names models::
 
@@ -18,19 +21,45 @@ A ``models.toml`` names models::
 
 from __future__ import annotations
 
+import importlib
 import os
 import tomllib
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from limner.engine.backend import Backend, BackendFactory
 from limner.errors import InvalidRequest, UnknownModel
 
-BACKENDS: dict[str, Any] = {}
+BACKENDS: dict[str, BackendFactory] = {}
 
 
-def register_backend(name: str, factory: Any) -> None:
+def register_backend(name: str, factory: BackendFactory) -> None:
     BACKENDS[name] = factory
+
+
+def backend_factory(name: str) -> BackendFactory:
+    """The factory of a backend: registered by name, declared by an installed package's
+    ``limner.backends`` entry point, or ``"package.module:Class"``."""
+    if name in BACKENDS:
+        return BACKENDS[name]
+    for point in entry_points(group="limner.backends"):
+        if point.name == name:
+            register_backend(name, point.load())
+            return BACKENDS[name]
+    if ":" in name:
+        module, _, attr = name.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            raise InvalidRequest(f"backend {name!r} cannot be loaded: {e}", param="models") from None
+        register_backend(name, factory)
+        return factory
+    known = ", ".join(sorted(BACKENDS))
+    raise InvalidRequest(
+        f"unknown backend {name!r} (known: {known}; or name a class as 'package.module:Class')", param="models"
+    )
 
 
 def _builtin_backends() -> None:
@@ -38,7 +67,7 @@ def _builtin_backends() -> None:
 
     register_backend("limner", LimnerBackend)
 
-    def diffusers_factory(*args: Any, **kwargs: Any) -> Any:  # imported on use: diffusers is optional
+    def diffusers_factory(*args: Any, **kwargs: Any) -> Backend:  # imported on use: diffusers is optional
         from limner.engine.diffusers_backend import DiffusersBackend
 
         return DiffusersBackend(*args, **kwargs)
@@ -89,11 +118,10 @@ def load_models_file(path: Path) -> tuple[list[ModelSpec], str | None]:
     specs = []
     for name, entry in data.get("models", {}).items():
         backend = entry.get("backend", "limner")
-        if backend not in BACKENDS:
-            raise InvalidRequest(
-                f"{path}: model {name!r} names unknown backend {backend!r} (known: {', '.join(BACKENDS)})",
-                param="models",
-            )
+        try:
+            backend_factory(backend)
+        except InvalidRequest as e:
+            raise InvalidRequest(f"{path}: model {name!r}: {e.message}", param="models") from None
         if "path" not in entry:
             raise InvalidRequest(f"{path}: model {name!r} has no path", param="models")
         p = Path(entry["path"]).expanduser()

@@ -182,3 +182,17 @@ class GeneratedImage:
         img = self.image.convert("RGB") if fmt == "jpeg" else self.image
         img.save(buf, format=fmt.upper(), quality=quality or 90)
         return buf.getvalue()
+
+
+@dataclass
+class ModelInfo:
+    """What a model is and can do, as /v1/models and ``limner models`` show it."""
+
+    name: str
+    backend: str
+    path: str
+    sizes: list[str]
+    modes: list[str]
+    parameters: int
+    defaults: dict
+    description: str = ""

@@ -39,7 +39,8 @@ from ray import serve as _serve
 from ray.serve.handle import DeploymentHandle
 
 from limner.engine import GenerationRequest, Progress, compute
-from limner.engine.registry import BACKENDS, ModelSpec, register_backend
+from limner.engine.registry import ModelSpec, backend_factory, register_backend
+from limner.engine.request import ModelInfo
 from limner.errors import Cancelled, LimnerError
 
 serve: Any = _serve  # Ray's decorators are typed for simpler uses than a batched generator method
@@ -101,7 +102,7 @@ class ModelServer:
     """One model's replica: loads the backend once, and batches generation across callers."""
 
     def __init__(self, spec: dict, max_batch_images: int = 8, batch_wait_ms: float = 20.0):
-        factory = BACKENDS[spec["backend"]]
+        factory = backend_factory(spec["backend"])
         self.backend = compute.run(
             factory, spec["name"], Path(spec["path"]), defaults=spec["defaults"], **spec["options"]
         )
@@ -196,21 +197,20 @@ class RayBackend:
     def __init__(self, name: str, path: Path, deployment: str, app_name: str = APP, **_: object):
         self.name = name
         self.handle: DeploymentHandle = serve.get_deployment_handle(deployment, app_name=app_name)
-        self._info: Any = None
+        self._info: ModelInfo | None = None
         self._lock = threading.Lock()
 
-    def info(self) -> Any:
+    def info(self) -> ModelInfo:
         with self._lock:
             if self._info is None:
-                from limner.engine.builtin import ModelInfo
-
                 self._info = ModelInfo(**self.handle.info.remote().result())
             return self._info
 
-    def resolve(self, req: GenerationRequest) -> None:
+    def resolve(self, req: GenerationRequest) -> dict:
         error = self.handle.resolve.remote(RemoteJob.of(req)).result()
         if error is not None:
             _raise(error)
+        return {}  # the replica resolved it; this side needs nothing of it
 
     def batch_key(self, req: GenerationRequest) -> tuple:
         return ()
