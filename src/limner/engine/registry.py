@@ -1,10 +1,13 @@
 """Where models come from: the shipped weights, a ``models.toml`` file, or a path.
 
-Backends are a plain registry; the built-in model registers the same way an addition does::
+Backends are a plain registry; the built-in models register the same way an addition does::
 
-    BACKENDS["mine"] = MyBackend      # MyBackend(name, path, **options) with info/resolve/batch_key/generate
+    register_backend("mine", MyBackend, check=check_mine)   # MyBackend(name, path, **options)
 
-A ``models.toml`` names models::
+A backend's constructor is its schema: the keyword parameters besides ``name``, ``path`` and
+``defaults`` are the keys a ``models.toml`` may set for it, typed by their annotations. ``check``
+(optional) looks at a spec without loading it and returns a one-line description, or raises a
+LimnerError saying what is wrong. A ``models.toml`` names models::
 
     default = "limner-1"
 
@@ -14,39 +17,42 @@ A ``models.toml`` names models::
     device = "cuda"
     dtype = "float16"
     defaults = { num_inference_steps = 30, guidance_scale = 6.0 }
+
+Reading it is strict: an unknown key (a misspelt ``guidence_scale``) or a value of the wrong type
+is an error naming the key and the file.
 """
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import os
 import tomllib
+import types
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from limner.errors import InvalidRequest, UnknownModel
+from limner.errors import InvalidRequest, LimnerError, UnknownModel
 
 BACKENDS: dict[str, Any] = {}
+CHECKS: dict[str, Callable[[ModelSpec], str]] = {}
+
+# request parameters a model may give defaults for, and their types (the request checks ranges)
+DEFAULT_KEYS: dict[str, Any] = {
+    "num_inference_steps": int,
+    "guidance_scale": float,
+    "sampler": str,
+    "loras": dict[str, float],
+}
 
 
-def register_backend(name: str, factory: Any) -> None:
+def register_backend(name: str, factory: Any, check: Callable[[ModelSpec], str] | None = None) -> None:
     BACKENDS[name] = factory
-
-
-def _builtin_backends() -> None:
-    from limner.engine.builtin import LimnerBackend
-
-    register_backend("limner", LimnerBackend)
-
-    def diffusers_factory(*args: Any, **kwargs: Any) -> Any:  # imported on use: diffusers is optional
-        from limner.engine.diffusers_backend import DiffusersBackend
-
-        return DiffusersBackend(*args, **kwargs)
-
-    register_backend("diffusers", diffusers_factory)
-
-
-_builtin_backends()
+    if check is not None:
+        CHECKS[name] = check
 
 
 @dataclass
@@ -56,6 +62,56 @@ class ModelSpec:
     path: Path
     options: dict = field(default_factory=dict)  # device, dtype, cpu_offload …
     defaults: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """A configured model as start-up sees it, without loading it."""
+
+    name: str
+    backend: str
+    ready: bool  # the check passed: the model should load
+    detail: str  # what the path holds, or what is wrong and what to do (one line; names server paths)
+
+
+def check(spec: ModelSpec) -> ModelState:
+    """Look at a model without loading it: its path exists and holds what its backend loads."""
+    probe = CHECKS.get(spec.backend)
+    try:
+        if not spec.path.exists():
+            raise LimnerError(f"model {spec.name!r}: {spec.path} does not exist")
+        detail = probe(spec) if probe else f"{spec.path} (backend {spec.backend!r} registers no check)"
+    except LimnerError as e:
+        return ModelState(spec.name, spec.backend, False, e.message)
+    return ModelState(spec.name, spec.backend, True, detail)
+
+
+def _builtin_backends() -> None:
+    from limner.engine.builtin import LimnerBackend
+    from limner.engine.diffusers_backend import DiffusersBackend, check_diffusers
+
+    register_backend("limner", LimnerBackend, check=_check_limner)
+    register_backend("diffusers", DiffusersBackend, check=check_diffusers)  # diffusers itself is imported on use
+
+
+def _check_limner(spec: ModelSpec) -> str:
+    from limner.engine.builtin import describe, is_limner_weights
+    from limner.model.sampling import SAMPLERS
+
+    if not is_limner_weights(spec.path):
+        raise LimnerError(f"model {spec.name!r}: {spec.path} holds no Limner denoiser (denoiser.safetensors)")
+    sampler = spec.defaults.get("sampler")
+    if sampler is not None and sampler not in SAMPLERS:
+        raise LimnerError(f"model {spec.name!r}: unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
+    if spec.defaults.get("loras"):
+        raise LimnerError(f"model {spec.name!r}: Limner models take no LoRA adapters; remove defaults.loras")
+    if not spec.path.is_dir():
+        return "Limner weights file"
+    meta = describe(spec.path)
+    return f"Limner {meta.get('preset', '')} model, {meta.get('steps', '?')} training steps".replace("  ", " ")
+
+
+_builtin_backends()
 
 
 def weights_dir() -> Path:
@@ -78,7 +134,7 @@ def shipped_models() -> list[ModelSpec]:
 
 
 def load_models_file(path: Path) -> tuple[list[ModelSpec], str | None]:
-    """Specs and the default model name from a ``models.toml``."""
+    """Specs and the default model name from a ``models.toml``, every key and type checked."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())
@@ -86,22 +142,101 @@ def load_models_file(path: Path) -> tuple[list[ModelSpec], str | None]:
         raise InvalidRequest(f"models file {path} not found", param="models") from None
     except tomllib.TOMLDecodeError as e:
         raise InvalidRequest(f"models file {path} is not valid TOML: {e}", param="models") from None
+    _known_keys(data, {"default": str, "models": dict}, f"{path}:", "top-level key")
+    default = data.get("default")
+    if default is not None and not isinstance(default, str):
+        raise InvalidRequest(f"{path}: default must be a model name (a string)", param="models")
     specs = []
     for name, entry in data.get("models", {}).items():
+        where = f"{path}: model {name!r}"
+        if not isinstance(entry, dict):
+            raise InvalidRequest(f"{where} must be a table ([models.{name}])", param="models")
         backend = entry.get("backend", "limner")
         if backend not in BACKENDS:
             raise InvalidRequest(
-                f"{path}: model {name!r} names unknown backend {backend!r} (known: {', '.join(BACKENDS)})",
-                param="models",
+                f"{where} names unknown backend {backend!r} (known: {', '.join(BACKENDS)})", param="models"
             )
+        options = backend_options(BACKENDS[backend])
+        _known_keys(entry, {"backend": str, "path": str, "defaults": dict, **options}, where, "key")
         if "path" not in entry:
-            raise InvalidRequest(f"{path}: model {name!r} has no path", param="models")
-        p = Path(entry["path"]).expanduser()
-        if not p.is_absolute():
-            p = path.parent / p
-        options = {k: v for k, v in entry.items() if k not in ("backend", "path", "defaults")}
-        specs.append(ModelSpec(name, backend, p, options, entry.get("defaults", {})))
-    return specs, data.get("default")
+            raise InvalidRequest(f"{where} has no path", param="models")
+        specs.append(
+            ModelSpec(
+                name,
+                backend,
+                _typed(entry["path"], Path, f"{where}: path", path.parent),
+                {k: _typed(v, options[k], f"{where}: {k}", path.parent) for k, v in entry.items() if k in options},
+                _defaults(entry.get("defaults", {}), f"{where}: defaults"),
+            )
+        )
+    return specs, default
+
+
+def backend_options(factory: Any) -> dict[str, Any]:
+    """The keys a models.toml may set for a backend, with their types: its constructor's keyword
+    parameters besides name, path and defaults."""
+    init = factory.__init__ if inspect.isclass(factory) else factory
+    hints = typing.get_type_hints(init)
+    return {
+        p.name: hints.get(p.name, Any)
+        for p in inspect.signature(init).parameters.values()
+        if p.name not in ("self", "name", "path", "defaults") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+
+
+def _known_keys(table: dict, known: dict, where: str, what: str) -> None:
+    for key in table:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise InvalidRequest(
+                f"{where} has unknown {what} {key!r}; {hint}(known: {', '.join(known)})", param="models"
+            )
+
+
+def _defaults(table: Any, where: str) -> dict:
+    from limner.engine.request import GenerationRequest
+
+    if not isinstance(table, dict):
+        raise InvalidRequest(f"{where} must be a table, e.g. {{ num_inference_steps = 30 }}", param="models")
+    _known_keys(table, DEFAULT_KEYS, where, "key")
+    values = {k: _typed(v, DEFAULT_KEYS[k], f"{where}.{k}", Path()) for k, v in table.items()}
+    try:  # the same bounds as a request's (steps 1–200, guidance 0–30 …)
+        GenerationRequest("defaults", **values).validate()
+    except InvalidRequest as e:
+        raise InvalidRequest(f"{where}: {e.message}", param="models") from None
+    return values
+
+
+def _typed(value: Any, kind: Any, where: str, base: Path) -> Any:
+    """``value`` as ``kind`` (a models.toml value: str, int, float, bool, Path, Literal, dict[str, …]);
+    a relative Path is taken from the file's folder."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None: TOML has no null
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    origin = typing.get_origin(kind)
+    if origin is typing.Literal:
+        if value not in typing.get_args(kind):
+            choices = ", ".join(repr(c) for c in typing.get_args(kind))
+            raise InvalidRequest(f"{where} must be one of {choices}, not {value!r}", param="models")
+        return value
+    if origin is dict or kind is dict:
+        if not isinstance(value, dict):
+            raise InvalidRequest(f"{where} must be a table, not {value!r}", param="models")
+        inner = typing.get_args(kind)[1] if origin is dict else Any
+        return {k: _typed(v, inner, f"{where}.{k}", base) for k, v in value.items()}
+    if kind is Path:
+        if not isinstance(value, str) or not value:
+            raise InvalidRequest(f"{where} must be a path (a string), not {value!r}", param="models")
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else base / p
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidRequest(f"{where} must be a number, not {value!r}", param="models")
+        return float(value)
+    if kind in (int, str, bool) and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+        names = {int: "an integer", str: "a string", bool: "true or false"}
+        raise InvalidRequest(f"{where} must be {names[kind]}, not {value!r}", param="models")
+    return value
 
 
 def spec_for_path(path: Path) -> ModelSpec:
