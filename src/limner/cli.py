@@ -261,7 +261,10 @@ def generate(
     sampler: Annotated[str | None, typer.Option(help="euler, heun or dpmpp_2m.")] = None,
     image: Annotated[Path | None, typer.Option(help="Source image for image-to-image or inpainting.")] = None,
     mask: Annotated[Path | None, typer.Option(help="Mask: white (or transparent) = repaint.")] = None,
-    strength: Annotated[float, typer.Option(help="Image-to-image: share of the source to repaint.")] = 0.8,
+    strength: Annotated[
+        float | None, typer.Option(help="Share of the source to repaint; default: 1 with a mask, else 0.8.")
+    ] = None,
+    typography: Annotated[str, typer.Option(help="Quoted text: auto (set exactly), glyph or off.")] = "auto",
     models: Annotated[Path | None, typer.Option(help="A models.toml naming more models.")] = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the PNG files.")] = Path("out"),
 ) -> None:
@@ -292,6 +295,7 @@ def generate(
             image=src,
             mask=msk,
             strength=strength,
+            typography=typography,
             on_progress=on_progress,
         )
         images = engine.generate(req)
@@ -513,20 +517,45 @@ def _serve_on_ray(
     serve.run(app({"config": str(config) if config else ""}), name=APP, route_prefix="/", blocking=True)
 
 
+@app.command("mcp")
+def mcp_stdio(
+    models: Annotated[Path | None, typer.Option(help="A models.toml naming more models.")] = None,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+    moderation_policy: Annotated[Path | None, typer.Option(help="A moderation policy TOML.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Folder for the PNGs; default: DATA_DIR/images.")
+    ] = None,
+) -> None:
+    """Serve the image tools to a local assistant over stdio (Model Context Protocol); see docs/mcp.md."""
+    from limner.server.mcp import serve_stdio
+    from limner.server.settings import Settings
+
+    settings = Settings.from_env(
+        models_file=models, database_url=database_url, data_dir=data_dir, moderation_policy=moderation_policy
+    )
+    serve_stdio(settings, output or settings.data_dir / "images")
+
+
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="Who or what the key is for.")],
     images_per_minute: Annotated[int | None, typer.Option(help="Rate limit.")] = None,
     images_per_day: Annotated[int | None, typer.Option(help="Daily quota (UTC days).")] = None,
+    size_policy: Annotated[
+        str | None, typer.Option(help="'resize' or 'strict' for this key (default: the server's LIMNER_SIZE_POLICY).")
+    ] = None,
     database_url: DatabaseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Create a key and print it (once: only a salted hash is stored)."""
     from limner.store.keys import create_key
 
+    if size_policy not in (None, "resize", "strict"):
+        fail("--size-policy must be 'resize' or 'strict'")
     db = _database(database_url, data_dir)
     with db.session() as s:
-        key, row = create_key(s, name, images_per_minute, images_per_day)
+        key, row = create_key(s, name, images_per_minute, images_per_day, size_policy)
         key_id = row.id
     console.print(f"key {key_id} ({name}) created; store it now, it will not be shown again:")
     print(key)

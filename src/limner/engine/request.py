@@ -51,10 +51,11 @@ class GenerationRequest:
     loras: dict[str, float] | None = None  # LoRA adapter name → scale; None = the model's defaults
     image: Image.Image | None = None  # image-to-image / inpainting source
     mask: Image.Image | None = None  # white (or alpha 0) = repaint; needs ``image``
-    strength: float = 0.8  # image-to-image: how much of the source to repaint (1 = all)
+    strength: float | None = None  # how much of the source to repaint (1 = all); None: 1 with a mask, else 0.8
     priority: int = 0  # higher runs first when the engine is busy (Image Creator boosts)
     previews: bool = False  # attach low-resolution previews to progress events
     typography: str = "auto"  # quoted text: "auto" (glyph canvas + exact setting), "glyph", "off"
+    background: str = "opaque"  # "transparent": drawn on a plain background, then cut out (engine/matting.py)
     on_progress: Callable[[Progress], None] | None = field(default=None, repr=False, compare=False)
     cancel: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
@@ -98,7 +99,9 @@ class GenerationRequest:
                 f"loras must map adapter names to scales from {-MAX_LORA_SCALE:g} to {MAX_LORA_SCALE:g}",
                 param="loras",
             )
-        if not 0 < self.strength <= 1:
+        if self.background not in ("opaque", "transparent"):
+            raise InvalidRequest("background must be 'opaque' or 'transparent'", param="background")
+        if self.strength is not None and not 0 < self.strength <= 1:
             raise InvalidRequest("strength must be in (0, 1]", param="strength")
         if self.mask is not None and self.image is None:
             raise InvalidRequest("a mask needs an image to edit", param="mask")
@@ -111,6 +114,14 @@ class GenerationRequest:
         if self.seed is None:
             self.seed = random.SystemRandom().randrange(2**32)
         return [self.seed + i for i in range(self.n)]
+
+
+def default_strength(req: GenerationRequest) -> float:
+    """The strength of an edit when the caller names none — one default for every door: an
+    inpainting repaints its masked area whole (1), an image-to-image keeps a fifth of its source."""
+    if req.strength is not None:
+        return req.strength
+    return 1.0 if req.mask is not None else 0.8
 
 
 def _is_scale(v: object) -> bool:
@@ -131,7 +142,7 @@ def common_settings(req: GenerationRequest, defaults: dict, loras: Collection[st
         "mode": mode,
         "num_inference_steps": req.num_inference_steps or defaults["num_inference_steps"],
         "guidance_scale": defaults["guidance_scale"] if req.guidance_scale is None else float(req.guidance_scale),
-        "strength": req.strength if mode != "text2img" else 1.0,
+        "strength": default_strength(req) if mode != "text2img" else 1.0,
         "loras": {name: float(scale) for name, scale in sorted(wanted.items())},
     }
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from PIL import Image
+from PIL import ExifTags, Image
 
 from limner.engine import Engine, GeneratedImage, GenerationRequest
 from limner.engine.engine import check_request
@@ -30,6 +30,7 @@ class Result:
     images: list[GeneratedImage]
     seconds: float
     model: str
+    resized_from: str | None = None  # the model's size, when the API's size policy resized the images
 
 
 @dataclass
@@ -162,8 +163,12 @@ def encode(image: GeneratedImage, fmt: str = "png", compression: int | None = No
     if fmt not in ("jpeg", "webp"):
         raise InvalidRequest("output_format must be png, jpeg or webp", param="output_format")
     exif = Image.Exif()
-    exif[0x9286] = b"UNICODE\x00" + a1111_parameters(image.parameters).encode("utf-16-be")  # UserComment
+    # UserComment lives in the Exif sub-IFD (where readers such as sd-parsers look), not in IFD0
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.UserComment] = b"UNICODE\x00" + a1111_parameters(
+        image.parameters
+    ).encode("utf-16-be")
     buf = io.BytesIO()
     quality = 90 if compression is None else max(1, min(100, 100 - compression))
-    image.image.convert("RGB").save(buf, format=fmt.upper(), quality=quality, exif=exif)
+    img = image.image.convert("RGB") if fmt == "jpeg" else image.image  # WebP keeps an alpha channel
+    img.save(buf, format=fmt.upper(), quality=quality, exif=exif)
     return buf.getvalue()
