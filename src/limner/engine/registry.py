@@ -27,6 +27,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import os
+import re
 import tomllib
 import types
 import typing
@@ -134,42 +135,76 @@ def shipped_models() -> list[ModelSpec]:
 
 
 def load_models_file(path: Path) -> tuple[list[ModelSpec], str | None]:
-    """Specs and the default model name from a ``models.toml``, every key and type checked."""
+    """Specs and the default model name from a ``models.toml``, every key and type checked; an
+    error starts with the file and the line (``models.toml:7: …``) as compilers' do."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        text = path.read_text()
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise InvalidRequest(f"models file {path} not found", param="models") from None
     except tomllib.TOMLDecodeError as e:
         raise InvalidRequest(f"models file {path} is not valid TOML: {e}", param="models") from None
-    _known_keys(data, {"default": str, "models": dict}, f"{path}:", "top-level key")
+    src = _Source(path, text)
+    _known_keys(data, {"default": str, "models": dict}, lambda key: f"{src.at(None, key)}:", "top-level key")
     default = data.get("default")
     if default is not None and not isinstance(default, str):
-        raise InvalidRequest(f"{path}: default must be a model name (a string)", param="models")
+        raise InvalidRequest(f"{src.at(None, 'default')}: default must be a model name (a string)", param="models")
+    if not isinstance(data.get("models", {}), dict):
+        raise InvalidRequest(f"{src.at(None, 'models')}: models must be tables ([models.NAME])", param="models")
     specs = []
     for name, entry in data.get("models", {}).items():
-        where = f"{path}: model {name!r}"
+
+        def where(key: str | None = None, name: str = name) -> str:
+            return f"{src.at(name, key)}: model {name!r}"
+
         if not isinstance(entry, dict):
-            raise InvalidRequest(f"{where} must be a table ([models.{name}])", param="models")
+            raise InvalidRequest(f"{where()} must be a table ([models.{name}])", param="models")
         backend = entry.get("backend", "limner")
         if backend not in BACKENDS:
             raise InvalidRequest(
-                f"{where} names unknown backend {backend!r} (known: {', '.join(BACKENDS)})", param="models"
+                f"{where('backend')} names unknown backend {backend!r} (known: {', '.join(BACKENDS)})", param="models"
             )
         options = backend_options(BACKENDS[backend])
         _known_keys(entry, {"backend": str, "path": str, "defaults": dict, **options}, where, "key")
         if "path" not in entry:
-            raise InvalidRequest(f"{where} has no path", param="models")
+            raise InvalidRequest(f"{where()} has no path", param="models")
         specs.append(
             ModelSpec(
                 name,
                 backend,
-                _typed(entry["path"], Path, f"{where}: path", path.parent),
-                {k: _typed(v, options[k], f"{where}: {k}", path.parent) for k, v in entry.items() if k in options},
-                _defaults(entry.get("defaults", {}), f"{where}: defaults"),
+                _typed(entry["path"], Path, f"{where('path')}: path", path.parent),
+                {k: _typed(v, options[k], f"{where(k)}: {k}", path.parent) for k, v in entry.items() if k in options},
+                _defaults(entry.get("defaults", {}), lambda key, w=where: f"{w(key)}: defaults"),
             )
         )
     return specs, default
+
+
+class _Source:
+    """Where in a models.toml a key is set, for error messages (tomllib keeps no positions)."""
+
+    def __init__(self, path: Path, text: str):
+        self.path, self.lines = path, text.splitlines()
+
+    def at(self, model: str | None, key: str | None) -> str:
+        """``file:line`` of ``key`` in the top level (model None) or in ``[models.MODEL]`` and its
+        sub-tables (key None: the table's header); ``file`` alone when the key is not found as
+        written there."""
+        tables = [f"models.{model}", f'models."{model}"'] if model is not None else []
+        assign = re.compile(rf"(^|[{{,]\s*)[\"']?{re.escape(key)}[\"']?\s*=") if key else None
+        table = ""
+        for n, line in enumerate(self.lines, 1):
+            code = line.split("#")[0].strip()
+            if code.startswith("["):
+                table = code.strip("[] ")
+                if any(table == t if key is None else table == f"{t}.{key}" for t in tables):
+                    return f"{self.path}:{n}"  # [models.x], or [models.x.defaults] for key defaults
+                continue
+            inside = any(table == t or table.startswith(f"{t}.") for t in tables) if tables else table == ""
+            if inside and assign is not None and assign.search(code):
+                return f"{self.path}:{n}"
+        return str(self.path)
 
 
 def backend_options(factory: Any) -> dict[str, Any]:
@@ -184,27 +219,30 @@ def backend_options(factory: Any) -> dict[str, Any]:
     }
 
 
-def _known_keys(table: dict, known: dict, where: str, what: str) -> None:
+def _known_keys(table: dict, known: dict, where: Callable[[str], str], what: str) -> None:
     for key in table:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise InvalidRequest(
-                f"{where} has unknown {what} {key!r}; {hint}(known: {', '.join(known)})", param="models"
+                f"{where(key)} has unknown {what} {key!r}; {hint}(known: {', '.join(known)})", param="models"
             )
 
 
-def _defaults(table: Any, where: str) -> dict:
+def _defaults(table: Any, where: Callable[[str], str]) -> dict:
+    """``where(key)``: the location prefix of a key in the defaults table."""
     from limner.engine.request import GenerationRequest
 
     if not isinstance(table, dict):
-        raise InvalidRequest(f"{where} must be a table, e.g. {{ num_inference_steps = 30 }}", param="models")
+        raise InvalidRequest(
+            f"{where('defaults')} must be a table, e.g. {{ num_inference_steps = 30 }}", param="models"
+        )
     _known_keys(table, DEFAULT_KEYS, where, "key")
-    values = {k: _typed(v, DEFAULT_KEYS[k], f"{where}.{k}", Path()) for k, v in table.items()}
+    values = {k: _typed(v, DEFAULT_KEYS[k], f"{where(k)}.{k}", Path()) for k, v in table.items()}
     try:  # the same bounds as a request's (steps 1–200, guidance 0–30 …)
         GenerationRequest("defaults", **values).validate()
     except InvalidRequest as e:
-        raise InvalidRequest(f"{where}: {e.message}", param="models") from None
+        raise InvalidRequest(f"{where(e.param or 'defaults')}: {e.message}", param="models") from None
     return values
 
 
