@@ -240,3 +240,20 @@ def test_without_the_extra_a_diffusers_model_is_one_line_naming_it(tiny_sd, monk
     with Engine(specs=[spec]) as engine, pytest.raises(LimnerError, match=want) as err:
         engine.generate(request())  # per request, the same line
     assert err.value.code == "missing_extra"
+
+
+def test_without_the_extra_the_cli_says_so_in_one_line(models_toml, tmp_path, monkeypatch, capsys):
+    from limner import cli
+
+    monkeypatch.setitem(sys.modules, "diffusers", None)
+    monkeypatch.setenv("COLUMNS", "200")  # one line of the terminal for one line of message
+    argv = ["limner", "generate", "a", "--models", str(models_toml), "--model", "tiny-sd", "-o", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    # the extra's brackets survive the console's markup
+    assert err == [
+        "error: model 'tiny-sd' needs the diffusers extra (missing: diffusers): pip install \"limner[diffusers]\""
+    ]
