@@ -257,3 +257,53 @@ def test_without_the_extra_the_cli_says_so_in_one_line(models_toml, tmp_path, mo
     assert err == [
         "error: model 'tiny-sd' needs the diffusers extra (missing: diffusers): pip install \"limner[diffusers]\""
     ]
+
+
+def test_the_images_api_selects_loras_and_refuses_what_the_pipeline_cannot_take(
+    backend, tiny_sd, loras, tmp_path, base
+):
+    import base64
+    import io
+
+    from fastapi.testclient import TestClient
+
+    from limner.engine.registry import ModelSpec
+    from limner.server.app import create_app
+    from limner.server.settings import Settings
+    from limner.store.keys import create_key
+
+    specs = [
+        ModelSpec("tiny-sd", "diffusers", tiny_sd, {"device": "cpu", "loras": loras}, {"num_inference_steps": 3}),
+        ModelSpec("lcm", "diffusers", make_tiny_lcm(tmp_path), {"device": "cpu"}, {"num_inference_steps": 2}),
+    ]
+    settings = Settings(data_dir=tmp_path / "data", secret="s", engine_factory=lambda: Engine(specs=specs))
+    with TestClient(create_app(settings)) as client:
+        with client.app.state.db.session() as s:  # type: ignore[attr-defined]
+            key, _ = create_key(s, "test")
+        headers = {"Authorization": f"Bearer {key}"}
+
+        def generate(**body) -> tuple[int, dict]:
+            r = client.post(
+                "/v1/images/generations", headers=headers, json={"prompt": "a red apple", "seed": 1, **body}
+            )
+            return r.status_code, r.json()
+
+        def pixels_of(answer: dict) -> np.ndarray:
+            return np.asarray(Image.open(io.BytesIO(base64.b64decode(answer["data"][0]["b64_json"]))).convert("RGB"))
+
+        status, plain = generate(model="tiny-sd")
+        assert status == 200 and np.array_equal(pixels_of(plain), base)
+        status, inked = generate(model="tiny-sd", loras={"ink": 1.0})
+        assert status == 200 and not np.array_equal(pixels_of(inked), base)
+        assert np.array_equal(pixels_of(inked), pixels(backend, request(loras={"ink": 1.0}))[0])
+
+        status, err = generate(model="tiny-sd", loras={"watercolour": 1.0})
+        assert status == 400 and err["error"]["param"] == "loras"
+        assert "unknown LoRA adapter 'watercolour'" in err["error"]["message"]
+        status, err = generate(model="lcm", negative_prompt="blurry")
+        assert status == 400 and err["error"]["param"] == "negative_prompt"
+        assert "takes no negative_prompt" in err["error"]["message"]
+        status, _ = generate(model="tiny-sd", sampler="DDIMScheduler")
+        assert status == 200  # a diffusers scheduler by name
+        status, err = generate(model="tiny-sd", sampler="heun")
+        assert status == 400 and err["error"]["param"] == "sampler"
