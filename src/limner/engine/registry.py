@@ -169,13 +169,17 @@ def load_models_file(path: Path) -> tuple[list[ModelSpec], str | None]:
         _known_keys(entry, {"backend": str, "path": str, "defaults": dict, **options}, where, "key")
         if "path" not in entry:
             raise InvalidRequest(f"{where()} has no path", param="models")
+
+        def in_defaults(key: str, where: Callable[..., str] = where) -> str:
+            return f"{where(key)}: defaults"
+
         specs.append(
             ModelSpec(
                 name,
                 backend,
                 _typed(entry["path"], Path, f"{where('path')}: path", path.parent),
                 {k: _typed(v, options[k], f"{where(k)}: {k}", path.parent) for k, v in entry.items() if k in options},
-                _defaults(entry.get("defaults", {}), lambda key, w=where: f"{w(key)}: defaults"),
+                _defaults(entry.get("defaults", {}), in_defaults),
             )
         )
     return specs, default
