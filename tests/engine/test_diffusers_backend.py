@@ -307,3 +307,27 @@ def test_the_images_api_selects_loras_and_refuses_what_the_pipeline_cannot_take(
         assert status == 200  # a diffusers scheduler by name
         status, err = generate(model="tiny-sd", sampler="heun")
         assert status == 400 and err["error"]["param"] == "sampler"
+
+
+def test_single_files_are_told_apart_by_their_keys_and_pickles_are_refused(tiny_sd, tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    sdxl = tmp_path / "sdxl.safetensors"
+    save_file(
+        {"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(1), "conditioner.embedders.1.x": torch.zeros(1)},
+        sdxl,
+    )
+    assert check(ModelSpec("xl", "diffusers", sdxl)).detail.startswith(
+        "model 'xl': a single-file checkpoint needs config = a local StableDiffusionXLPipeline folder"
+    )
+    assert check(ModelSpec("xl", "diffusers", sdxl, {"config": tiny_sd})).detail == (
+        f"model 'xl': {sdxl} is a StableDiffusionXLPipeline checkpoint but config {tiny_sd} holds a "
+        "StableDiffusionPipeline"
+    )
+    vae = tmp_path / "vae.safetensors"
+    save_file({"encoder.conv_in.weight": torch.zeros(1)}, vae)
+    assert "is not a Stable Diffusion 1.x/2.x or SDXL single file" in check(ModelSpec("v", "diffusers", vae)).detail
+    pickle = tmp_path / "model.ckpt"
+    pickle.write_bytes(b"\x80\x04")
+    assert "pickled .ckpt files can run code" in check(ModelSpec("p", "diffusers", pickle)).detail
