@@ -7,6 +7,7 @@ from PIL import Image
 from tiny_diffusers import (
     DIFFUSERS_NUMPY_WARNING,
     export_single_file,
+    make_tiny_flux,
     make_tiny_lcm,
     make_tiny_lora,
     save_fp16_variant,
@@ -331,3 +332,16 @@ def test_single_files_are_told_apart_by_their_keys_and_pickles_are_refused(tiny_
     pickle = tmp_path / "model.ckpt"
     pickle.write_bytes(b"\x80\x04")
     assert "pickled .ckpt files can run code" in check(ModelSpec("p", "diffusers", pickle)).detail
+
+
+def test_flux_refuses_a_negative_prompt_and_previews_its_packed_latents(tmp_path):
+    flux = DiffusersBackend("flux", make_tiny_flux(tmp_path), device="cpu", defaults={"num_inference_steps": 3})
+    assert flux.info().description == "diffusers FluxPipeline"
+    with pytest.raises(InvalidRequest, match="uses a negative prompt only with true_cfg_scale") as e:
+        flux.resolve(request(negative_prompt="blurry", size="16x16"))
+    assert e.value.param == "negative_prompt"
+    events = []
+    final = pixels(flux, request(size="16x16", previews=True, on_progress=events.append))[0]
+    assert [(e.step, e.total) for e in events] == [(1, 3), (2, 3), (3, 3)]
+    # FLUX's latents are 2×2 patches packed into tokens: unpacked, the last one decodes to the image
+    assert np.abs(np.asarray(events[-1].previews[0], dtype=np.int16) - final).max() <= 1

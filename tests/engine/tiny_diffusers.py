@@ -99,6 +99,52 @@ def make_tiny_lcm(path: Path) -> Path:
     return out
 
 
+def make_tiny_flux(path: Path) -> Path:
+    """A FLUX pipeline folder: packed latents, a flow-matching scheduler, and a negative prompt
+    only with true CFG. Its T5 reads the CLIP tokenizer's ids (no sentencepiece model to build)."""
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import T5Config, T5EncoderModel
+
+    parts = _components(path)
+    torch.manual_seed(0)
+    transformer = FluxTransformer2DModel(
+        patch_size=1,
+        in_channels=4,  # 1 latent channel, packed 2×2
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=8,
+        num_attention_heads=2,
+        joint_attention_dim=16,
+        pooled_projection_dim=16,
+        axes_dims_rope=(2, 2, 4),
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(4,),
+        layers_per_block=1,
+        latent_channels=1,
+        norm_num_groups=1,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+        shift_factor=0.0609,
+        scaling_factor=1.5035,
+        sample_size=16,
+    )
+    t5 = T5EncoderModel(T5Config(vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2))
+    pipe = FluxPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=vae,
+        text_encoder=parts["text_encoder"],
+        tokenizer=parts["tokenizer"],
+        text_encoder_2=t5,
+        tokenizer_2=parts["tokenizer"],
+        transformer=transformer,
+    )
+    out = Path(path) / "tiny-flux"
+    pipe.save_pretrained(out)
+    return out
+
+
 def save_fp16_variant(folder: Path, out: Path) -> Path:
     """The pipeline's weights in float16 under diffusers' ``fp16`` variant names only
     (``unet/diffusion_pytorch_model.fp16.safetensors`` …), as hubs ship them beside the full ones."""
