@@ -340,6 +340,9 @@ def test_flux_refuses_a_negative_prompt_and_previews_its_packed_latents(tmp_path
     with pytest.raises(InvalidRequest, match="uses a negative prompt only with true_cfg_scale") as e:
         flux.resolve(request(negative_prompt="blurry", size="16x16"))
     assert e.value.param == "negative_prompt"
+    with pytest.raises(InvalidRequest, match="has no guidance embedding and ignores guidance_scale") as e:
+        flux.resolve(request(guidance_scale=3.5, size="16x16"))  # as FLUX.1 schnell
+    assert e.value.param == "guidance_scale"
     events = []
     final = pixels(flux, request(size="16x16", previews=True, on_progress=events.append))[0]
     assert [(e.step, e.total) for e in events] == [(1, 3), (2, 3), (3, 3)]

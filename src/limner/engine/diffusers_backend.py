@@ -373,6 +373,14 @@ class DiffusersBackend:
                 "which Limner does not set; omit negative_prompt",
                 param="negative_prompt",
             )
+        transformer = getattr(getattr(pipe, "transformer", None), "config", None)
+        distilled = getattr(transformer, "guidance_embeds", None)
+        if req.guidance_scale is not None and "true_cfg_scale" in accepted and distilled is False:
+            raise InvalidRequest(  # FLUX.1 schnell: guidance_scale feeds a guidance embedding it lacks
+                f"model {self.name} ({type(pipe).__name__}) has no guidance embedding and ignores guidance_scale; "
+                "omit it",
+                param="guidance_scale",
+            )
         return {"size": f"{w}x{h}", "width": w, "height": h, "sampler": sampler, **common}
 
     def batch_key(self, req: GenerationRequest) -> tuple:
