@@ -208,7 +208,10 @@ def test_check_looks_at_each_model_without_loading_it(tiny_limner, tiny_sd, tmp_
     monkeypatch.setattr("limner.engine.builtin.LimnerBackend.__init__", no_loading)
 
     state = check(ModelSpec("tiny", "limner", tiny_limner))
-    assert state.ready and state.detail.startswith("Limner ")
+    assert state.ready and re.fullmatch(r"Limner \S+ denoiser(, \d+ training steps)?", state.detail), state.detail
+    impostor = tmp_path / "impostor"
+    impostor.mkdir()
+    (impostor / "denoiser.safetensors").write_bytes((tiny_sd / "unet/diffusion_pytorch_model.safetensors").read_bytes())
     sd = check(ModelSpec("tiny-sd", "diffusers", tiny_sd))
     assert sd == ModelState(
         "tiny-sd",
@@ -220,7 +223,8 @@ def test_check_looks_at_each_model_without_loading_it(tiny_limner, tiny_sd, tmp_
         "gone", "limner", False, f"model 'gone': {tmp_path / 'gone'} does not exist"
     )
     bad = [
-        (ModelSpec("t", "limner", tmp_path), "holds no Limner denoiser"),
+        (ModelSpec("t", "limner", tmp_path), "holds no readable Limner denoiser"),
+        (ModelSpec("t", "limner", impostor), "denoiser.safetensors is not a Limner denoiser .format 'pt'."),
         (ModelSpec("t", "limner", tiny_limner, defaults={"sampler": "ddim"}), "unknown sampler 'ddim'; choose from"),
         (
             ModelSpec("t", "diffusers", tiny_sd, defaults={"sampler": "ddim"}),

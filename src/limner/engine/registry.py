@@ -96,20 +96,32 @@ def _builtin_backends() -> None:
 
 
 def _check_limner(spec: ModelSpec) -> str:
-    from limner.engine.builtin import describe, is_limner_weights
+    """A Limner denoiser's header (its metadata, not its tensors), the default sampler, no LoRA."""
+    import json
+
+    from safetensors import safe_open
+
+    from limner.model.checkpoint import FORMAT, weight_files
     from limner.model.sampling import SAMPLERS
 
-    if not is_limner_weights(spec.path):
-        raise LimnerError(f"model {spec.name!r}: {spec.path} holds no Limner denoiser (denoiser.safetensors)")
+    where = f"model {spec.name!r}"
+    try:
+        files = weight_files(spec.path / "denoiser.safetensors" if spec.path.is_dir() else spec.path)
+        with safe_open(str(files[0]), "pt") as f:  # reads the header only
+            meta = f.metadata() or {}
+    except Exception:
+        raise LimnerError(f"{where}: {spec.path} holds no readable Limner denoiser (denoiser.safetensors)") from None
+    if meta.get("format") != FORMAT or meta.get("kind") != "denoiser":
+        raise LimnerError(f"{where}: {files[0]} is not a Limner denoiser (format {meta.get('format')!r})")
     sampler = spec.defaults.get("sampler")
     if sampler is not None and sampler not in SAMPLERS:
-        raise LimnerError(f"model {spec.name!r}: unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
+        raise LimnerError(f"{where}: unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
     if spec.defaults.get("loras"):
-        raise LimnerError(f"model {spec.name!r}: Limner models take no LoRA adapters; remove defaults.loras")
-    if not spec.path.is_dir():
-        return "Limner weights file"
-    meta = describe(spec.path)
-    return f"Limner {meta.get('preset', '')} model, {meta.get('steps', '?')} training steps".replace("  ", " ")
+        raise LimnerError(f"{where}: Limner models take no LoRA adapters; remove defaults.loras")
+    info = {k: json.loads(v) for k, v in meta.items() if k in ("preset", "steps")}
+    return " ".join(["Limner", *([str(info["preset"])] if "preset" in info else []), "denoiser"]) + (
+        f", {info['steps']} training steps" if "steps" in info else ""
+    )
 
 
 _builtin_backends()
