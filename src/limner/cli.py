@@ -32,6 +32,8 @@ db_app = typer.Typer(help="The service's database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 arena_app = typer.Typer(help="The arena: pool, leaderboard, preference pairs.", no_args_is_help=True)
 app.add_typer(arena_app, name="arena")
+users_app = typer.Typer(help="Image Creator accounts.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 console = Console(stderr=True)
 
 
@@ -538,6 +540,40 @@ def mcp_stdio(
     serve_stdio(settings, output or settings.data_dir / "images")
 
 
+@users_app.command("reset-link")
+def users_reset_link(
+    email: Annotated[str, typer.Argument(help="The account's email.")],
+    hours: Annotated[float, typer.Option(help="How long the link works.")] = 1.0,
+    url: Annotated[
+        str | None, typer.Option(help="The server's address as users reach it. Default: $LIMNER_PUBLIC_URL.")
+    ] = None,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Print a link that lets the account choose a new password (once, for HOURS). Hand it to
+    the person yourself: anyone with the link can set the password."""
+    from sqlalchemy import select
+
+    from limner.server.settings import Settings
+    from limner.server.web.reset import reset_link
+    from limner.store.db import User
+
+    settings = Settings.from_env(database_url=database_url, data_dir=data_dir)
+    base = url or settings.public_url
+    if not base:
+        fail("say where users reach the server: --url https://images.example.org (or set LIMNER_PUBLIC_URL)")
+    if not 0 < hours <= 72:
+        fail("--hours must be more than 0 and at most 72")
+    db = _database(database_url, data_dir)
+    with db.session() as s:
+        user = s.scalar(select(User).where(User.email == email.strip().lower()))
+        if user is None:
+            fail(f"no account has the email {email!r}")
+        link = reset_link(settings, user, str(base), hours)
+    console.print(f"a reset link for {user.email}, valid {hours:g} h and once:", highlight=False)
+    print(link)
+
+
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="Who or what the key is for.")],
@@ -616,48 +652,37 @@ def keys_revoke(
 @app.command("usage")
 def usage(
     days: Annotated[int, typer.Option(help="How many days back.")] = 30,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line instead of a table.")] = False,
     database_url: DatabaseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Images, pixels and seconds per key and day."""
-    import datetime as dt
+    """Requests, images, megapixels, seconds and failures per key and UTC day."""
+    import json
 
-    from sqlalchemy import func, select
+    from limner.store.usage import usage_by_day
 
-    from limner.store.db import ApiKey, Usage
-
+    if days < 1:
+        fail("--days must be at least 1")
     db = _database(database_url, data_dir)
-    since = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=days)
-    day = func.date(Usage.created)
-    q = (
-        select(
-            day,
-            ApiKey.name,
-            func.count(Usage.id),
-            func.sum(Usage.images),
-            func.sum(Usage.pixels),
-            func.sum(Usage.seconds),
-            func.sum(func.cast(Usage.status != "ok", type_=Usage.images.type)),
-        )
-        .join(ApiKey, ApiKey.id == Usage.key_id, isouter=True)
-        .where(Usage.created >= since)
-        .group_by(day, ApiKey.name)
-        .order_by(day)
-    )
+    with db.session() as s:
+        rows = usage_by_day(s, days)
+    if as_json:
+        for row in rows:
+            print(json.dumps(row.as_dict()))
+        return
     table = Table(title=f"usage, last {days} days")
     for col in ("day", "key", "requests", "images", "megapixels", "seconds", "failed"):
         table.add_column(col)
-    with db.session() as s:
-        for d, name, reqs, imgs, px, secs, failed in s.execute(q):
-            table.add_row(
-                str(d),
-                name or "(web)",
-                str(reqs),
-                str(imgs or 0),
-                f"{float(px or 0) / 1e6:.2f}",  # PostgreSQL sums to Decimal
-                f"{float(secs or 0):.1f}",
-                str(failed or 0),
-            )
+    for r in rows:
+        table.add_row(
+            r.day,
+            r.key or "(web)",
+            str(r.requests),
+            str(r.images),
+            f"{r.megapixels:.2f}",
+            f"{r.seconds:.1f}",
+            str(r.failed),
+        )
     Console().print(table)
 
 

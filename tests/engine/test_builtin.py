@@ -282,3 +282,86 @@ def test_users_extend_the_database_with_a_folder_of_images(tiny_x_limner, tmp_pa
     assert backend.exemplars.labels[-1] == "golden trophy" and backend.exemplars.sources[-1] == "user"
     got = backend.generate([request("golden trophy", seed=1)])[0]
     assert got[0].parameters["exemplar"] == "golden trophy"
+
+
+# What the tiny model makes for one request, pinned (as diffusers pins its pipelines' slices): a
+# change anywhere on the path (text encoder, noise, sampler, denoiser, upsampler, conversion)
+# moves these numbers far beyond the few levels that another CPU's bf16 rounding may.
+PINNED = {
+    "euler": (
+        [
+            255,
+            96,
+            64,
+            255,
+            79,
+            27,
+            255,
+            44,
+            0,
+            238,
+            244,
+            0,
+            152,
+            155,
+            0,
+            137,
+            228,
+            55,
+            12,
+            255,
+            0,
+            89,
+            255,
+            0,
+            29,
+            182,
+            0,
+        ],
+        125.08,
+    ),
+    "heun": (
+        [
+            255,
+            111,
+            68,
+            255,
+            85,
+            38,
+            255,
+            43,
+            0,
+            246,
+            245,
+            0,
+            156,
+            157,
+            0,
+            138,
+            226,
+            62,
+            19,
+            255,
+            1,
+            84,
+            253,
+            0,
+            30,
+            175,
+            0,
+        ],
+        125.65,
+    ),
+}
+
+
+@pytest.mark.parametrize("sampler", sorted(PINNED))
+def test_the_pipeline_output_is_pinned(tiny_model, sampler):
+    backend = LimnerBackend("tiny", tiny_model)
+    req = GenerationRequest(
+        'a red apple and the word "HI"', seed=7, num_inference_steps=4, sampler=sampler, typography="off"
+    )
+    a = np.asarray(backend.generate([req])[0][0].image).astype(int)
+    expected, mean = PINNED[sampler]
+    assert np.abs(a[60:63, 60:63].reshape(-1) - np.array(expected)).max() <= 4, a[60:63, 60:63].reshape(-1).tolist()
+    assert abs(a.mean() - mean) < 0.5

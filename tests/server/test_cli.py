@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -70,6 +71,12 @@ def test_usage_shows_recorded_generations(client, limner):
     # day, key, requests, images, megapixels, seconds, failed
     assert cells[1:5] == ["reporter", "3", "4", f"{(3 * 128 * 128 + 32 * 32) / 1e6:.2f}"]
     assert float(cells[5]) >= 0 and cells[6] == "1"
+
+    rows = [json.loads(line) for line in limner("usage", "--json", "--days", "1").splitlines()]
+    mine = next(r for r in rows if r["key"] == "reporter")
+    assert {k: mine[k] for k in ("requests", "images", "failed")} == {"requests": 3, "images": 4, "failed": 1}
+    assert mine["megapixels"] == pytest.approx((3 * 128 * 128 + 32 * 32) / 1e6)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d", mine["day"]) and isinstance(mine["key_id"], int)
 
 
 def test_db_upgrade(tmp_path, monkeypatch):

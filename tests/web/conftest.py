@@ -71,7 +71,8 @@ def tiny_settings(data_dir: Path, model: Path, **overrides: object) -> Settings:
         )
 
     overrides.setdefault("signups_per_address", 10_000)  # every test's accounts come from one address
-    return Settings(data_dir=data_dir, secret="test-secret", engine_factory=engine, **overrides)
+    overrides.setdefault("secret", "test-secret")  # None: kept in data_dir, as a real server does
+    return Settings(data_dir=data_dir, engine_factory=engine, **overrides)
 
 
 @pytest.fixture(scope="session", autouse=True)

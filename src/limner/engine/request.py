@@ -25,6 +25,7 @@ CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\
 MAX_N = 10
 MAX_STEPS = 200
 MAX_LORA_SCALE = 10.0
+MAX_SEED = 2**63 - 1
 
 
 @dataclass
@@ -77,7 +78,7 @@ class GenerationRequest:
         if self.size is not None:
             parse_size(self.size)
         if self.seed is not None and (
-            not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**63
+            not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed <= MAX_SEED
         ):
             raise InvalidRequest("seed must be an integer from 0 to 2**63 - 1", param="seed")
         if self.num_inference_steps is not None and (

@@ -159,10 +159,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     from limner.server import arena, mcp
     from limner.server.api import files, images, models
-    from limner.server.web import accounts, create, history, jobs
+    from limner.server.web import accounts, create, history, jobs, reset
     from limner.server.web import images as image_pages
 
-    for module in (images, models, files, accounts, create, jobs, history, image_pages, arena):
+    for module in (images, models, files, accounts, reset, create, jobs, history, image_pages, arena):
         app.include_router(module.router)
     mcp_server = mcp.mount(app)  # the same tools as `limner mcp`, over streamable HTTP with an API key
     app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static")

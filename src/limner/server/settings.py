@@ -49,6 +49,12 @@ class Settings:
     signin_failures_per_address: int = 20  # per 15 minutes, from one client address
     signups_per_address: int = 5  # per hour, from one client address
     cookie_secure: bool = True
+    smtp_host: str | None = None  # set to mail password-reset links; else the operator prints them
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str | None = None  # default: limner@<smtp_host>
+    smtp_starttls: bool = True
     engine_factory: object = field(default=None, repr=False)  # tests inject a ready Engine
 
     @classmethod

@@ -75,8 +75,10 @@ def signup(
 
 
 @router.get("/signin", response_class=HTMLResponse)
-def signin_page(request: Request, created: bool = False) -> HTMLResponse:
+def signin_page(request: Request, created: bool = False, reset: bool = False) -> HTMLResponse:
     notice = "Your account is ready: sign in with your email and password." if created else None
+    if reset:
+        notice = "Your password is changed, and every other sign-in ended: sign in with the new one."
     return render_page(request, "signin.html", notice=notice)
 
 
