@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -324,7 +325,7 @@ def list_models(
         try:
             info = engine.backend(entry["name"]).info()
         except LimnerError as e:
-            table.add_row(entry["name"], entry["backend"], "-", f"[red]{e.message}", "-", entry["path"])
+            table.add_row(entry["name"], entry["backend"], "-", f"[red]{escape(e.message)}", "-", entry["path"])
             continue
         mark = " (default)" if entry["default"] else ""
         table.add_row(
@@ -786,7 +787,7 @@ def main() -> None:
     try:
         app()
     except LimnerError as e:
-        console.print(f"[red]error:[/red] {e.message}")
+        console.print(f"[red]error:[/red] {escape(e.message)}")
         sys.exit(1)
 
 

@@ -74,6 +74,7 @@ def test_resolve_fills_defaults_and_names_the_mode(backend):
         "num_inference_steps": 20,
         "guidance_scale": 4.0,
         "strength": 1.0,
+        "loras": {},  # a Limner model has no adapters
     }
     assert backend.resolve(request(image=src, strength=0.3))["mode"] == "img2img"
     edit = backend.resolve(request(image=src, mask=Image.new("L", (128, 128)), strength=0.3))

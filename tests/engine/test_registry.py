@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,8 @@ from limner.engine.builtin import LimnerBackend
 from limner.engine.registry import (
     BACKENDS,
     ModelSpec,
+    ModelState,
+    check,
     load_models_file,
     shipped_models,
     spec_for_path,
@@ -140,3 +143,123 @@ def test_a_backend_named_as_module_and_class_in_models_toml_loads_and_meets_the_
     toml.write_text(f'[models.x]\nbackend = "sdxl-turbo"\npath = "{tiny_limner}"\n')
     with pytest.raises(InvalidRequest, match=r"unknown backend 'sdxl-turbo' \(known: .*diffusers.*limner"):
         load_models_file(toml)
+
+
+STRICT = """default = "sdxl"
+
+[models.sdxl]
+backend = "diffusers"
+path = "sdxl"
+{extra}
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            "defaults = { num_inference_steps = 30, guidence_scale = 6.0 }",
+            r"models.toml:6: model 'sdxl': defaults has unknown key 'guidence_scale'; did you mean 'guidance_scale'\?",
+        ),
+        ('devise = "cuda"', r"models.toml:6: model 'sdxl' has unknown key 'devise'; did you mean 'device'\?"),
+        ("[models.sdxl.defaults]\nsteps = 30", r"models.toml:7: model 'sdxl': defaults has unknown key 'steps'"),
+        ('defaults = { num_inference_steps = "30" }', r"models.toml:6: .*num_inference_steps must be an integer"),
+        ("defaults = { guidance_scale = 40 }", r"models.toml:6: .*guidance_scale must be a number from 0 to 30"),
+        ("defaults = { loras = { ink = true } }", r"models.toml:6: .*loras.ink must be a number, not True"),
+        ('dtype = "float8"', r"models.toml:6: model 'sdxl': dtype must be one of 'auto', 'float32', .*not 'float8'"),
+        ("cpu_offload = true", r"models.toml:6: model 'sdxl': cpu_offload must be one of 'none', 'model'"),
+        ("device = 0", r"models.toml:6: model 'sdxl': device must be a string, not 0"),
+        ("loras = 3", r"models.toml:6: model 'sdxl': loras must be a table, not 3"),
+        (
+            '[models.other]\nbackend = "limner"\npath = "x"\nvariant = "fp16"',
+            r"models.toml:9: model 'other' has unknown key 'variant'",
+        ),
+    ],
+)
+def test_models_file_is_strict_naming_file_line_and_key(tmp_path, extra, message):
+    path = tmp_path / "models.toml"
+    path.write_text(STRICT.format(extra=extra))
+    with pytest.raises(InvalidRequest, match=message) as err:
+        load_models_file(path)
+    assert err.value.param == "models" and "\n" not in err.value.message
+
+
+def test_models_file_top_level_is_strict_too(tmp_path):
+    path = tmp_path / "models.toml"
+    path.write_text('defualt = "x"\n')
+    with pytest.raises(
+        InvalidRequest, match=r"models.toml:1: has unknown top-level key 'defualt'; did you mean 'default'"
+    ):
+        load_models_file(path)
+
+
+def test_models_file_types_the_diffusers_options_and_resolves_paths_from_its_folder(tmp_path):
+    path = tmp_path / "models.toml"
+    path.write_text(
+        "[models.one]\n"
+        'backend = "diffusers"\n'
+        'path = "sd15.safetensors"\n'
+        'config = "sd15-config"\n'
+        'loras = { ink = "loras/ink.safetensors" }\n'
+        'cpu_offload = "model"\n'
+        'defaults = { guidance_scale = 7, loras = { ink = 1 }, sampler = "DPMSolverMultistepScheduler" }\n'
+    )
+    (spec,), _ = load_models_file(path)
+    assert spec.path == tmp_path / "sd15.safetensors"
+    assert spec.options == {
+        "config": tmp_path / "sd15-config",
+        "loras": {"ink": tmp_path / "loras/ink.safetensors"},
+        "cpu_offload": "model",
+    }
+    assert spec.defaults == {"guidance_scale": 7.0, "loras": {"ink": 1.0}, "sampler": "DPMSolverMultistepScheduler"}
+    assert isinstance(spec.defaults["guidance_scale"], float)
+
+
+def test_check_looks_at_each_model_without_loading_it(tiny_limner, tiny_sd, tmp_path, monkeypatch):
+    import diffusers
+
+    def no_loading(*a, **k):
+        raise AssertionError("check loaded a model")
+
+    monkeypatch.setattr(diffusers.DiffusionPipeline, "from_pretrained", no_loading)
+    monkeypatch.setattr("limner.engine.builtin.LimnerBackend.__init__", no_loading)
+
+    state = check(ModelSpec("tiny", "limner", tiny_limner))
+    assert state.ready and re.fullmatch(r"Limner \S+ denoiser(, \d+ training steps)?", state.detail), state.detail
+    impostor = tmp_path / "impostor"
+    impostor.mkdir()
+    (impostor / "denoiser.safetensors").write_bytes((tiny_sd / "unet/diffusion_pytorch_model.safetensors").read_bytes())
+    sd = check(ModelSpec("tiny-sd", "diffusers", tiny_sd))
+    assert sd == ModelState(
+        "tiny-sd",
+        "diffusers",
+        True,
+        "diffusers StableDiffusionPipeline (pipeline folder), scheduler EulerDiscreteScheduler",
+    )
+    assert check(ModelSpec("gone", "limner", tmp_path / "gone")) == ModelState(
+        "gone", "limner", False, f"model 'gone': {tmp_path / 'gone'} does not exist"
+    )
+    bad = [
+        (ModelSpec("t", "limner", tmp_path), "holds no readable Limner denoiser"),
+        (ModelSpec("t", "limner", impostor), "denoiser.safetensors is not a Limner denoiser .format 'pt'."),
+        (ModelSpec("t", "limner", tiny_limner, defaults={"sampler": "ddim"}), "unknown sampler 'ddim'; choose from"),
+        (
+            ModelSpec("t", "diffusers", tiny_sd, defaults={"sampler": "ddim"}),
+            "sampler 'ddim' is not one of .*LMSDiscrete",
+        ),
+        (
+            ModelSpec("t", "diffusers", tiny_sd, defaults={"loras": {"ink": 1.0}}),
+            "names 'ink', which loras does not list",
+        ),
+        (ModelSpec("t", "diffusers", tiny_sd, {"loras": {"ink": tmp_path / "ink.pt"}}), "must be a .safetensors file"),
+        (ModelSpec("t", "diffusers", tiny_sd, {"config": tiny_sd}), "config is for single-file checkpoints"),
+        (ModelSpec("t", "diffusers", tiny_sd, {"device": "cpu", "cpu_offload": "model"}), "needs a CUDA device"),
+        (
+            ModelSpec("t", "diffusers", tiny_limner / "denoiser.safetensors"),
+            "is not a Stable Diffusion 1.x/2.x or SDXL",
+        ),
+    ]
+    for spec, message in bad:
+        state = check(spec)
+        assert not state.ready and re.search(message, state.detail), (spec, state.detail)
+        assert "\n" not in state.detail

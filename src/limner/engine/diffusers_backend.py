@@ -1,24 +1,35 @@
 """Any local diffusers checkpoint as a backend: a pipeline folder (``save_pretrained`` layout:
-Stable Diffusion 1.x/2.x, SDXL, SD3, FLUX, SANA, PixArt …) or a single-file checkpoint
-(``.safetensors``/``.ckpt``, with ``config`` naming a local pipeline folder for its layout).
-Nothing is fetched from a hub: every load passes ``local_files_only``.
+Stable Diffusion 1.x/2.x, SDXL, SD3, FLUX, SANA, PixArt …, optionally a ``variant`` such as fp16)
+or a single-file Stable Diffusion 1.x or SDXL checkpoint (``.safetensors``, with ``config`` naming
+a local pipeline folder for its layout). Nothing is fetched from a hub: every load passes
+``local_files_only``.
 
-Text-to-image always; image-to-image and inpainting when diffusers can derive those pipelines
-from the loaded one (``AutoPipelineFor*.from_pipe``). Each image gets its own
-``torch.Generator`` seeded with its seed, so batching never changes an image.
+What diffusers users expect of a pipeline, per model in ``models.toml``: the scheduler
+(``defaults.sampler``, a diffusers class name; per request ``sampler``), LoRA adapters (``loras``,
+selected per request with their scales), CPU offload (``cpu_offload``). Text-to-image always;
+image-to-image and inpainting when diffusers can derive those pipelines from the loaded one
+(``AutoPipelineFor*.from_pipe``). Each image gets its own ``torch.Generator`` seeded with its
+seed, and each call its own scheduler built from the saved config, so neither the batch nor the
+call before changes an image. A request parameter the pipeline does not take is refused, never
+dropped. diffusers itself (the ``diffusers`` extra) is imported only when a model loads.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
-import os
+import json
+import sys
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from PIL import Image
 
 from limner.engine import compute
+from limner.engine.builtin import to_images
 from limner.engine.request import (
     GeneratedImage,
     GenerationRequest,
@@ -28,20 +39,197 @@ from limner.engine.request import (
     image_parameters,
     parse_size,
 )
-from limner.errors import Cancelled, CheckpointError, InvalidRequest
+from limner.errors import Cancelled, CheckpointError, InvalidRequest, LimnerError
 from limner.typography.pipeline import finish, prepare
 
+if TYPE_CHECKING:
+    from limner.engine.registry import ModelSpec
+
+EXTRA = 'pip install "limner[diffusers]"'
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# single files: what their keys say they are → the pipeline that loads them
+SINGLE_FILE_PIPELINES = {
+    "conditioner.embedders.1.": "StableDiffusionXLPipeline",  # SDXL base: its second (OpenCLIP) text encoder
+    "cond_stage_model.": "StableDiffusionPipeline",  # SD 1.x (CLIP) and 2.x (OpenCLIP)
+}
+PREVIEW_SIDE = 128  # px: latents are shrunk to this size before the VAE decodes a preview
+PREVIEWS_PER_RUN = 8  # the VAE decodes about this many previews per run; steps between show the last
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a model's files are, read without loading them."""
+
+    pipeline: str  # the diffusers pipeline class
+    scheduler: str  # the scheduler class saved with it
+    single_file: bool
+    folder: Path  # the pipeline folder (for a single file: its config folder)
+
+    def describe(self, variant: str | None, loras: dict) -> str:
+        parts = ["single file" if self.single_file else "pipeline folder"]
+        parts += [f"{variant} variant"] if variant else []
+        parts += [f"LoRA {', '.join(loras)}"] if loras else []
+        return f"diffusers {self.pipeline} ({', '.join(parts)}), scheduler {self.scheduler}"
+
+
+def _installed(module: str) -> bool:
+    if module in sys.modules:
+        return sys.modules[module] is not None  # None: an import that is known to fail
+    return importlib.util.find_spec(module) is not None
+
+
+def require_extra(name: str, *also: str) -> None:
+    """One line naming the extra when a module it installs is missing."""
+    missing = [m for m in ("diffusers", "transformers", *also) if not _installed(m)]
+    if missing:
+        raise LimnerError(
+            f"model {name!r} needs the diffusers extra (missing: {', '.join(missing)}): {EXTRA}",
+            code="missing_extra",
+        )
 
 
 def pick_device(device: str) -> str:
-    if device != "auto":
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+    """``auto`` → cuda, else mps, else cpu; an explicit device must exist on this machine."""
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else ("mps" if mps else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise LimnerError(f"device {device!r}: torch sees no CUDA device here; use device = 'cpu' or 'auto'")
+    if device == "mps" and not mps:
+        raise LimnerError("device 'mps': torch sees no Apple GPU here; use device = 'cpu' or 'auto'")
+    if device != "cpu" and not device.startswith(("cuda", "mps")):
+        raise LimnerError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', not {device!r}")
+    return device
+
+
+def check_diffusers(spec: ModelSpec) -> str:
+    """The registry's start-up check: everything that can be known without loading the model."""
+    options = spec.options
+    loras = options.get("loras") or {}
+    layout = _inspect(spec.name, spec.path, options.get("variant"), options.get("config"), loras)
+    offload = options.get("cpu_offload", "none")
+    device = pick_device(options.get("device", "auto"))
+    if offload != "none" and not device.startswith("cuda"):
+        raise LimnerError(f"model {spec.name!r}: cpu_offload needs a CUDA device, and this one runs on {device}")
+    if offload != "none":
+        require_extra(spec.name, "accelerate")
+    for lora in spec.defaults.get("loras", {}):
+        if lora not in loras:
+            raise LimnerError(f"model {spec.name!r}: defaults.loras names {lora!r}, which loras does not list")
+    sampler = spec.defaults.get("sampler")
+    if sampler is not None:
+        choices = _scheduler_choices(layout)
+        if sampler not in choices:
+            raise LimnerError(f"model {spec.name!r}: sampler {sampler!r} is not one of {', '.join(choices)}")
+    return layout.describe(options.get("variant"), loras)
+
+
+def _inspect(name: str, path: Path, variant: str | None, config: Path | None, loras: dict) -> Layout:
+    """The model's layout from its files (headers and JSON only); raises LimnerError with what
+    is wrong and what to do."""
+    where = f"model {name!r}"
+    require_extra(name, *(["peft"] if loras else []))
+    for lora, file in loras.items():
+        if not Path(file).is_file() or Path(file).suffix != ".safetensors":
+            raise LimnerError(f"{where}: LoRA {lora!r} must be a .safetensors file, and {file} is not one")
+    if path.is_dir():
+        if config is not None:
+            raise LimnerError(f"{where}: config is for single-file checkpoints; {path} is a folder, remove config")
+        index = _model_index(path, where)
+        for component, entry in index.items():
+            if isinstance(entry, list) and entry[0] is not None and not (path / component).is_dir():
+                raise LimnerError(f"{where}: {path} lacks the {component}/ folder its model_index.json lists")
+        variants = _variants(path)
+        if variant is not None and variant not in variants:
+            raise LimnerError(f"{where}: {path} holds no {variant!r} weights (files named *.{variant}.safetensors)")
+        if variant is None and variants and None not in variants:
+            only = ", ".join(sorted(v for v in variants if v))
+            raise LimnerError(f"{where}: {path} holds only {only} weights; set variant = {only.split(', ')[0]!r}")
+        return Layout(index["_class_name"], _scheduler_of(index, where), False, path)
+    if path.suffix != ".safetensors":
+        raise LimnerError(
+            f"{where}: {path} is neither a pipeline folder nor a .safetensors file (pickled .ckpt files can run "
+            "code when loaded: convert it to .safetensors)"
+        )
+    if variant is not None:
+        raise LimnerError(f"{where}: variant applies to pipeline folders; a single file has one set of weights")
+    pipeline = _single_file_pipeline(path, where)
+    if config is None:
+        raise LimnerError(
+            f"{where}: a single-file checkpoint needs config = a local {pipeline} folder for its layout "
+            "(model_index.json, the configs and the tokenizers; its weights are not read)"
+        )
+    index = _model_index(Path(config), where)
+    if index["_class_name"] != pipeline:
+        raise LimnerError(
+            f"{where}: {path} is a {pipeline} checkpoint but config {config} holds a {index['_class_name']}"
+        )
+    return Layout(pipeline, _scheduler_of(index, where), True, Path(config))
+
+
+def _model_index(folder: Path, where: str) -> dict:
+    try:
+        index = json.loads((folder / "model_index.json").read_text())
+    except FileNotFoundError:
+        raise LimnerError(
+            f"{where}: {folder} has no model_index.json: not a diffusers pipeline folder (save one with "
+            "save_pretrained, or point path at a .safetensors single file)"
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LimnerError(f"{where}: {folder}/model_index.json is not valid JSON ({e})") from None
+    if not isinstance(index, dict) or not isinstance(index.get("_class_name"), str):
+        raise LimnerError(f"{where}: {folder}/model_index.json names no pipeline class (_class_name)")
+    import diffusers
+
+    if not hasattr(diffusers, index["_class_name"]):
+        raise LimnerError(f"{where}: this diffusers ({diffusers.__version__}) has no {index['_class_name']}")
+    return index
+
+
+def _scheduler_of(index: dict, where: str) -> str:
+    entry = index.get("scheduler")
+    if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], str)):
+        raise LimnerError(f"{where}: model_index.json names no scheduler")
+    return entry[1]
+
+
+def _variants(folder: Path) -> set[str | None]:
+    """The weight variants in a pipeline folder: ``unet/diffusion_pytorch_model.fp16.safetensors``
+    is fp16, ``…model.safetensors`` (or a shard ``…model-00001-of-00002.safetensors``) is None."""
+    found: set[str | None] = set()
+    for file in folder.glob("*/*"):
+        if file.suffix in (".safetensors", ".bin"):
+            parts = file.name.split(".")
+            found.add(parts[1] if len(parts) == 3 else None)
+    return found
+
+
+def _single_file_pipeline(path: Path, where: str) -> str:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:  # reads the header only
+            keys = list(f.keys())
+    except Exception as e:
+        raise LimnerError(f"{where}: {path} is not a readable .safetensors file ({e})") from None
+    for prefix, pipeline in SINGLE_FILE_PIPELINES.items():
+        if any(k.startswith(prefix) for k in keys) and any(k.startswith("model.diffusion_model.") for k in keys):
+            return pipeline
+    raise LimnerError(
+        f"{where}: {path} is not a Stable Diffusion 1.x/2.x or SDXL single file; load other models from "
+        "a pipeline folder (save_pretrained)"
+    )
+
+
+def _scheduler_choices(layout: Layout) -> list[str]:
+    """The scheduler saved with the pipeline and those diffusers lists as compatible with it."""
+    import diffusers
+
+    cls = getattr(diffusers, layout.scheduler, None)
+    if cls is None:
+        return [layout.scheduler]
+    scheduler = cls.from_config(cls.load_config(layout.folder / "scheduler"))  # a config, no weights
+    return sorted({c.__name__ for c in scheduler.compatibles} | {layout.scheduler})
 
 
 class DiffusersBackend:
@@ -52,45 +240,67 @@ class DiffusersBackend:
         name: str,
         path: Path,
         device: str = "auto",
-        dtype: str = "auto",
-        cpu_offload: bool = False,
-        config: str | None = None,
+        dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto",
+        variant: str | None = None,
+        cpu_offload: Literal["none", "model", "sequential"] = "none",
+        config: Path | None = None,
+        loras: dict[str, Path] | None = None,
         defaults: dict | None = None,
-        **_: object,
     ):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: never reach for a hub
+        self.name, self.path = name, Path(path)
+        self.loras = dict(loras or {})
+        layout = _inspect(name, self.path, variant, config, self.loras)  # the one-line errors, before loading
+        require_extra(name, *(["accelerate"] if cpu_offload != "none" else []))
+        self.device = pick_device(device)
+        if cpu_offload != "none" and not self.device.startswith("cuda"):
+            raise LimnerError(f"model {name!r}: cpu_offload needs a CUDA device, and this one runs on {self.device}")
+        if dtype == "auto":
+            dtype = "float16" if self.device.startswith(("cuda", "mps")) else "float32"
+        if dtype not in DTYPES:
+            raise InvalidRequest(f"dtype must be one of auto, {', '.join(DTYPES)}", param="dtype")
+        self.dtype = DTYPES[dtype]
         import diffusers
 
-        self.name, self.path = name, Path(path)
-        self.device = pick_device(device)
-        if dtype == "auto":
-            dtype = "float16" if self.device in ("cuda", "mps") else "float32"
-        if dtype not in DTYPES:
-            raise InvalidRequest(f"dtype must be one of {', '.join(DTYPES)}", param="dtype")
-        self.dtype = DTYPES[dtype]
         try:
-            if self.path.is_dir():
-                pipe = diffusers.DiffusionPipeline.from_pretrained(self.path, dtype=self.dtype, local_files_only=True)
+            if layout.single_file:
+                cls = getattr(diffusers, layout.pipeline)
+                pipe = cls.from_single_file(str(self.path), config=str(config), dtype=self.dtype, local_files_only=True)
             else:
-                cls = (
-                    diffusers.StableDiffusionXLPipeline
-                    if "xl" in self.path.name.lower()
-                    else diffusers.StableDiffusionPipeline
+                pipe = diffusers.DiffusionPipeline.from_pretrained(
+                    self.path, dtype=self.dtype, variant=variant, local_files_only=True
                 )
-                pipe = cls.from_single_file(str(self.path), dtype=self.dtype, config=config, local_files_only=True)
+            with warnings.catch_warnings():  # peft warns at the second adapter of a model: several are the point
+                warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+                for lora, file in self.loras.items():
+                    pipe.load_lora_weights(str(Path(file).parent), weight_name=Path(file).name, adapter_name=lora)
         except Exception as e:
-            raise CheckpointError(f"cannot load a diffusers pipeline from {self.path}: {e}") from e
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise CheckpointError(f"cannot load a diffusers pipeline from {self.path}: {first}") from e
         pipe.set_progress_bar_config(disable=True)
-        if cpu_offload and self.device == "cuda":
-            pipe.enable_model_cpu_offload()
-        else:
-            pipe.to(self.device)
         self.text2img = pipe
         self.img2img = self._derive(diffusers.AutoPipelineForImage2Image, pipe)
         self.inpaint = self._derive(diffusers.AutoPipelineForInpainting, pipe)
-        self.defaults = {"num_inference_steps": 30, "guidance_scale": 5.0, **(defaults or {})}
+        if cpu_offload == "model":  # whole models move to the GPU in turn
+            pipe.enable_model_cpu_offload(device=self.device)
+        elif cpu_offload == "sequential":  # layer by layer: least memory, slowest
+            pipe.enable_sequential_cpu_offload(device=self.device)
+        else:
+            pipe.to(self.device)
+        self.scheduler_config = pipe.scheduler.config
+        self.schedulers = {c.__name__: c for c in pipe.scheduler.compatibles} | {
+            type(pipe.scheduler).__name__: type(pipe.scheduler)
+        }
+        self.defaults = {
+            "num_inference_steps": 30,
+            "guidance_scale": 5.0,
+            "sampler": type(pipe.scheduler).__name__,
+            **(defaults or {}),
+        }
+        if self.defaults["sampler"] not in self.schedulers:
+            raise LimnerError(f"model {name!r}: sampler {self.defaults['sampler']!r} is not one of {self._choices()}")
         denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
-        sample = getattr(getattr(denoiser, "config", None), "sample_size", 64)
+        sample: Any = getattr(pipe, "default_sample_size", None)
+        sample = sample or getattr(getattr(denoiser, "config", None), "sample_size", None) or 64
         sample = sample[0] if isinstance(sample, list | tuple) else sample
         self.scale = getattr(pipe, "vae_scale_factor", 8)
         self.native = int(sample) * self.scale
@@ -98,17 +308,20 @@ class DiffusersBackend:
             p.numel() for m in pipe.components.values() if isinstance(m, torch.nn.Module) for p in m.parameters()
         )
 
-    @staticmethod
-    def _derive(auto: Any, pipe: Any) -> Any:
-        try:
-            derived = auto.from_pipe(pipe)
-            derived.set_progress_bar_config(disable=True)
-            return derived
+    def _derive(self, auto: Any, pipe: Any) -> Any:
+        try:  # from_pipe shares the modules; without dtype it would cast them to float32
+            derived = auto.from_pipe(pipe, dtype=self.dtype)
         except Exception:  # the architecture has no such pipeline: the capability is absent
             return None
+        derived.set_progress_bar_config(disable=True)
+        return derived
+
+    def _choices(self) -> str:
+        return ", ".join(sorted(self.schedulers))
 
     def info(self) -> ModelInfo:
         modes = ["text2img"] + (["img2img"] if self.img2img else []) + (["inpaint"] if self.inpaint else [])
+        lora = f"; LoRA adapters: {', '.join(self.loras)}" if self.loras else ""
         return ModelInfo(
             self.name,
             self.kind,
@@ -117,10 +330,11 @@ class DiffusersBackend:
             modes,
             self.params,
             dict(self.defaults),
-            f"diffusers {type(self.text2img).__name__}",
+            f"diffusers {type(self.text2img).__name__}{lora}",
         )
 
     def resolve(self, req: GenerationRequest) -> dict:
+        """The request's effective settings; InvalidRequest for what this pipeline cannot do."""
         size = req.size or f"{self.native}x{self.native}"
         w, h = parse_size(size)
         step = self.scale * 2
@@ -129,16 +343,46 @@ class DiffusersBackend:
                 f"model {self.name} needs width and height divisible by {step}, not {size}",
                 param="size",
             )
-        common = common_settings(req, self.defaults)
+        common = common_settings(req, self.defaults, self.loras)
         mode = common["mode"]
-        if (mode == "img2img" and self.img2img is None) or (mode == "inpaint" and self.inpaint is None):
+        pipe = {"text2img": self.text2img, "img2img": self.img2img, "inpaint": self.inpaint}[mode]
+        if pipe is None:
             raise InvalidRequest(f"model {self.name} cannot do {mode}", param="image")
-        if req.sampler:
+        sampler = req.sampler or self.defaults["sampler"]
+        if sampler not in self.schedulers:
             raise InvalidRequest(
-                "diffusers models use the scheduler saved with the pipeline; omit sampler",
+                f"model {self.name} cannot use sampler {sampler!r}; choose a diffusers scheduler from "
+                f"{self._choices()}",
                 param="sampler",
             )
-        return {"size": f"{w}x{h}", "width": w, "height": h, **common}
+        accepted = inspect.signature(pipe.__call__).parameters
+        used = {
+            "negative_prompt": bool(req.negative_prompt),
+            "guidance_scale": req.guidance_scale is not None,
+            "size": req.size is not None and mode == "text2img",
+            "strength": mode != "text2img",
+        }
+        takes = {"size": "width" in accepted and "height" in accepted}
+        for param, is_used in used.items():
+            if is_used and not takes.get(param, param in accepted):
+                raise InvalidRequest(
+                    f"model {self.name} ({type(pipe).__name__}) takes no {param}; omit it", param=param
+                )
+        if req.negative_prompt and "true_cfg_scale" in accepted:  # FLUX: a negative prompt needs true CFG
+            raise InvalidRequest(
+                f"model {self.name} ({type(pipe).__name__}) uses a negative prompt only with true_cfg_scale, "
+                "which Limner does not set; omit negative_prompt",
+                param="negative_prompt",
+            )
+        transformer = getattr(getattr(pipe, "transformer", None), "config", None)
+        distilled = getattr(transformer, "guidance_embeds", None)
+        if req.guidance_scale is not None and "true_cfg_scale" in accepted and distilled is False:
+            raise InvalidRequest(  # FLUX.1 schnell: guidance_scale feeds a guidance embedding it lacks
+                f"model {self.name} ({type(pipe).__name__}) has no guidance embedding and ignores guidance_scale; "
+                "omit it",
+                param="guidance_scale",
+            )
+        return {"size": f"{w}x{h}", "width": w, "height": h, "sampler": sampler, **common}
 
     def batch_key(self, req: GenerationRequest) -> tuple:
         r = self.resolve(req)
@@ -149,9 +393,16 @@ class DiffusersBackend:
             r["mode"],
             r["strength"],
             r["guidance_scale"],
+            r["sampler"],
+            tuple(r["loras"].items()),
         )
 
     def generate(self, requests: list[GenerationRequest]) -> list[list[GeneratedImage] | BaseException]:
+        """Render a batch of compatible requests; a cancelled request gets a Cancelled back.
+        1. one prompt, negative prompt, seed and generator per image
+        2. this call's scheduler and LoRA adapters
+        3. the pipeline, reporting each step (with VAE-decoded previews every few steps)
+        4. typography and, for inpainting, the source pasted back outside the mask"""
         settings = [self.resolve(r) for r in requests]
         s0 = settings[0]
         owners, prompts, negatives, seeds, images, masks = [], [], [], [], [], []
@@ -166,10 +417,19 @@ class DiffusersBackend:
                 if req.mask is not None:
                     masks.append(_white_is_repaint(req.mask).resize((s0["width"], s0["height"])))
         pipe = {"text2img": self.text2img, "img2img": self.img2img, "inpaint": self.inpaint}[s0["mode"]]
+
+        # 2. a fresh scheduler for every call: diffusers' schedulers keep state between steps
+        pipe.scheduler = self.schedulers[s0["sampler"]].from_config(self.scheduler_config)
+        if self.loras and s0["loras"]:
+            pipe.enable_lora()
+            pipe.set_adapters(list(s0["loras"]), adapter_weights=list(s0["loras"].values()))
+        elif self.loras:
+            pipe.disable_lora()
+
         gen_device = "cpu" if self.device == "mps" else self.device
         kwargs: dict[str, Any] = {
             "prompt": prompts,
-            "negative_prompt": negatives,
+            "negative_prompt": negatives if any(negatives) else None,
             "num_inference_steps": s0["num_inference_steps"],
             "guidance_scale": s0["guidance_scale"],
             "width": s0["width"],
@@ -181,7 +441,11 @@ class DiffusersBackend:
             kwargs.update(image=images, strength=s0["strength"])
         if s0["mode"] == "inpaint":
             kwargs["mask_image"] = masks
+
+        # 3. sample, reporting each step to each request
         cancelled: set[int] = set()
+        wanted = [k for k, owner in enumerate(owners) if requests[owner].previews]
+        shown: dict[int, Image.Image] = {}  # image row → its latest preview
 
         def on_step(p: Any, i: int, t: Any, cb_kwargs: dict) -> dict:
             compute.between_steps()  # urgent short work (moderation) waits a step, not the batch
@@ -190,19 +454,29 @@ class DiffusersBackend:
                     cancelled.add(j)
             if len(cancelled) == len(requests):
                 p._interrupt = True
+            total = getattr(p, "num_timesteps", None) or s0["num_inference_steps"]  # img2img runs fewer
+            every = max(1, total // PREVIEWS_PER_RUN)
+            if wanted and "latents" in cb_kwargs and ((i + 1) % every == 0 or i + 1 == total):
+                shown.update(zip(wanted, self._previews(p, cb_kwargs["latents"][wanted], s0), strict=False))
             for j, req in enumerate(requests):
                 if req.on_progress and j not in cancelled:
-                    req.on_progress(Progress(i + 1, s0["num_inference_steps"]))
+                    rows = [k for k, o in enumerate(owners) if o == j]
+                    previews = [shown[k] for k in rows] if req.previews and all(k in shown for k in rows) else None
+                    req.on_progress(Progress(i + 1, total, previews))
             return cb_kwargs
 
         accepted = inspect.signature(pipe.__call__).parameters
         if "callback_on_step_end" in accepted:
             kwargs["callback_on_step_end"] = on_step
-        kwargs = {k: v for k, v in kwargs.items() if k in accepted}
+            if wanted and "latents" in getattr(pipe, "_callback_tensor_inputs", ()):
+                kwargs["callback_on_step_end_tensor_inputs"] = ["latents"]
+        kwargs = {k: v for k, v in kwargs.items() if k in accepted}  # what resolve() let through but went unused
         with torch.inference_mode():
             result = pipe(**kwargs).images
         if len(cancelled) == len(requests):
             raise Cancelled("cancelled by the caller")
+
+        # 4. typography, inpainting's paste-back, parameters
         out: list[list[GeneratedImage] | BaseException] = [[] for _ in requests]
         for k, (img, owner) in enumerate(zip(result, owners, strict=True)):
             if owner in cancelled:
@@ -215,12 +489,28 @@ class DiffusersBackend:
                 src = req.image.convert("RGB").resize(img.size)
                 keep = _white_is_repaint(req.mask).resize(img.size).point(lambda v: 0 if v > 127 else 255)
                 img = Image.composite(src, img.convert("RGB"), keep)
-            sampler = type(pipe.scheduler).__name__
-            params = image_parameters(req, st, seeds[k], self.name, self.kind, sampler, prepared.parsed.spans)
+            params = image_parameters(req, st, seeds[k], self.name, self.kind, st["sampler"], prepared.parsed.spans)
             lst = out[owner]
             assert isinstance(lst, list)
             lst.append(GeneratedImage(img.convert("RGB"), seeds[k], req.prompt, self.name, params))
         return out
+
+    def _previews(self, pipe: Any, latents: torch.Tensor, s0: dict) -> list[Image.Image]:
+        """The current latents as small images, decoded by the pipeline's own VAE."""
+        vae = getattr(pipe, "vae", None)
+        if latents.ndim == 3 and hasattr(pipe, "_unpack_latents"):  # FLUX packs 2×2 patches into tokens
+            latents = pipe._unpack_latents(latents, s0["height"], s0["width"], self.scale)  # (B, C, h, w)
+        if vae is None or latents.ndim != 4:
+            return []
+        h, w = latents.shape[-2:]
+        side = max(1, PREVIEW_SIDE // self.scale)
+        if max(h, w) > side:  # a preview needs no more than PREVIEW_SIDE pixels
+            size = (max(1, round(h * side / max(h, w))), max(1, round(w * side / max(h, w))))
+            latents = torch.nn.functional.interpolate(latents.float(), size=size, mode="area")
+        cfg = vae.config
+        z = latents / cfg.scaling_factor + (getattr(cfg, "shift_factor", None) or 0.0)
+        decoded = vae.decode(z.to(dtype=vae.dtype), return_dict=False)[0]  # (B, 3, H, W) in [-1, 1]
+        return to_images(decoded)
 
 
 def _white_is_repaint(mask: Image.Image) -> Image.Image:

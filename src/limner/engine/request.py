@@ -7,10 +7,11 @@ Parameter names follow the OpenAI Images API and diffusers: ``prompt``, ``negati
 from __future__ import annotations
 
 import io
+import math
 import random
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from PIL import Image
@@ -23,6 +24,7 @@ MAX_PROMPT_CHARS = 2000
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 MAX_N = 10
 MAX_STEPS = 200
+MAX_LORA_SCALE = 10.0
 MAX_SEED = 2**63 - 1
 
 
@@ -47,6 +49,7 @@ class GenerationRequest:
     guidance_scale: float | None = None
     model: str | None = None  # None = the default model
     sampler: str | None = None
+    loras: dict[str, float] | None = None  # LoRA adapter name → scale; None = the model's defaults
     image: Image.Image | None = None  # image-to-image / inpainting source
     mask: Image.Image | None = None  # white (or alpha 0) = repaint; needs ``image``
     strength: float | None = None  # how much of the source to repaint (1 = all); None: 1 with a mask, else 0.8
@@ -89,6 +92,14 @@ class GenerationRequest:
             not isinstance(self.guidance_scale, int | float) or not 0 <= self.guidance_scale <= 30
         ):
             raise InvalidRequest("guidance_scale must be a number from 0 to 30", param="guidance_scale")
+        if self.loras is not None and (
+            not isinstance(self.loras, dict)
+            or not all(isinstance(k, str) and _is_scale(v) for k, v in self.loras.items())
+        ):
+            raise InvalidRequest(
+                f"loras must map adapter names to scales from {-MAX_LORA_SCALE:g} to {MAX_LORA_SCALE:g}",
+                param="loras",
+            )
         if self.background not in ("opaque", "transparent"):
             raise InvalidRequest("background must be 'opaque' or 'transparent'", param="background")
         if self.strength is not None and not 0 < self.strength <= 1:
@@ -114,14 +125,26 @@ def default_strength(req: GenerationRequest) -> float:
     return 1.0 if req.mask is not None else 0.8
 
 
-def common_settings(req: GenerationRequest, defaults: dict) -> dict:
-    """What every backend resolves the same way: mode, steps, guidance and strength."""
+def _is_scale(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and abs(v) <= MAX_LORA_SCALE
+
+
+def common_settings(req: GenerationRequest, defaults: dict, loras: Collection[str] = ()) -> dict:
+    """What every backend resolves the same way: mode, steps, guidance, strength, and the LoRA
+    adapters among ``loras`` (those the model has) that the request, or else the model's defaults,
+    asks for."""
     mode = "inpaint" if req.mask is not None else ("img2img" if req.image is not None else "text2img")
+    wanted = defaults.get("loras", {}) if req.loras is None else req.loras
+    for name in wanted:
+        if name not in loras:
+            has = f"it has {', '.join(sorted(loras))}" if loras else "it has none"
+            raise InvalidRequest(f"unknown LoRA adapter {name!r} for this model; {has}", param="loras")
     return {
         "mode": mode,
         "num_inference_steps": req.num_inference_steps or defaults["num_inference_steps"],
         "guidance_scale": defaults["guidance_scale"] if req.guidance_scale is None else float(req.guidance_scale),
         "strength": default_strength(req) if mode != "text2img" else 1.0,
+        "loras": {name: float(scale) for name, scale in sorted(wanted.items())},
     }
 
 
@@ -131,6 +154,7 @@ def image_parameters(
     """What the PNG metadata records about one image: enough to make it again."""
     from limner import __version__
 
+    lora = {"loras": settings["loras"]} if settings.get("loras") else {}  # recorded only when used
     return {
         "prompt": req.prompt,
         "negative_prompt": req.negative_prompt,
@@ -146,6 +170,7 @@ def image_parameters(
         "backend": backend,
         "typography": req.typography,
         "text": text,
+        **lora,
     }
 
 

@@ -70,6 +70,11 @@ class GenerationBody(BaseModel):
     num_inference_steps: int | None = Field(None, ge=1, le=MAX_STEPS)
     guidance_scale: float | None = Field(None, ge=0, le=30)
     sampler: str | None = Field(None, max_length=40)
+    loras: dict[str, float] | None = Field(
+        None,
+        max_length=16,
+        description="LoRA adapter → scale, from those models.toml lists for the model; omitted: its defaults; {}: none.",
+    )
     typography: Literal["auto", "glyph", "off"] = Field(
         "auto",
         description="Quoted text: set exactly (auto), drawn by the model from a glyph canvas (glyph), or neither.",

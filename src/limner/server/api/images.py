@@ -51,6 +51,7 @@ def _engine_request(body: GenerationBody, cancel: threading.Event, **extra: obje
         guidance_scale=body.guidance_scale,
         model=body.model,
         sampler=body.sampler,
+        loras=body.loras,
         background="transparent" if body.background == "transparent" else "opaque",
         typography=body.typography,
         cancel=cancel,
