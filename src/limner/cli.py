@@ -313,12 +313,27 @@ def generate(
 @app.command("models")
 def list_models(
     models: Annotated[Path | None, typer.Option(help="A models.toml naming more models.")] = None,
+    load: Annotated[bool, typer.Option(help="Load each model to show its sizes, modes and parameters.")] = False,
 ) -> None:
-    """List the available models with their source, size and capabilities."""
+    """List the configured models and whether each will load (its backend looks at the files;
+    nothing is loaded unless --load)."""
     from limner.engine import Engine
 
-    engine = Engine(models_file=models, batching=False)
+    try:
+        engine = Engine(models_file=models, batching=False)
+    except LimnerError as e:
+        fail(escape(e.message))
+    default = engine.default
     table = Table(title="models")
+    if not load:
+        for col in ("name", "backend", "state", "what it is / what is wrong"):
+            table.add_column(col)
+        for st in engine.states():
+            mark = " (default)" if st.name == default else ""
+            state = "[green]ready" if st.ready else "[red]will not load"
+            table.add_row(st.name + mark, st.backend, state, escape(st.detail))
+        Console().print(table)
+        return
     for col in ("name", "backend", "sizes", "modes", "parameters", "path"):
         table.add_column(col)
     for entry in engine.models():

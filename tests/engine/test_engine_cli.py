@@ -87,7 +87,7 @@ def test_generate_errors_are_one_line_and_exit_1(models_toml, tmp_path, monkeypa
 
 @pytest.mark.filterwarnings(DIFFUSERS_NUMPY_WARNING)
 def test_models_lists_every_model_with_sizes_and_modes(models_toml):
-    result = runner.invoke(cli.app, ["models", "--models", str(models_toml)], env=WIDE)
+    result = runner.invoke(cli.app, ["models", "--models", str(models_toml), "--load"], env=WIDE)
     assert result.exit_code == 0, result.output
     rows = [line for line in result.stdout.splitlines() if "│" in line]
     tiny = next(r for r in rows if "tiny (default)" in r)
@@ -99,6 +99,27 @@ def test_models_lists_every_model_with_sizes_and_modes(models_toml):
 def test_models_shows_a_broken_model_without_failing(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "models.toml").write_text('[models.broken]\nbackend = "limner"\npath = "empty"\n')
-    result = runner.invoke(cli.app, ["models", "--models", str(tmp_path / "models.toml")], env=WIDE)
+    result = runner.invoke(cli.app, ["models", "--models", str(tmp_path / "models.toml"), "--load"], env=WIDE)
     assert result.exit_code == 0, result.output
     assert "broken" in result.stdout and "no weights at" in result.stdout
+
+
+def test_models_says_which_will_load_without_loading_any(models_toml, tmp_path, monkeypatch):
+    from limner.engine.engine import Engine
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("limner models loaded a model")
+
+    monkeypatch.setattr(Engine, "backend", no_loading)
+    (tmp_path / "empty").mkdir()
+    broken = tmp_path / "models.toml"
+    broken.write_text(
+        models_toml.read_text() + '\n[models.broken]\nbackend = "limner"\npath = "' + str(tmp_path / "empty") + '"\n'
+    )
+    result = runner.invoke(cli.app, ["models", "--models", str(broken)], env=WIDE)
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if "│" in line]
+    assert "ready" in next(r for r in rows if "tiny (default)" in r)
+    assert "ready" in next(r for r in rows if "tiny-sd" in r)
+    row = next(r for r in rows if "broken" in r)
+    assert "will not load" in row and "no readable Limner denoiser" in row

@@ -66,4 +66,30 @@ def test_several_models_and_default(settings, tiny_model):
         body = tc.get("/v1/models", headers={"api-key": key}).json()
         assert [(m["id"], m["default"]) for m in body["data"]][:2] == [("tiny", False), ("tiny-b", True)]
         assert {m["id"]: m.get("alias_of") for m in body["data"]}["gpt-image-1"] == "tiny-b"  # the default's
-        assert tc.get("/healthz").json()["models"] == ["tiny", "tiny-b"]
+        health = tc.get("/healthz").json()
+        assert health["models"] == ["tiny", "tiny-b"] and health["status"] == "ok"
+        assert {m["name"]: (m["ready"], m["loaded"]) for m in health["model_states"]} == {
+            "tiny": (True, False),  # looked at, not loaded: nothing has used it yet
+            "tiny-b": (True, False),
+        }
+        tc.post("/v1/images/generations", headers={"api-key": key}, json={"prompt": "a", "num_inference_steps": 1})
+        assert [m["loaded"] for m in tc.get("/healthz").json()["model_states"]] == [False, True]
+        assert str(tiny_model) not in tc.get("/healthz").text  # no server path on a public page
+
+
+def test_healthz_says_degraded_when_a_configured_model_will_not_load(settings, tiny_model, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from limner.engine import Engine
+    from limner.engine.registry import ModelSpec
+    from limner.server.app import create_app
+
+    (tmp_path / "empty").mkdir()
+    settings.engine_factory = lambda: Engine(
+        specs=[ModelSpec("tiny", "limner", tiny_model), ModelSpec("gone", "limner", tmp_path / "empty")]
+    )
+    with TestClient(create_app(settings)) as tc:
+        health = tc.get("/healthz")
+    assert health.status_code == 200 and health.json()["status"] == "degraded"
+    assert {m["name"]: m["ready"] for m in health.json()["model_states"]} == {"gone": False, "tiny": True}
+    assert str(tmp_path) not in health.text

@@ -20,7 +20,9 @@ from limner.engine.backend import Backend
 from limner.engine.batching import Batcher
 from limner.engine.registry import (
     ModelSpec,
+    ModelState,
     backend_factory,
+    check,
     load_models_file,
     shipped_models,
     spec_for_path,
@@ -109,6 +111,17 @@ class Engine:
                     factory, spec.name, spec.path, defaults=spec.defaults, **spec.options
                 )
             return self._backends[name]
+
+    def is_loaded(self, name: str) -> bool:
+        return name in self._backends
+
+    def states(self) -> list[ModelState]:
+        """Every configured model as its backend's check sees it, without loading any (a loaded
+        model is ready: it loaded)."""
+        return [
+            ModelState(name, spec.backend, True, "loaded") if name in self._backends else check(spec)
+            for name, spec in sorted(self.specs.items())
+        ]
 
     def models(self) -> list[dict]:
         """Every known model: loaded ones with full info, others from their spec."""

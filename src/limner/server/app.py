@@ -118,6 +118,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if engine.default is not None:
             names = [a.strip() for a in settings.model_aliases.split(",") if a.strip()]
             engine.aliases = {a: engine.default for a in names if a not in engine.specs} | engine.aliases
+        for state in engine.states():  # each configured model looked at, none loaded yet
+            if state.ready:
+                log.info("model %s (%s): %s", state.name, state.backend, state.detail)
+            else:
+                log.warning("model %s (%s) will not load: %s", state.name, state.backend, state.detail)
         app.state.db = db
         app.state.engine = engine
         app.state.slots = Slots(settings.max_running_requests, settings.max_waiting_requests)
@@ -175,12 +180,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise Unauthorized("Send the metrics token as 'Authorization: Bearer TOKEN'.", code="invalid_api_key")
         return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/healthz", tags=["service"], summary="Liveness and the models served")
+    @app.get("/healthz", tags=["service"], summary="Liveness, and each configured model's state")
     async def healthz(request: Request) -> dict:
+        """``status`` is "ok" when every configured model passes its check, else "degraded" (the
+        service still answers; the log at start-up says what is wrong — never this public page)."""
+        engine = request.app.state.engine
+        states = await run_in_threadpool(engine.states)
         return {
-            "status": "ok",
+            "status": "ok" if all(st.ready for st in states) else "degraded",
             "version": __version__,
-            "models": [m["name"] for m in request.app.state.engine.models()],
+            "models": [st.name for st in states],
+            "model_states": [
+                {"name": st.name, "backend": st.backend, "ready": st.ready, "loaded": engine.is_loaded(st.name)}
+                for st in states
+            ],
         }
 
     return app
