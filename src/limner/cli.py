@@ -382,6 +382,20 @@ def export_weights(
     console.print(f"{total / 2**20:.1f} MiB in {out}")
 
 
+def _packed_corpus(corpus: Path, resolution: int = 64) -> None:
+    """A built corpus with its packed train and val sets: packed now if missing (as `limner
+    train` does), or one line saying which command makes the corpus."""
+    from limner.data.trainset import pack, version_of
+
+    if not (corpus / "manifest.json").exists():
+        fail(f"no built corpus at {corpus}: run `limner data fetch` then `limner data build --out {corpus}`")
+    for split in ("train", "val"):
+        path = corpus / f"trainset-{resolution}-{split}.npz"
+        if not path.exists() or version_of(path) < 2:
+            console.print(f"packing the {split} split of {corpus} at {resolution} px → {path} (once)")
+            pack(corpus, path, resolution, split)
+
+
 @app.command("eval")
 def evaluate(
     model: Annotated[str, typer.Option(help="Model name or path, or a reference: real, noise, nearest-train.")],
@@ -403,6 +417,7 @@ def evaluate(
     from limner.eval.run import REFERENCE_MODELS
     from limner.eval.run import evaluate as run_eval
 
+    _packed_corpus(corpus)
     engine = None if model in REFERENCE_MODELS else Engine(models_file=models)
     with progress_bar() as bar:
         metrics = run_eval(
