@@ -39,8 +39,8 @@ from limner.arena.categories import categorize
 from limner.engine import Engine
 from limner.engine.registry import ModelSpec
 from limner.server.app import create_app
-from limner.server.db import ArenaImage, ArenaVoter, StoredFile
 from limner.server.settings import Settings
+from limner.store.db import ArenaImage, ArenaVoter, StoredFile
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"

@@ -5,6 +5,9 @@ expression is given (``pytest -m slow``)."""
 from __future__ import annotations
 
 import json
+import os
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +30,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model (``tests/tiny.py``) in a folder, the same for the whole session."""
+    from tiny import tiny_weights
+
+    return tiny_weights(tmp_path_factory.mktemp("weights") / "tiny")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh schema on the PostgreSQL test server, dropped afterwards; skips without one
+    (``eval "$(scripts/postgres start)"`` sets LIMNER_TEST_POSTGRES_URL; ``scripts/test`` does)."""
+    from sqlalchemy import create_engine, text
+
+    url = os.environ.get("LIMNER_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set LIMNER_TEST_POSTGRES_URL (scripts/postgres start prints it) to run the PostgreSQL tests")
+    schema = "t_" + secrets.token_hex(6)
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in url else "?"
+    yield f"{url}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")

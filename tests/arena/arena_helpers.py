@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import re
+
 from fastapi.testclient import TestClient
 
 MODELS = ("painter-alpha", "painter-beta")  # names that cannot appear by chance in a page or a PNG
@@ -22,6 +25,33 @@ class Clock:
     def __call__(self) -> float:
         self.now += self.step
         return self.now
+
+
+PASSWORD = "correct horse battery staple"
+_accounts = itertools.count()
+
+
+def sign_up(tc: TestClient) -> str:
+    """Make an account through the sign-up form and keep its session cookie in ``tc``; → the email."""
+    email = f"voter-{next(_accounts)}@example.com"
+    page = tc.get("/signup")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token, "the sign-up page has no CSRF field"
+    r = tc.post(
+        "/signup", data={"email": email, "password": PASSWORD, "csrf_token": token.group(1)}, follow_redirects=False
+    )
+    assert r.status_code == 303, r.text
+    sign_in(tc, email)  # sign-up never signs in
+    return email
+
+
+def sign_in(tc: TestClient, email: str) -> None:
+    token = re.search(r'name="csrf_token" value="([^"]+)"', tc.get("/signin").text)
+    assert token, "the sign-in page has no CSRF field"
+    r = tc.post(
+        "/signin", data={"email": email, "password": PASSWORD, "csrf_token": token.group(1)}, follow_redirects=False
+    )
+    assert r.status_code == 303, r.text
 
 
 def new_battle(tc: TestClient, prompt: str | None = None) -> dict:

@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from arena_helpers import MODELS, POOL, Clock
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -15,32 +14,16 @@ from fastapi.testclient import TestClient
 from limner.arena.battles import plain_png
 from limner.engine import Engine, GenerationRequest
 from limner.engine.registry import ModelSpec
-from limner.model.checkpoint import save_weights
-from limner.model.denoiser import PRESETS, Denoiser
-from limner.model.upsampler import UPSAMPLER_PRESETS, Upsampler
 from limner.server.app import create_app
-from limner.server.db import ArenaImage
 from limner.server.settings import Settings
-
-
-def tiny_model(path: Path, seed: int) -> Path:
-    """An untrained tiny model folder; the zero-initialised layers get small random values so
-    that the images are not flat grey."""
-    torch.manual_seed(seed)
-    denoiser, upsampler = Denoiser(PRESETS["tiny"]), Upsampler(UPSAMPLER_PRESETS["tiny"])
-    with torch.no_grad():
-        for p in [*denoiser.parameters(), *upsampler.parameters()]:
-            if not p.any():
-                p.normal_(0, 0.1)
-    save_weights(path / "denoiser.safetensors", denoiser, "denoiser")
-    save_weights(path / "upsampler.safetensors", upsampler, "upsampler")
-    return path
+from limner.store.db import ArenaImage
+from tiny import tiny_weights
 
 
 @pytest.fixture(scope="session")
 def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("weights")
-    return {name: tiny_model(root / name, seed) for seed, name in enumerate(MODELS)}
+    return {name: tiny_weights(root / name, seed) for seed, name in enumerate(MODELS)}
 
 
 def specs_for(model_dirs: dict[str, Path]) -> list[ModelSpec]:
@@ -55,7 +38,11 @@ def engine_factory(model_dirs: dict[str, Path]) -> Callable[[], Engine]:
 @pytest.fixture
 def settings(tmp_path: Path, engine_factory: Callable[[], Engine]) -> Settings:
     return Settings(
-        data_dir=tmp_path / "data", secret="test-secret", cookie_secure=False, engine_factory=engine_factory
+        data_dir=tmp_path / "data",
+        secret="test-secret",
+        cookie_secure=False,
+        engine_factory=engine_factory,
+        signups_per_address=10_000,  # every test's accounts come from one address
     )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from limner.arena import battles
 from limner.arena.categories import CATEGORIES
-from limner.server.routers.arena import BattleOut, BoardOut, StandingOut, VoteIn, VoteOut
+from limner.server.arena import BattleOut, BoardOut, StandingOut, VoteIn, VoteOut
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -17,7 +17,9 @@ def test_every_api_field_error_code_and_category_is_documented():
     for model in (BattleOut, VoteIn, VoteOut, BoardOut, StandingOut):
         for field in model.model_fields:
             assert f'"{field}"' in text, f"{model.__name__}.{field}"
-    for code in ("already_voted", "vote_cap_reached", "live_cap_reached", "invalid_token", "battle_not_found"):
+    codes = set(re.findall(r'code ?= ?"(\w+)"', Path(battles.__file__).read_text()))
+    assert {"already_voted", "invalid_token", "live_cap_reached", "sign_in_required"} <= codes
+    for code in codes:
         assert f"`{code}`" in text, code
     for category in CATEGORIES:
         assert f"| {category} |" in text, category

@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
-from arena_helpers import MODELS, POOL, battle_and_vote, error_of, new_battle, png_chunks, vote
+from arena_helpers import MODELS, POOL, battle_and_vote, error_of, new_battle, png_chunks, sign_up, vote
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from limner.arena import battles
 from limner.arena.categories import categorize
-from limner.server.db import ArenaBattle, ArenaImage, ArenaVoter, StoredFile
+from limner.store.db import ArenaBattle, ArenaImage, ArenaVoter, StoredFile
 
 pytestmark = pytest.mark.usefixtures("clock")
 
@@ -246,6 +246,7 @@ def test_per_category_boards_count_only_their_battles(client, arena, pool):
 
 
 def test_a_live_battle_generates_both_images_for_the_prompt(client, arena):
+    sign_up(client)
     battle = new_battle(client, "a blue cube on a wooden table")
     assert battle["prompt"] == "a blue cube on a wooden table"
     for side in ("a", "b"):
@@ -257,6 +258,7 @@ def test_a_live_battle_generates_both_images_for_the_prompt(client, arena):
 
 
 def test_a_live_prompt_goes_through_moderation(client, arena):
+    sign_up(client)
     r = client.post("/arena/api/battles", json={"prompt": "a nude portrait"})
     assert r.status_code == 400
     assert error_of(r)["code"] == "moderation_blocked"
@@ -264,17 +266,36 @@ def test_a_live_prompt_goes_through_moderation(client, arena):
         assert s.scalar(select(func.count()).select_from(ArenaBattle)) == 0
 
 
-def test_live_battles_have_their_own_daily_cap(client, clock, pool, monkeypatch):
+def test_live_battles_have_their_own_daily_cap(client, arena, clock, pool, monkeypatch):
     monkeypatch.setattr(battles, "LIVE_DAILY_CAP", 1)
+    sign_up(client)
     new_battle(client, "a green pear")
     r = client.post("/arena/api/battles", json={"prompt": "a yellow pear"})
     assert r.status_code == 429
     assert error_of(r)["code"] == "live_cap_reached"
     assert 0 < int(r.headers["retry-after"]) <= 86400
     assert new_battle(client)["prompt"] in POOL  # curated battles cost nothing: still open
-    assert new_battle(another_voter(client), "a yellow pear")["prompt"] == "a yellow pear"
+    other = another_voter(client)
+    sign_up(other)
+    assert new_battle(other, "a yellow pear")["prompt"] == "a yellow pear"
     clock.now += 86400
     assert new_battle(client, "a yellow pear")["prompt"] == "a yellow pear"
+
+
+def test_a_live_battle_that_fails_to_draw_does_not_count(client, arena, monkeypatch):
+    monkeypatch.setattr(battles, "LIVE_DAILY_CAP", 1)
+    browser = TestClient(client.app, raise_server_exceptions=False)  # sees the 500 as a browser would
+    sign_up(browser)
+
+    def broken(request):
+        raise RuntimeError("the engine fell over")
+
+    with monkeypatch.context() as m:
+        m.setattr(arena.engine, "generate", broken)
+        assert browser.post("/arena/api/battles", json={"prompt": "a green pear"}).status_code == 500
+    assert new_battle(browser, "a green pear")["prompt"] == "a green pear"  # the failed one was given back
+    r = browser.post("/arena/api/battles", json={"prompt": "a yellow pear"})
+    assert r.status_code == 429 and error_of(r)["code"] == "live_cap_reached"
 
 
 def test_a_curated_battle_needs_a_pool(client):
@@ -346,6 +367,14 @@ def test_the_pages_render(client, pool):
     text = client.get("/arena/leaderboard").text
     assert all(name in text for name in MODELS)
     assert "95% interval" in text
+
+
+def test_the_prompt_box_is_offered_to_accounts_only(client):
+    page = client.get("/arena").text
+    assert 'id="live-form"' not in page and 'href="/signin">Sign in</a> to battle' in page
+    sign_up(client)
+    page = client.get("/arena").text
+    assert 'id="live-form"' in page and "to battle on a prompt of your own" not in page
 
 
 def test_the_leaderboard_page_is_fast_with_thousands_of_votes(client, arena, pool):

@@ -7,13 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from tiny_diffusers import make_tiny_sd
 
 from limner.engine.registry import ModelSpec
-from limner.model.checkpoint import save_weights
-from limner.model.denoiser import PRESETS, Denoiser
-from limner.model.upsampler import UPSAMPLER_PRESETS, Upsampler
 
 
 @pytest.fixture(autouse=True)
@@ -24,21 +20,9 @@ def _no_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def tiny_limner(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Limner weights folder (32 px denoiser, ×4 upsampler → 128 px) with random weights:
-    every weight perturbed, so images depend on seed, prompt and guidance."""
-    root = tmp_path_factory.mktemp("weights") / "tiny"
-    g = torch.Generator().manual_seed(0)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        denoiser = Denoiser(PRESETS["tiny"])
-        upsampler = Upsampler(UPSAMPLER_PRESETS["tiny"])
-    with torch.no_grad():
-        for p in [*denoiser.parameters(), *upsampler.parameters()]:
-            p.add_(torch.randn(p.shape, generator=g) * 0.05)
-    save_weights(root / "denoiser.safetensors", denoiser, "denoiser", {"preset": "tiny", "steps": 0})
-    save_weights(root / "upsampler.safetensors", upsampler, "upsampler")
-    return root
+def tiny_limner(tiny_model: Path) -> Path:
+    """A Limner weights folder (the session's tiny model), loaded as users load theirs."""
+    return tiny_model
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import pytest
 
 from limner.engine.batching import Batcher
 from limner.engine.request import GenerationRequest
-from limner.errors import Cancelled
+from limner.errors import Busy, Cancelled
 
 
 class FakeBackend:
@@ -163,7 +163,7 @@ def test_close_without_waiting_fails_queued_work_visibly(make, backend):
     backend.gate.set()
     closer.join(10)
     assert first.result(10) == ["blocker"]
-    with pytest.raises(RuntimeError, match="shut down"):
+    with pytest.raises(Busy, match="shutting down"):  # a 503 over HTTP: retry elsewhere or later
         batcher.submit(req("late"))
 
 
@@ -174,3 +174,40 @@ def test_close_waits_for_queued_work(make, backend):
     backend.gate.set()
     batcher.close(wait=True)
     assert queued.result(0) == ["queued"]
+
+
+@pytest.mark.hostile
+def test_the_queue_is_bounded(backend):
+    """Past ``max_queued_images`` waiting, a caller hears Busy (a 503 with Retry-After) at once
+    instead of joining a queue without end."""
+    batcher = Batcher(backend, 0.01, 8, max_queued_images=6)
+    try:
+        hold(batcher, backend)
+        waiting = [batcher.submit(req(f"w{i}", n=2)) for i in range(3)]  # six images wait
+        with pytest.raises(Busy) as e:
+            batcher.submit(req("one too many"))
+        assert e.value.status == 503 and e.value.retry_after > 0
+        backend.gate.set()
+        assert all(w.result(10) for w in waiting)
+    finally:
+        backend.gate.set()
+        batcher.close()
+
+
+@pytest.mark.hostile
+def test_close_has_a_deadline_then_cancels_what_is_left(backend):
+    """A graceful stop waits at most ``timeout``: then queued work fails visibly and the running
+    batch is asked to stop at its next step (a stop with queued work hung until killed)."""
+    batcher = Batcher(backend, 0.01, 1)
+    first = hold(batcher, backend)  # the running batch waits, as a long sampling loop would
+    queued = batcher.submit(req("queued"))
+    started = time.monotonic()
+    closer = threading.Thread(target=batcher.close, kwargs={"wait": True, "timeout": 0.3})
+    closer.start()
+    with pytest.raises(Cancelled, match="shutting down"):
+        queued.result(10)
+    assert time.monotonic() - started < 5
+    assert first.running()  # told to stop: the backend checks its cancel event between steps
+    backend.gate.set()
+    closer.join(10)
+    assert not closer.is_alive() and first.result(10) == ["blocker"]

@@ -1,5 +1,6 @@
 import io
 import json
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -211,9 +212,10 @@ def test_png_metadata_records_how_to_make_the_image_again(engines, limner_spec):
         assert np.array_equal(np.asarray(im.convert("RGB")), np.asarray(image.image))
     assert text == (
         "a red apple\nNegative prompt: blurry\n"
-        "Steps: 3, Sampler: Heun, CFG scale: 5.5, Seed: 7, Size: 128x128, Model: tiny, "
-        "Version: limner 0.1.0"
+        "Steps: 3, Sampler: Heun, CFG scale: 5.5, Seed: 7, Size: 128x128, "
+        f"Model hash: {meta['model_hash']}, Model: tiny, Version: limner 0.1.0"
     )
+    assert re.fullmatch(r"[0-9a-f]{10}", meta["model_hash"])  # A1111's short form of the weights' hash
     assert text == a1111_parameters(meta)
     expected = {
         "prompt": "a red apple",
@@ -290,3 +292,32 @@ def test_models_load_and_run_on_the_one_compute_thread(engines, limner_spec, bat
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(lambda i: engine.generate(GenerationRequest(f"from a worker {i}", seed=i)), range(2)))
     assert len(seen) >= 3 and all(name.startswith(compute.THREAD_NAME) for name in seen), seen
+
+
+def test_urgent_work_runs_between_the_steps_of_a_running_batch():
+    """Moderation's embedding, asked for while a batch samples, waits a step — not the batch."""
+    import threading
+    import time
+
+    from limner.engine import compute
+
+    started, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def long_batch() -> None:
+        started.set()
+        for _ in range(200):  # steps of a sampling loop
+            compute.between_steps()
+            if release.is_set():
+                break
+            time.sleep(0.01)
+        order.append("batch done")
+
+    batch = threading.Thread(target=compute.run, args=(long_batch,))
+    batch.start()
+    started.wait(5)
+    got = compute.run(lambda: order.append("urgent") or compute.on_compute_thread(), urgent=True)
+    release.set()
+    batch.join(10)
+    assert got is True and order == ["urgent", "batch done"]
+    assert compute.run(lambda: 7, urgent=True) == 7  # and when the thread is idle

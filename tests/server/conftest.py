@@ -8,41 +8,15 @@ from pathlib import Path
 
 import openai
 import pytest
-import torch
 from api_helpers import openai_client
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from limner.engine import Engine
 from limner.engine.registry import ModelSpec
-from limner.model.checkpoint import save_weights
-from limner.model.denoiser import PRESETS, Denoiser
-from limner.model.upsampler import UPSAMPLER_PRESETS, Upsampler
 from limner.server.app import create_app
-from limner.server.keys import create_key
 from limner.server.settings import Settings
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained tiny Limner model folder (denoiser + upsampler), the same for the session."""
-    path = tmp_path_factory.mktemp("weights") / "tiny"
-    torch.manual_seed(0)
-    denoiser, upsampler = Denoiser(PRESETS["tiny"]), Upsampler(UPSAMPLER_PRESETS["tiny"])
-    randomise_zero_init(denoiser)
-    randomise_zero_init(upsampler)
-    save_weights(path / "denoiser.safetensors", denoiser, "denoiser")
-    save_weights(path / "upsampler.safetensors", upsampler, "upsampler")
-    return path
-
-
-def randomise_zero_init(module: torch.nn.Module) -> None:
-    """Fill the zero-initialised layers (adaLN-zero, output heads) with small random values: a
-    freshly built network paints flat grey whatever the seed, which would hide bugs."""
-    with torch.no_grad():
-        for p in module.parameters():
-            if not p.any():
-                p.normal_(0, 0.1)
+from limner.store.keys import create_key
 
 
 @pytest.fixture

@@ -75,7 +75,7 @@ def test_usage_shows_recorded_generations(client, limner):
 def test_db_upgrade(tmp_path, monkeypatch):
     from alembic.script import ScriptDirectory
 
-    from limner.server.migrations import alembic_config
+    from limner.store.migrations import alembic_config
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     monkeypatch.delenv("LIMNER_DATABASE_URL", raising=False)

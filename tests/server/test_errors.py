@@ -11,7 +11,7 @@ from PIL import Image
 from limner.engine import Engine
 from limner.engine.registry import ModelSpec
 from limner.server.app import create_app
-from limner.server.keys import revoke
+from limner.store.keys import revoke
 
 GEN = "/v1/images/generations"
 
@@ -87,10 +87,10 @@ def test_malformed_size(client, auth):
     assert r.status_code == 400 and error_of(r)["param"] == "size"
 
 
-def test_transparent_background(oai):
+def test_transparent_background_needs_a_format_with_alpha(oai):
     with pytest.raises(openai.BadRequestError) as e:
-        oai.images.generate(prompt="a cat", background="transparent")
-    assert e.value.body["param"] == "background"
+        oai.images.generate(prompt="a cat", background="transparent", output_format="jpeg")
+    assert e.value.body["param"] == "output_format"
     assert oai.images.generate(prompt="a cat", background="opaque", extra_body={"seed": 1})
 
 
@@ -155,7 +155,7 @@ def test_wrong_key_through_openai(client):
 def test_revoked_key(client, key, oai):
     assert oai.models.list().data
     with client.app.state.db.session() as s:
-        from limner.server.keys import find_key
+        from limner.store.keys import find_key
 
         assert revoke(s, find_key(s, key).id)
     with pytest.raises(openai.AuthenticationError) as e:
@@ -228,7 +228,7 @@ def broken(settings, tiny_model):
     settings.engine_factory = lambda: BrokenEngine(specs=[ModelSpec("tiny", "limner", tiny_model)])
     with TestClient(create_app(settings), raise_server_exceptions=False) as tc:
         with tc.app.state.db.session() as s:
-            from limner.server.keys import create_key
+            from limner.store.keys import create_key
 
             key, _ = create_key(s, "broken", images_per_day=5)
         yield tc, key

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from api_helpers import STEPS, error_of
 
-from limner.server import files as files_module
+from limner.store import files as files_module
 
 
 @pytest.fixture

@@ -368,3 +368,14 @@ def test_stream_error_after_partials_is_an_error_event(client, oai):
     assert seen == ["image_generation.partial_image"] * 2
     assert e.value.body["code"] == "moderation_blocked"
     assert e.value.body["type"] == "image_generation_user_error"
+
+
+def test_a_prompt_longer_than_the_encoder_reads_says_what_was_read(oai):
+    """The text encoder reads 48 tokens; the rest of a longer prompt is cut, and revised_prompt
+    (as OpenAI's) says so by giving the part that was read."""
+    long = " ".join(["a red apple on a wooden table in soft morning light"] * 6)
+    r = oai.images.generate(prompt=long, size=SIZE, extra_body={"num_inference_steps": 1})
+    read = r.data[0].revised_prompt
+    assert long.startswith(read) and 100 < len(read) < len(long)
+    short = oai.images.generate(prompt="a red apple", size=SIZE, extra_body={"num_inference_steps": 1})
+    assert short.data[0].revised_prompt == "a red apple"

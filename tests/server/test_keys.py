@@ -10,8 +10,8 @@ import pytest
 from api_helpers import openai_client
 from sqlalchemy import select
 
-from limner.server import keys
-from limner.server.db import ApiKey, Database
+from limner.store import keys
+from limner.store.db import ApiKey, Database
 
 
 def test_only_a_salted_hash_is_stored(client, settings, make_key):

@@ -9,9 +9,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import select
 
+from limner.moderation import Policy, plain
 from limner.server.app import create_app
-from limner.server.db import ApiKey, Usage
-from limner.server.moderation import Policy, normalise
+from limner.store.db import ApiKey, Usage
 
 GEN = "/v1/images/generations"
 
@@ -40,10 +40,12 @@ def test_blocked_through_openai(oai):
     assert _blocked(e)["moderation_details"]["category"] == "graphic_violence"
 
 
-def test_negative_prompt_is_checked_too(oai):
-    with pytest.raises(openai.BadRequestError) as e:
-        oai.images.generate(prompt="a field", extra_body={"negative_prompt": "hentai"})
-    _blocked(e)
+def test_a_negative_prompt_steers_away_and_is_not_refused(oai):
+    """A negative prompt lists what the image must not show: the usual safety negative passes."""
+    r = oai.images.generate(
+        prompt="a field", extra_body={"negative_prompt": "nsfw, nude, child, gore", "num_inference_steps": STEPS}
+    )
+    assert len(r.data) == 1
 
 
 def test_low_relaxes_only_relaxable_categories(oai):
@@ -140,7 +142,7 @@ def test_custom_policy_file(tmp_path, settings):
     policy.write_text('[categories.fruit]\nrelaxable = false\nmessage = "no fruit here"\nterms = ["banana"]\n')
     settings.moderation_policy = policy
     with TestClient(create_app(settings)) as tc:
-        from limner.server.keys import create_key
+        from limner.store.keys import create_key
 
         with tc.app.state.db.session() as s:
             key, _ = create_key(s, "k")
@@ -155,15 +157,15 @@ def test_custom_policy_file(tmp_path, settings):
 # -- the policy itself (pure functions) -------------------------------------------------------------
 
 
-def test_normalise():
-    assert normalise("Héllo W0rld") == ["helo", "world"]
-    assert normalise("s p a c e d out") == ["spaced", "out"]
-    assert normalise("a n u d e") == ["anude", "nude"]
-    assert normalise("xxxxx and x") == ["xxx", "and", "x"]
+def test_plain_reading():
+    assert plain("Héllo W0rld") == "hello world"
+    assert plain("s p a c e d out") == "spaced out"
+    assert plain("nuuuude") == "nude"
+    assert plain("n\u0430k\u0435d") == "naked"  # Cyrillic а and е
 
 
 def test_policy_levels():
-    p = Policy.load()
+    p = Policy.load(semantic=False)
     assert p.match("nude").name == "sexual"
     assert p.match("nude", level="low") is None
     assert p.match("child porn", level="low").name == "sexual_minors"

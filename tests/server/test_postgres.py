@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from api_helpers import openai_client
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from limner.cli import app as cli
 from limner.server.app import create_app
-from limner.server.db import ApiKey, Usage
-from limner.server.keys import create_key
-from limner.server.migrations import current
+from limner.store.db import ApiKey, Usage
+from limner.store.keys import create_key
+from limner.store.migrations import current
 
 URL = os.environ.get("LIMNER_TEST_POSTGRES_URL")
 pytestmark = pytest.mark.skipif(
@@ -30,20 +29,6 @@ pytestmark = pytest.mark.skipif(
     "scripts/postgres start prints it) to run the PostgreSQL tests",
 )
 GEN = "/v1/images/generations"
-
-
-@pytest.fixture
-def pg_url():
-    """A fresh schema on the test server, dropped afterwards."""
-    schema = "t_" + secrets.token_hex(6)
-    admin = create_engine(URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in URL else "?"
-    yield f"{URL}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
 
 
 @pytest.fixture
@@ -57,7 +42,7 @@ def pg_client(settings, pg_url):
 def test_migrated_to_head(pg_client):
     from alembic.script import ScriptDirectory
 
-    from limner.server.migrations import alembic_config
+    from limner.store.migrations import alembic_config
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert current(pg_client.app.state.db.engine) == head
@@ -82,9 +67,9 @@ def test_generate_and_record(pg_client):
 
 @pytest.mark.parametrize("window", ["images_per_day", "images_per_minute"])
 def test_quota_under_concurrency(pg_client, window, monkeypatch):
-    from limner.server import quota
+    from limner.store import days
 
-    monkeypatch.setattr(quota.time, "time", lambda: 1_800_000_030.0)
+    monkeypatch.setattr(days, "now", lambda: 1_800_000_030.0)
     with pg_client.app.state.db.session() as s:
         key, _ = create_key(s, "burst", **{window: 7})
 

@@ -9,8 +9,8 @@ import pytest
 from api_helpers import error_of, openai_client
 from sqlalchemy import select
 
-from limner.server import quota
-from limner.server.db import ApiKey, Usage
+from limner.store import days
+from limner.store.db import ApiKey, Usage
 
 GEN = "/v1/images/generations"
 BODY = {"prompt": "a red apple", "num_inference_steps": 1}
@@ -27,7 +27,7 @@ def _burst(client, key: str, count: int = 20) -> list:
 @pytest.mark.parametrize("window", ["images_per_day", "images_per_minute"])
 def test_concurrent_requests_never_exceed_the_limit(client, make_key, monkeypatch, window):
     # one fixed instant, so a minute boundary during the burst cannot open a fresh window
-    monkeypatch.setattr(quota.time, "time", lambda: 1_800_000_030.0)
+    monkeypatch.setattr(days, "now", lambda: 1_800_000_030.0)
     key = make_key(**{window: 7})
     responses = _burst(client, key)
     codes = sorted(r.status_code for r in responses)
@@ -71,7 +71,7 @@ def test_streams_are_limited_with_a_status(client, make_key):
 
 def test_windows_roll_over(client, make_key, monkeypatch):
     now = [1_800_000_000.0]  # a minute boundary
-    monkeypatch.setattr(quota.time, "time", lambda: now[0])
+    monkeypatch.setattr(days, "now", lambda: now[0])
     key = make_key(images_per_minute=1, images_per_day=2)
     headers = {"api-key": key}
     assert client.post(GEN, json=BODY, headers=headers).status_code == 200

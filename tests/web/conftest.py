@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import torch
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -22,9 +21,6 @@ from web_helpers import STEPS, Account, LiveServer, sign_up
 from limner.engine import Engine, GenerationRequest, Progress
 from limner.engine.builtin import LimnerBackend
 from limner.engine.registry import BACKENDS, ModelSpec
-from limner.model.checkpoint import save_weights
-from limner.model.denoiser import PRESETS, Denoiser
-from limner.model.upsampler import UPSAMPLER_PRESETS, Upsampler
 from limner.server.app import create_app
 from limner.server.settings import Settings
 
@@ -66,23 +62,6 @@ class SlowSteps(LimnerBackend):
         return on_progress
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained tiny Limner model (32 px denoiser, ×4 upsampler → 128 px images), every weight
-    perturbed so that images depend on seed and prompt (fresh zero-initialised layers paint grey)."""
-    root = tmp_path_factory.mktemp("weights") / "tiny"
-    g = torch.Generator().manual_seed(0)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        denoiser, upsampler = Denoiser(PRESETS["tiny"]), Upsampler(UPSAMPLER_PRESETS["tiny"])
-    with torch.no_grad():
-        for p in [*denoiser.parameters(), *upsampler.parameters()]:
-            p.add_(torch.randn(p.shape, generator=g) * 0.05)
-    save_weights(root / "denoiser.safetensors", denoiser, "denoiser", {"preset": "tiny", "steps": 0})
-    save_weights(root / "upsampler.safetensors", upsampler, "upsampler")
-    return root
-
-
 def tiny_settings(data_dir: Path, model: Path, **overrides: object) -> Settings:
     """Settings serving only the tiny model (as ``tiny``, through ``SlowSteps``)."""
 
@@ -91,6 +70,7 @@ def tiny_settings(data_dir: Path, model: Path, **overrides: object) -> Settings:
             specs=[ModelSpec("tiny", "limner-slow", model, defaults={"num_inference_steps": STEPS})], window_ms=5
         )
 
+    overrides.setdefault("signups_per_address", 10_000)  # every test's accounts come from one address
     return Settings(data_dir=data_dir, secret="test-secret", engine_factory=engine, **overrides)
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 from sqlalchemy import select
 from web_helpers import Account, png, wait_job
 
-from limner.server.db import Creation, Job, User
+from limner.store.db import Creation, Job, User
 
 
 def test_another_accounts_images_and_jobs_are_not_found(app: FastAPI, account: Callable[[], Account]) -> None:

@@ -1,5 +1,5 @@
 """The Image Creator's routes in-process: what a refused request costs (nothing), edits' masks,
-cancelling, history search and pages (``limner.server.routers.creator``)."""
+cancelling, history search and pages (``limner.server.web``)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from PIL import Image
 from sqlalchemy import func, select
 from web_helpers import Account, png, wait_job
 
-from limner.server.db import Creation, Job, StoredFile, User
-from limner.server.routers.creator import PER_PAGE
-from limner.server.web.jobs import boosts_left
+from limner.server.web.history import PER_PAGE
+from limner.store.allowances import boosts_left
+from limner.store.db import Creation, Job, StoredFile, User
 
 
 def boosts_of(app: FastAPI, a: Account) -> int:
@@ -77,21 +77,23 @@ def image(app: FastAPI, account: Callable[[], Account]) -> tuple[Account, str]:
 
 
 @pytest.mark.parametrize(
-    "mask",
+    ("mask", "message"),
     [
-        None,  # no file
-        b"not an image",
-        png(Image.new("L", (128, 128))),  # nothing painted
-        png(Image.new("L", (4097, 4097), 255)),  # larger than any model's image
+        (None, "Paint the area to change first."),  # no file
+        (b"not an image", "could not be read"),  # said as it is, not as "paint first"
+        (png(Image.new("L", (128, 128))), "Paint the area to change first."),  # nothing painted
+        (png(Image.new("L", (4097, 4097), 255)), "larger than any image"),
     ],
     ids=["no-file", "not-an-image", "nothing-painted", "too-large"],
 )
-def test_an_edit_needs_a_painted_mask(app: FastAPI, image: tuple[Account, str], mask: bytes | None) -> None:
+def test_an_edit_needs_a_painted_mask(
+    app: FastAPI, image: tuple[Account, str], mask: bytes | None, message: str
+) -> None:
     a, image_id = image
     files = {"mask": ("mask.png", mask, "image/png")} if mask is not None else None
     r = a.client.post(f"/images/{image_id}/edit", data={"csrf_token": a.csrf, "prompt": "a pear"}, files=files)
     assert r.status_code == 400
-    assert "Paint the area to change first." in r.text
+    assert message in r.text
     assert jobs_of(app, a) == 1
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 from sqlalchemy import func, select
 from web_helpers import PASSWORD, Account, new_email, png, wait_job
 
-from limner.server.db import Job, User
+from limner.store.db import Job, User
 
 MISSING, WRONG = None, "forged-token"
 

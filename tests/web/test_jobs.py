@@ -1,4 +1,4 @@
-"""Boosts: the daily fast-lane allowance (``limner.server.web.jobs``)."""
+"""Boosts: the daily fast-lane allowance (``limner.store.allowances``)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 from web_helpers import new_email
 
-from limner.server.db import Database, User
-from limner.server.web import jobs
-from limner.server.web.jobs import boosts_left, give_back_boost, take_boost
+from limner.store import allowances as jobs
+from limner.store.allowances import boosts_left, give_back_boost, take_boost
+from limner.store.db import Database, User
 
 
 @pytest.fixture

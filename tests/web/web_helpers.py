@@ -64,20 +64,24 @@ def csrf_from_page(client: TestClient, path: str) -> str:
 
 
 def sign_up(client: TestClient, email: str | None = None) -> Account:
+    """Sign up, then sign in (sign-up never signs in: it answers alike whether or not the email
+    had an account)."""
     email = email or new_email()
     token = csrf_from_page(client, "/signup")
     r = client.post("/signup", data={"email": email, "password": PASSWORD, "csrf_token": token})
+    assert r.status_code == 303 and r.headers["location"] == "/signin?created=1", r.text
+    r = client.post("/signin", data={"email": email, "password": PASSWORD, "csrf_token": token})
     assert r.status_code == 303, r.text
     return Account(client, email)
 
 
 def wait_job(app: FastAPI, job_id: str, timeout: float = 60) -> dict:
-    """Block until the job ends; → its final state (status, creations, error)."""
+    """Block until the job ends; → its final state (status, creations, error), from its row."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        st = app.state.jobs.get(job_id)
-        if st is not None and st.status in ("done", "failed", "cancelled", "blocked"):
-            return st.snapshot()
+        out = app.state.jobs.outcome(job_id)
+        if out["status"] in ("done", "failed", "cancelled", "blocked"):
+            return out
         time.sleep(0.05)
     raise TimeoutError(f"job {job_id} did not finish in {timeout} s")
 
@@ -106,6 +110,10 @@ def browser_sign_up(page, email: str | None = None) -> str:
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
+    page.wait_for_url("**/signin?created=1")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/")
     return email
 

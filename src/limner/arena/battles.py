@@ -17,36 +17,22 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, case, select, update
+from sqlalchemy.orm import Session
 
 from limner.arena.categories import CATEGORIES, categorize
 from limner.arena.ratings import OUTCOMES, Standing, Vote, bootstrap_intervals, choose_pair, leaderboard
 from limner.engine import Engine, GenerationRequest
-from limner.errors import InvalidRequest, LimnerError
-from limner.server.db import ArenaBattle, ArenaImage, ArenaVoter, Database, StoredFile
-from limner.server.files import FileStore
-from limner.server.moderation import Policy
+from limner.errors import Conflict, InvalidRequest, RateLimited, Unauthorized
+from limner.moderation import Policy
+from limner.store import days
+from limner.store.db import ArenaBattle, ArenaImage, ArenaVoter, Database, StoredFile, dialect_insert
+from limner.store.files import FileStore
 
 DAILY_CAP = 300  # votes per voter per UTC day
-LIVE_DAILY_CAP = 20  # live battles (two generations each) per voter per UTC day
+LIVE_DAILY_CAP = 20  # live battles (two generations each) per account per UTC day
 FAST_SECONDS = 1.5  # quicker than a person can look at two images
 MIN_VOTES_TO_FLAG = 10
-
-
-class AlreadyVoted(InvalidRequest):
-    status = 409
-    code = "already_voted"
-
-
-class DailyCapReached(LimnerError):
-    """A per-voter daily cap (votes, or live battles); ``retry_after`` runs to the next UTC day."""
-
-    status = 429
-    type = "requests"
-
-    def __init__(self, message: str, retry_after: int, code: str):
-        super().__init__(message, code=code)
-        self.retry_after = retry_after
 
 
 @dataclass
@@ -142,12 +128,23 @@ class Arena:
             prompt = sorted(both)[int(rng.integers(len(both)))]
             file_a, file_b, source = by_prompt[prompt][a], by_prompt[prompt][b], "pool"
         else:
+            if not voter.startswith("user:"):
+                raise Unauthorized(
+                    "a battle on your own prompt draws two images, so it needs an account: sign in (or sign "
+                    "up) and try again; curated battles (no prompt) need none",
+                    param="prompt",
+                    code="sign_in_required",
+                )
             self.policy.check_input(prompt)
-            self._check_live_cap(voter)
             a, b = self._pair(self.models(), rng)
+            day = self._reserve_live(voter)
             s0 = int(rng.integers(2**31))
-            # generate both before answering: the order of arrival must not hint at the models
-            imgs = [self.engine.generate(GenerationRequest(prompt, seed=s0, model=m))[0].image for m in (a, b)]
+            try:
+                # generate both before answering: the order of arrival must not hint at the models
+                imgs = [self.engine.generate(GenerationRequest(prompt, seed=s0, model=m))[0].image for m in (a, b)]
+            except BaseException:
+                self._refund_live(voter, day)  # nothing was drawn: the battle does not count
+                raise
             with self.db.session() as s:
                 file_a = self.files.save(s, plain_png(imgs[0]), "png", meta={"arena": True}).id
                 file_b = self.files.save(s, plain_png(imgs[1]), "png", meta={"arena": True}).id
@@ -170,25 +167,40 @@ class Arena:
             )
         return BattleView(battle_id, prompt, self.token(battle_id, voter))
 
-    def _check_live_cap(self, voter: str) -> None:
-        """Live battles run two generations each: a voter gets LIVE_DAILY_CAP of them a UTC day."""
+    def _reserve_live(self, voter: str) -> int:
+        """Count one live battle against the account's LIVE_DAILY_CAP for today, or raise; → the
+        UTC day it was counted on. One conditional UPDATE, so a burst of requests cannot pass
+        together (as ``server/quota.py``)."""
         now = self.clock()
+        day = days.today(now)
         with self.db.session() as s:
-            today = s.scalar(
-                select(func.count())
-                .select_from(ArenaBattle)
+            _ensure_voter(s, voter)
+            taken = s.execute(
+                update(ArenaVoter)
                 .where(
-                    ArenaBattle.voter == voter,
-                    ArenaBattle.source == "live",
-                    ArenaBattle.shown_at >= _utc(now - now % 86400),
+                    ArenaVoter.id == voter,
+                    (ArenaVoter.live_day != day) | (ArenaVoter.live_today < LIVE_DAILY_CAP),
                 )
-            )
-        if (today or 0) >= LIVE_DAILY_CAP:
-            raise DailyCapReached(
+                .values(
+                    live_today=case((ArenaVoter.live_day == day, ArenaVoter.live_today + 1), else_=1),
+                    live_day=day,
+                )
+            ).rowcount  # type: ignore[attr-defined]  # UPDATE results carry rowcount
+        if not taken:
+            raise RateLimited(
                 f"you have started {LIVE_DAILY_CAP} battles on your own prompts today; "
                 "curated battles (no prompt) are still open",
-                retry_after=86400 - int(now % 86400),
+                retry_after=days.left(days.DAY, now),
                 code="live_cap_reached",
+            )
+        return day
+
+    def _refund_live(self, voter: str, day: int) -> None:
+        with self.db.session() as s:
+            s.execute(
+                update(ArenaVoter)
+                .where(ArenaVoter.id == voter, ArenaVoter.live_day == day)
+                .values(live_today=ArenaVoter.live_today - 1)
             )
 
     def battle_image(self, battle_id: str, side: str, voter: str, token: str) -> Path:
@@ -210,21 +222,10 @@ class Arena:
             raise InvalidRequest("this battle was not shown to you (bad token)", param="token", code="invalid_token")
         now = self.clock()
         now_dt = _utc(now)
-        day = int(now // 86400)
+        day = days.today(now)
         with self.db.session() as s:
-            voter_row = s.get(ArenaVoter, voter)
-            if voter_row is None:
-                voter_row = ArenaVoter(
-                    id=voter, day=day, votes_day=0, votes=0, picked_a=0, picked_b=0, fast=0, flagged=False
-                )
-                s.add(voter_row)
-                s.flush()
-            if voter_row.day == day and voter_row.votes_day >= DAILY_CAP:
-                raise DailyCapReached(
-                    f"you have cast {DAILY_CAP} votes today; thank you — come back tomorrow",
-                    retry_after=86400 - int(now % 86400),
-                    code="vote_cap_reached",
-                )
+            # a write first: SQLite takes its write lock here, before this transaction reads anything
+            _ensure_voter(s, voter)
             # one statement claims the battle: of two racing votes, exactly one changes a row
             claimed: CursorResult = s.execute(  # type: ignore[assignment]
                 update(ArenaBattle)
@@ -232,17 +233,37 @@ class Arena:
                 .values(outcome=outcome, voted_at=now_dt)
             )
             if not claimed.rowcount:
-                raise AlreadyVoted("this battle already has its vote")
-            battle = s.get_one(ArenaBattle, battle_id)
-            seconds = (now_dt - battle.shown_at).total_seconds()
-            voter_row.votes_day = voter_row.votes_day + 1 if voter_row.day == day else 1
-            voter_row.day = day
-            voter_row.votes += 1
-            voter_row.picked_a += outcome == "a"
-            voter_row.picked_b += outcome == "b"
-            voter_row.fast += seconds < FAST_SECONDS
-            voter_row.flagged, voter_row.reason = flag(voter_row)
-            return {"battle_id": battle_id, "outcome": outcome, "models": {"a": battle.model_a, "b": battle.model_b}}
+                raise Conflict("this battle already has its vote", code="already_voted")
+            a, b, shown_at = s.execute(
+                select(ArenaBattle.model_a, ArenaBattle.model_b, ArenaBattle.shown_at).where(
+                    ArenaBattle.id == battle_id
+                )
+            ).one()
+            # and one statement counts the vote, if the daily cap allows it; the database applies
+            # racing updates of the row one after another, each to the row the previous one left
+            counts = s.execute(
+                update(ArenaVoter)
+                .where(ArenaVoter.id == voter, (ArenaVoter.day != day) | (ArenaVoter.votes_day < DAILY_CAP))
+                .values(
+                    votes_day=case((ArenaVoter.day == day, ArenaVoter.votes_day + 1), else_=1),
+                    day=day,
+                    votes=ArenaVoter.votes + 1,
+                    picked_a=ArenaVoter.picked_a + int(outcome == "a"),
+                    picked_b=ArenaVoter.picked_b + int(outcome == "b"),
+                    fast=ArenaVoter.fast + int((now_dt - shown_at).total_seconds() < FAST_SECONDS),
+                )
+                .returning(ArenaVoter.votes, ArenaVoter.fast, ArenaVoter.picked_a, ArenaVoter.picked_b)
+            ).one_or_none()
+            if counts is None:  # leaving the block rolls the claim back: the battle stays open
+                raise RateLimited(
+                    f"you have cast {DAILY_CAP} votes today; thank you — come back tomorrow",
+                    retry_after=days.left(days.DAY, now),
+                    code="vote_cap_reached",
+                )
+            # the row stays locked by this transaction until it commits: no vote slips in between
+            flagged, reason = flag(*counts)
+            s.execute(update(ArenaVoter).where(ArenaVoter.id == voter).values(flagged=flagged, reason=reason))
+        return {"battle_id": battle_id, "outcome": outcome, "models": {"a": a, "b": b}}
 
     def votes(self, category: str = "overall", include_flagged: bool = False) -> list[Vote]:
         if category not in CATEGORIES:
@@ -316,12 +337,18 @@ def _utc(t: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(t, dt.UTC).replace(tzinfo=None)
 
 
-def flag(v: ArenaVoter) -> tuple[bool, str | None]:
+def _ensure_voter(s: Session, voter: str) -> None:
+    """The voter's row, made if missing: INSERT … ON CONFLICT DO NOTHING, so two first votes
+    racing each other both find one row (a plain INSERT made the second fail)."""
+    s.execute(dialect_insert(s, ArenaVoter).values(id=voter).on_conflict_do_nothing(index_elements=["id"]))
+
+
+def flag(votes: int, fast: int, picked_a: int, picked_b: int) -> tuple[bool, str | None]:
     """Votes are kept but left off the board when a voter is too fast or always picks one side."""
-    if v.votes >= MIN_VOTES_TO_FLAG and v.fast / v.votes >= 0.5:
-        return True, f"{v.fast} of {v.votes} votes cast within {FAST_SECONDS} s of the battle appearing"
-    decisive = v.picked_a + v.picked_b
-    if decisive >= 20 and max(v.picked_a, v.picked_b) / decisive >= 0.95:
-        side = "A" if v.picked_a > v.picked_b else "B"
-        return True, f"picked {side} in {max(v.picked_a, v.picked_b)} of {decisive} decisive votes"
+    if votes >= MIN_VOTES_TO_FLAG and fast / votes >= 0.5:
+        return True, f"{fast} of {votes} votes cast within {FAST_SECONDS} s of the battle appearing"
+    decisive = picked_a + picked_b
+    if decisive >= 20 and max(picked_a, picked_b) / decisive >= 0.95:
+        side = "A" if picked_a > picked_b else "B"
+        return True, f"picked {side} in {max(picked_a, picked_b)} of {decisive} decisive votes"
     return False, None

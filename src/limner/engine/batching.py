@@ -17,7 +17,7 @@ from typing import Any
 
 from limner.engine import compute
 from limner.engine.request import GenerationRequest
-from limner.errors import Cancelled
+from limner.errors import Busy, Cancelled
 
 
 @dataclass(order=True)
@@ -29,11 +29,13 @@ class _Job:
 
 
 class Batcher:
-    def __init__(self, backend: Any, window_s: float = 0.02, max_images: int = 8):
+    def __init__(self, backend: Any, window_s: float = 0.02, max_images: int = 8, max_queued_images: int = 256):
         self.backend = backend
         self.window_s = window_s
         self.max_images = max_images
+        self.max_queued_images = max_queued_images  # past this many waiting, submit() says Busy
         self._heap: list[_Job] = []
+        self._running: list[_Job] = []
         self._cond = threading.Condition()
         self._seq = itertools.count()
         self._closed = False
@@ -47,7 +49,9 @@ class Batcher:
         key = self.backend.batch_key(request)
         with self._cond:
             if self._closed:
-                raise RuntimeError("the engine is shut down")
+                raise Busy("the engine is shutting down; retry on another server or after the restart", retry_after=10)
+            if sum(j.request.n for j in self._heap) + request.n > self.max_queued_images:
+                raise Busy(f"{self.max_queued_images} images are already waiting for this model; retry shortly")
             heapq.heappush(self._heap, _Job((-request.priority, next(self._seq)), request, key, future))
             self._cond.notify_all()
         return future
@@ -55,6 +59,10 @@ class Batcher:
     def pending(self) -> int:
         with self._cond:
             return len(self._heap)
+
+    def pending_images(self) -> int:
+        with self._cond:
+            return sum(j.request.n for j in self._heap)
 
     def _take_compatible(self, key: tuple, room: int) -> _Job | None:
         for job in sorted(self._heap):
@@ -97,12 +105,17 @@ class Batcher:
             return
         for j in live:
             j.future.set_running_or_notify_cancel()
+        with self._cond:
+            self._running = live
         try:
             results = compute.run(self.backend.generate, [j.request for j in live])
         except BaseException as e:  # the batch failed as a whole: every caller hears why
             for j in live:
                 j.future.set_exception(e)
             return
+        finally:
+            with self._cond:
+                self._running = []
         self.batches_run += 1
         self.images_run += sum(j.request.n for j in live)
         for j, res in zip(live, results, strict=True):
@@ -111,13 +124,24 @@ class Batcher:
             else:
                 j.future.set_result(res)
 
-    def close(self, wait: bool = True) -> None:
-        """Stop taking work; finish what is queued (``wait``) or fail it visibly."""
+    def close(self, wait: bool = True, timeout: float | None = None) -> None:
+        """Stop taking work; finish what is queued (``wait``, for at most ``timeout`` seconds) or
+        fail it visibly. Past the deadline the running batch is cancelled at its next step."""
         with self._cond:
             self._closed = True
             if not wait:
-                for job in self._heap:
-                    job.future.set_exception(Cancelled("the server is shutting down"))
-                self._heap.clear()
+                self._cancel_all()
             self._cond.notify_all()
-        self._thread.join()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            with self._cond:
+                self._cancel_all()
+            self._thread.join()
+
+    def _cancel_all(self) -> None:
+        for job in self._heap:
+            job.request.cancel.set()
+            job.future.set_exception(Cancelled("the server is shutting down"))
+        self._heap.clear()
+        for job in self._running:
+            job.request.cancel.set()

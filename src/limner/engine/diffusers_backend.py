@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from limner.engine import compute
 from limner.engine.builtin import ModelInfo
 from limner.engine.request import (
     GeneratedImage,
@@ -183,6 +184,7 @@ class DiffusersBackend:
         cancelled: set[int] = set()
 
         def on_step(p: Any, i: int, t: Any, cb_kwargs: dict) -> dict:
+            compute.between_steps()  # urgent short work (moderation) waits a step, not the batch
             for j, req in enumerate(requests):
                 if req.cancel.is_set():
                     cancelled.add(j)

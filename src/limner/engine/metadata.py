@@ -12,16 +12,19 @@ SAMPLER_NAMES = {"euler": "Euler", "heun": "Heun", "dpmpp_2m": "DPM++ 2M"}
 
 
 def a1111_parameters(p: dict) -> str:
-    """Format as AUTOMATIC1111 does: prompt, optional negative line, then 'Key: value' pairs."""
-    lines = [p["prompt"]]
+    """Format as AUTOMATIC1111 does: prompt, optional negative line, then 'Key: value' pairs. The
+    format is line-based, so line breaks inside the texts become spaces: a prompt must not be able
+    to write a 'Negative prompt:' or 'Steps:' line of its own (the ``limner`` chunk keeps them)."""
+    lines = [_one_line(p["prompt"])]
     if p.get("negative_prompt"):
-        lines.append(f"Negative prompt: {p['negative_prompt']}")
+        lines.append(f"Negative prompt: {_one_line(p['negative_prompt'])}")
     pairs = [
         ("Steps", p.get("num_inference_steps")),
         ("Sampler", SAMPLER_NAMES.get(p.get("sampler", ""), p.get("sampler"))),
         ("CFG scale", p.get("guidance_scale")),
         ("Seed", p.get("seed")),
         ("Size", p.get("size")),
+        ("Model hash", p.get("model_hash")),
         ("Model", p.get("model")),
         (
             "Denoising strength",
@@ -31,6 +34,10 @@ def a1111_parameters(p: dict) -> str:
     ]
     lines.append(", ".join(f"{k}: {v}" for k, v in pairs if v is not None))
     return "\n".join(lines)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.splitlines())
 
 
 def png_with_metadata(image: Image.Image, parameters: dict) -> bytes:

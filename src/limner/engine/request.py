@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import random
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,9 @@ from PIL import Image
 from limner.errors import InvalidRequest
 
 MAX_PROMPT_CHARS = 2000
+# C0/C1 control characters other than tab and line breaks, and the bidirectional overrides that
+# make stored text display as something else (U+202A–202E, U+2066–2069)
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 MAX_N = 10
 MAX_STEPS = 200
 
@@ -44,10 +48,11 @@ class GenerationRequest:
     sampler: str | None = None
     image: Image.Image | None = None  # image-to-image / inpainting source
     mask: Image.Image | None = None  # white (or alpha 0) = repaint; needs ``image``
-    strength: float = 0.8  # image-to-image: how much of the source to repaint (1 = all)
+    strength: float | None = None  # how much of the source to repaint (1 = all); None: 1 with a mask, else 0.8
     priority: int = 0  # higher runs first when the engine is busy (Image Creator boosts)
     previews: bool = False  # attach low-resolution previews to progress events
     typography: str = "auto"  # quoted text: "auto" (glyph canvas + exact setting), "glyph", "off"
+    background: str = "opaque"  # "transparent": drawn on a plain background, then cut out (engine/matting.py)
     on_progress: Callable[[Progress], None] | None = field(default=None, repr=False, compare=False)
     cancel: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
@@ -59,6 +64,11 @@ class GenerationRequest:
             raise InvalidRequest(f"prompt is longer than {MAX_PROMPT_CHARS} characters", param="prompt")
         if not isinstance(self.negative_prompt, str):
             raise InvalidRequest("negative_prompt must be a string", param="negative_prompt")
+        for param, text in (("prompt", self.prompt), ("negative_prompt", self.negative_prompt)):
+            if found := CONTROL.search(text):
+                raise InvalidRequest(
+                    f"{param} contains the control character U+{ord(found.group()):04X}; remove it", param=param
+                )
         if not isinstance(self.n, int) or isinstance(self.n, bool) or not 1 <= self.n <= MAX_N:
             raise InvalidRequest(f"n must be an integer from 1 to {MAX_N}", param="n")
         if self.size is not None:
@@ -78,7 +88,9 @@ class GenerationRequest:
             not isinstance(self.guidance_scale, int | float) or not 0 <= self.guidance_scale <= 30
         ):
             raise InvalidRequest("guidance_scale must be a number from 0 to 30", param="guidance_scale")
-        if not 0 < self.strength <= 1:
+        if self.background not in ("opaque", "transparent"):
+            raise InvalidRequest("background must be 'opaque' or 'transparent'", param="background")
+        if self.strength is not None and not 0 < self.strength <= 1:
             raise InvalidRequest("strength must be in (0, 1]", param="strength")
         if self.mask is not None and self.image is None:
             raise InvalidRequest("a mask needs an image to edit", param="mask")
@@ -93,6 +105,14 @@ class GenerationRequest:
         return [self.seed + i for i in range(self.n)]
 
 
+def default_strength(req: GenerationRequest) -> float:
+    """The strength of an edit when the caller names none — one default for every door: an
+    inpainting repaints its masked area whole (1), an image-to-image keeps a fifth of its source."""
+    if req.strength is not None:
+        return req.strength
+    return 1.0 if req.mask is not None else 0.8
+
+
 def common_settings(req: GenerationRequest, defaults: dict) -> dict:
     """What every backend resolves the same way: mode, steps, guidance and strength."""
     mode = "inpaint" if req.mask is not None else ("img2img" if req.image is not None else "text2img")
@@ -100,7 +120,7 @@ def common_settings(req: GenerationRequest, defaults: dict) -> dict:
         "mode": mode,
         "num_inference_steps": req.num_inference_steps or defaults["num_inference_steps"],
         "guidance_scale": defaults["guidance_scale"] if req.guidance_scale is None else float(req.guidance_scale),
-        "strength": req.strength if mode != "text2img" else 1.0,
+        "strength": default_strength(req) if mode != "text2img" else 1.0,
     }
 
 
@@ -145,6 +165,7 @@ class GeneratedImage:
     prompt: str
     model: str
     parameters: dict  # everything needed to make it again (what the metadata chunks record)
+    revised_prompt: str | None = None  # what the model read of the prompt, when it could not read all of it
 
     def png_bytes(self) -> bytes:
         from limner.engine.metadata import png_with_metadata

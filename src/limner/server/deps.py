@@ -9,12 +9,12 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from limner.engine import Engine
-from limner.server.db import ApiKey, Database
-from limner.server.errors import ApiError
-from limner.server.files import FileStore
-from limner.server.keys import find_key
-from limner.server.moderation import Policy
+from limner.errors import Unauthorized
+from limner.moderation import Policy
 from limner.server.settings import Settings
+from limner.store.db import ApiKey, Database
+from limner.store.files import FileStore
+from limner.store.keys import find_key
 
 
 def get_db(request: Request) -> Database:
@@ -45,17 +45,17 @@ def get_api_key(request: Request) -> ApiKey:
     whole request while generation takes a second one exhausts the pool under load."""
     key = presented_key(request)
     if not key:
-        raise ApiError(
-            401,
+        raise Unauthorized(
             "You didn't provide an API key. Send it as 'Authorization: Bearer KEY' "
             "(or an 'api-key' header); create one with `limner keys create`.",
-            "missing_api_key",
+            code="missing_api_key",
         )
     with request.app.state.db.session() as session:
         row = find_key(session, key)
         if row is None:
-            raise ApiError(401, "Incorrect API key provided.", "invalid_api_key")
+            raise Unauthorized("Incorrect API key provided.", code="invalid_api_key")
         session.expunge(row)
+    request.state.api_key_id = row.id  # the response carries this key's rate-limit headers
     return row
 
 

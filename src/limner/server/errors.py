@@ -7,8 +7,9 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from limner.errors import LimnerError, ModerationBlocked
@@ -73,18 +74,24 @@ def envelope(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-class ApiError(LimnerError):
-    """An error raised by the HTTP layer itself (auth, files, size limits)."""
-
-    def __init__(self, status: int, message: str, code: str | None = None, param: str | None = None):
-        super().__init__(message, param=param, code=code)
-        self.status = status
-        self.type = TYPES.get(status, "invalid_request_error")
+def error_object(exc: LimnerError, request_id: str = "-") -> dict:
+    """The envelope's inner object for ``exc`` — for HTTP answers and for MCP tool errors alike."""
+    message = exc.message
+    if exc.status >= 500 and exc.status != 503:
+        # server-side failures (a checkpoint that will not load …) name files and folders of
+        # the server: they go to the log, the caller gets the request id to quote
+        log.error("request failed (%s): %s", request_id, exc.message)
+        message = "The server had an error while processing your request."
+    body: dict[str, object] = {"message": message, "type": exc.type, "param": exc.param, "code": exc.code}
+    if isinstance(exc, ModerationBlocked):
+        body["moderation_details"] = {"moderation_stage": exc.stage, "category": exc.category}
+    return body
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(LimnerError)
     async def limner_error(request: Request, exc: LimnerError):
+        request.state.error_code = exc.code  # for the error metrics
         from limner.server.web.auth import NotSignedIn
 
         if isinstance(exc, NotSignedIn) and request.method == "GET" and not request.url.path.startswith("/v1"):
@@ -92,18 +99,24 @@ def install(app: FastAPI) -> None:
         headers = {}
         if getattr(exc, "retry_after", None):
             headers["Retry-After"] = str(exc.retry_after)  # type: ignore[attr-defined]
-        extra = {}
-        if isinstance(exc, ModerationBlocked):
-            extra["moderation_details"] = {"moderation_stage": exc.stage, "category": exc.category}
-        if exc.status >= 500:
-            log.error("request failed: %s", exc.message)
-        return envelope(exc.status, exc.message, exc.type, exc.param, exc.code, headers, **extra)
+        body = error_object(exc, getattr(request.state, "request_id", "-"))
+        return JSONResponse({"error": body}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        request.state.error_code = "invalid_value"
         err = exc.errors()[0] if exc.errors() else {}
         loc = [str(p) for p in err.get("loc", []) if p not in ("body", "query", "path", "header")]
         param = ".".join(loc) or None
+        from limner.server.web.pages import is_page, render_page
+
+        if is_page(request):  # a person sent a form: answer with a page, not JSON
+            what = {"prompt": "The prompt is too long or empty."}.get(param or "", f"The form's {param} is not valid.")
+            return await run_in_threadpool(render_page, request, "badrequest.html", 400, message=what)
+        if param is None and err.get("type") == "model_attributes_type":
+            return envelope(
+                400, "The request body must be a JSON object.", "invalid_request_error", None, "invalid_value"
+            )
         if err.get("type") == "json_invalid":
             return envelope(
                 400,
@@ -125,6 +138,19 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 413:  # the body limit, counted while the body streamed in
+            from limner.server.body_limit import body_limit, too_large
+
+            limit = body_limit(request.app.state.settings, request.url.path)
+            return envelope(413, too_large(limit), code="request_too_large")
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":  # FastAPI's words
+            json_body = request.headers.get("content-type", "").startswith("application/json")
+            return envelope(
+                400,
+                "We could not parse the body of your request: "
+                + ("it is not valid JSON in UTF-8." if json_body else "it is not a well-formed form."),
+                code="invalid_json" if json_body else "invalid_body",
+            )
         messages = {404: "Not found.", 405: "Method not allowed."}
         return envelope(
             exc.status_code,

@@ -1,22 +1,28 @@
 """The one server-side path from a request to stored, accounted images, shared by the Images API,
-the Image Creator and the arena: moderate → validate → reserve quota → generate → check output →
-record usage (and give the reservation back if anything failed)."""
+the Image Creator and the arena: moderate → reserve quota → validate → generate → check output →
+record usage (and give the reservation back if anything failed).
+
+Admission (moderation and the quota reservation) comes first and on its own, so that a request
+with uploads is admitted before its images are decoded: a key with no quota left, or a prompt
+that is refused, costs the server no decoding."""
 
 from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from PIL import Image
+from PIL import ExifTags, Image
 
 from limner.engine import Engine, GeneratedImage, GenerationRequest
 from limner.engine.engine import check_request
 from limner.engine.metadata import a1111_parameters
 from limner.errors import InvalidRequest
-from limner.server.db import ApiKey, Database, Usage
-from limner.server.moderation import Policy
-from limner.server.quota import refund, reserve
+from limner.moderation import Policy
+from limner.store.db import ApiKey, Database, Usage
+from limner.store.quota import refund, reserve
 
 
 @dataclass
@@ -24,6 +30,47 @@ class Result:
     images: list[GeneratedImage]
     seconds: float
     model: str
+    resized_from: str | None = None  # the model's size, when the API's size policy resized the images
+
+
+@dataclass
+class Ticket:
+    """A request that passed moderation, with ``n`` images reserved on ``key``'s quota."""
+
+    key: ApiKey | None
+    n: int
+    texts: tuple[str, ...]  # what moderation passed
+    settled: bool = False  # True once images were delivered against the reservation
+
+
+@contextmanager
+def admission(
+    db: Database,
+    policy: Policy,
+    *,
+    key: ApiKey | None,
+    texts: tuple[str, ...],
+    n: int,
+    moderation: str = "auto",
+    validate: Callable[[], None] | None = None,
+) -> Iterator[Ticket]:
+    """Moderate ``texts`` (prompts; a negative prompt lists what must *not* be drawn — "nsfw, nude"
+    is the usual one — and is not refused), ``validate`` (when the request can be checked already), and reserve
+    ``n`` images; the reservation is given back unless the block settles the ticket (``run``
+    does, when it delivers)."""
+    policy.check_input(*texts, level=moderation)
+    if validate is not None:
+        validate()
+    if key is not None:
+        with db.session() as s:
+            reserve(s, key, n)
+    ticket = Ticket(key, n, texts)
+    try:
+        yield ticket
+    finally:
+        if not ticket.settled and key is not None:
+            with db.session() as s:
+                refund(s, key, n)
 
 
 def run(
@@ -38,22 +85,28 @@ def run(
     user_id: int | None = None,
     moderation: str = "auto",
     timeout: float | None = None,
+    ticket: Ticket | None = None,
 ) -> Result:
-    """Generate for ``req``; raises LimnerError subclasses (each with its HTTP status)."""
-    policy.check_input(req.prompt, req.negative_prompt, level=moderation)
-    check_request(engine, req)
-    if key is not None:
-        with db.session() as s:
-            reserve(s, key, req.n)
+    """Generate for ``req``; raises LimnerError subclasses (each with its HTTP status). Without a
+    ``ticket`` the request is admitted here."""
+    if ticket is None:
+        with admission(
+            db, policy, key=key, texts=(req.prompt,), n=req.n, moderation=moderation,
+            validate=lambda: check_request(engine, req),
+        ) as ticket:  # fmt: skip
+            return run(
+                db, engine, policy, req, endpoint=endpoint, request_id=request_id, key=key, user_id=user_id,
+                timeout=timeout, ticket=ticket,
+            )  # fmt: skip
+    if (req.prompt,) != ticket.texts:
+        policy.check_input(req.prompt, level=moderation)  # a prompt found in an upload
+    check_request(engine, req)  # (again, cheap) for a request admitted before its images were decoded
     started = time.perf_counter()
     try:
         images = engine.generate(req, timeout=timeout)
         for im in images:
             policy.check_output(im.image)
     except BaseException as e:
-        if key is not None:
-            with db.session() as s:
-                refund(s, key, req.n)
         _record(
             db,
             key,
@@ -67,6 +120,7 @@ def run(
             type(e).__name__,
         )
         raise
+    ticket.settled = True
     seconds = time.perf_counter() - started
     pixels = sum(im.image.width * im.image.height for im in images)
     _record(db, key, user_id, request_id, endpoint, req.model or "", len(images), pixels, seconds, "ok")
@@ -109,8 +163,12 @@ def encode(image: GeneratedImage, fmt: str = "png", compression: int | None = No
     if fmt not in ("jpeg", "webp"):
         raise InvalidRequest("output_format must be png, jpeg or webp", param="output_format")
     exif = Image.Exif()
-    exif[0x9286] = b"UNICODE\x00" + a1111_parameters(image.parameters).encode("utf-16-be")  # UserComment
+    # UserComment lives in the Exif sub-IFD (where readers such as sd-parsers look), not in IFD0
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.UserComment] = b"UNICODE\x00" + a1111_parameters(
+        image.parameters
+    ).encode("utf-16-be")
     buf = io.BytesIO()
     quality = 90 if compression is None else max(1, min(100, 100 - compression))
-    image.image.convert("RGB").save(buf, format=fmt.upper(), quality=quality, exif=exif)
+    img = image.image.convert("RGB") if fmt == "jpeg" else image.image  # WebP keeps an alpha channel
+    img.save(buf, format=fmt.upper(), quality=quality, exif=exif)
     return buf.getvalue()

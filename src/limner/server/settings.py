@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+ALIASES = {"models_file": "LIMNER_MODELS", "creator_daily_boosts": "LIMNER_DAILY_BOOSTS"}
+PARSERS: dict[str, Callable[[str], object]] = {
+    "int": int,
+    "float": float,
+    "Path": Path,
+    "bool": lambda v: v.strip().lower() not in ("0", "false", "no"),
+}
 
 
 @dataclass
@@ -13,31 +22,53 @@ class Settings:
     data_dir: Path = Path("limner-data")  # stored images, the SQLite file, the signing secret
     database_url: str | None = None  # default: SQLite file in data_dir; PostgreSQL by URL
     models_file: Path | None = None
+    model_aliases: str = "gpt-image-1,gpt-image-1-mini,dall-e-3,dall-e-2"  # names of the default model; "" for none
     secret: str | None = None  # signs file URLs and sessions; default: kept in data_dir/secret
     url_expiry_minutes: int = 60
+    file_retention_hours: float = 24.0  # images made for url responses are deleted after this
     moderation_policy: Path | None = None  # TOML; default: the built-in policy
     batch_window_ms: float = 20.0
     max_batch_images: int = 8
-    max_upload_bytes: int = 20 * 2**20
-    public_url: str | None = None  # base of URLs handed out; default: the request's own
+    max_upload_bytes: int = 20 * 2**20  # one uploaded image or mask
+    max_request_bytes: int = 2**20  # any other request body (JSON, forms)
+    max_upload_pixels: int = 4096 * 4096  # one uploaded image or mask, checked before decoding
+    max_running_requests: int = 16  # API requests on generation threads (generating or queued in the engine)
+    max_waiting_requests: int = 64  # more API requests waiting for such a thread; past that, 503
+    metrics_token: str | None = None  # if set, /metrics wants it as a bearer token
+    size_policy: str = "strict"  # "resize": a size the model cannot make is made at its own and resized
+    public_url: str | None = None  # base of URLs handed out; default: this server's own address
     creator_daily_boosts: int = 15
+    creator_daily_jobs: int = 200  # sets of images one account may make per UTC day
+    creator_active_jobs: int = 3  # one account's jobs waiting or running at once
+    max_queued_jobs: int = 500  # Creator jobs waiting, all accounts; past that, 503
+    job_streams_per_account: int = 8  # open progress streams (/jobs/{id}/events) per account
+    job_workers: int = 4  # Creator jobs this process runs at once (the engine batches them)
+    job_lease_seconds: float = 30.0  # a worker silent this long is dead; its jobs run again
+    shutdown_grace_seconds: float = 30.0  # on SIGTERM, running work gets this long, then is cancelled
+    signin_failures_per_account: int = 5  # per 15 minutes; then sign-in is refused until the window ends
+    signin_failures_per_address: int = 20  # per 15 minutes, from one client address
+    signups_per_address: int = 5  # per hour, from one client address
     cookie_secure: bool = True
     engine_factory: object = field(default=None, repr=False)  # tests inject a ready Engine
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
-        env = os.environ
-        s = cls(
-            data_dir=Path(env.get("LIMNER_DATA_DIR", "limner-data")),
-            database_url=env.get("LIMNER_DATABASE_URL"),
-            models_file=Path(env["LIMNER_MODELS"]) if env.get("LIMNER_MODELS") else None,
-            secret=env.get("LIMNER_SECRET"),
-            url_expiry_minutes=int(env.get("LIMNER_URL_EXPIRY_MINUTES", "60")),
-            moderation_policy=Path(env["LIMNER_MODERATION_POLICY"]) if env.get("LIMNER_MODERATION_POLICY") else None,
-            public_url=env.get("LIMNER_PUBLIC_URL"),
-            creator_daily_boosts=int(env.get("LIMNER_DAILY_BOOSTS", "15")),
-            cookie_secure=env.get("LIMNER_COOKIE_SECURE", "1") != "0",
-        )
+        """Every field from ``LIMNER_<FIELD>`` (``LIMNER_MAX_QUEUED_JOBS=100`` …), a few by
+        shorter names (``ALIASES``); a value that does not parse is an error naming the variable."""
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            if f.name == "engine_factory":
+                continue
+            name = ALIASES.get(f.name, "LIMNER_" + f.name.upper())
+            raw = os.environ.get(name)
+            if raw is None or raw == "":
+                continue
+            kind = str(f.type).replace(" | None", "")
+            try:
+                values[f.name] = PARSERS.get(kind, str)(raw)
+            except ValueError:
+                raise ValueError(f"{name}={raw!r} is not a valid {kind}") from None
+        s = cls(**values)  # type: ignore[arg-type]
         for k, v in overrides.items():
             if v is not None:
                 setattr(s, k, v)

@@ -55,7 +55,8 @@ async function vote(outcome) {
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("#vote-buttons button").forEach((b) => b.addEventListener("click", () => vote(b.dataset.outcome)));
   document.getElementById("next-battle").addEventListener("click", () => load(null));
-  document.getElementById("live-form").addEventListener("submit", (e) => {
+  const live = document.getElementById("live-form"); // only for a signed-in account
+  if (live) live.addEventListener("submit", (e) => {
     e.preventDefault();
     const p = document.getElementById("live-prompt").value.trim();
     if (p) load(p);

@@ -8,30 +8,41 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, Request, Response
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from limner.errors import LimnerError
-from limner.server.db import User, WebSession, utcnow
+from limner.errors import Busy, Forbidden, Unauthorized
+from limner.store.db import User, WebSession, utcnow
 
 SESSION_COOKIE = "limner_session"
 CSRF_COOKIE = "limner_csrf"
 SESSION_DAYS = 30
 HASHER = PasswordHasher()  # Argon2id, 64 MiB, t=3 (argon2-cffi defaults, RFC 9106's second choice)
+# Each hash holds 64 MiB for a fraction of a second: at most this many at once per process
+# (twelve parallel sign-ins added 770 MB before), the rest wait briefly or get a 503.
+HASHING = threading.BoundedSemaphore(2)
+COMMON_PASSWORDS = {
+    "password", "password1", "password12", "password123", "passw0rd", "1234567890", "12345678910",
+    "0123456789", "qwertyuiop", "qwerty1234", "qwerty12345", "1q2w3e4r5t", "iloveyou12", "letmein123",
+    "welcome123", "abcdefghij", "abc1234567", "aaaaaaaaaa", "admin12345", "limner1234",
+}  # fmt: skip
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
 
 
-class NotSignedIn(LimnerError):
-    status = 401
+class NotSignedIn(Unauthorized):
+    """A page that needs an account; a browser asking for it is sent to the sign-in page."""
 
 
-class CsrfFailed(LimnerError):
-    status = 403
+class CsrfFailed(Forbidden):
     code = "csrf_failed"
 
 
@@ -39,19 +50,45 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_user(session: Session, email: str, password: str) -> User:
+@contextmanager
+def hashing(timeout: float = 10.0) -> Iterator[None]:
+    """One of the process's few password-hashing slots, or Busy (503) if none frees up soon."""
+    if not HASHING.acquire(timeout=timeout):
+        raise Busy("Too many sign-ins at once; try again in a few seconds.", retry_after=5)
+    try:
+        yield
+    finally:
+        HASHING.release()
+
+
+def check_password(password: str) -> None:
+    """A real password: ten characters that are not all blank, not one or two repeated, not one
+    of the passwords everyone tries first."""
+    if len(password) > 1024:
+        raise ValueError("that password is too long")
+    if len(password.strip()) < 10:
+        raise ValueError("use a password of at least 10 characters (not counting spaces at the ends)")
+    if len(set(password)) < 5 or password.strip().lower() in COMMON_PASSWORDS:
+        raise ValueError("that password is too easy to guess; use a longer phrase or more different characters")
+
+
+def create_user(session: Session, email: str, password: str) -> User | None:
+    """A new account — or, if the email has one already, nothing: the caller answers the same
+    either way, so sign-up does not tell who has an account (the same time is spent hashing)."""
     email = email.strip().lower()
     if not EMAIL.match(email):
         raise ValueError("enter a valid email address")
-    if len(password) < 10:
-        raise ValueError("use a password of at least 10 characters")
-    if len(password) > 1024:
-        raise ValueError("that password is too long")
+    check_password(password)
+    digest = HASHER.hash(password)
     if session.scalar(select(User).where(User.email == email)) is not None:
-        raise ValueError("an account with this email already exists; sign in instead")
-    user = User(email=email, password_hash=HASHER.hash(password))
+        return None
+    user = User(email=email, password_hash=digest)
     session.add(user)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # the same email signed up a moment ago, in parallel
+        session.rollback()
+        return None
     return user
 
 

@@ -1,0 +1,197 @@
+"""Making images in the Image Creator: from a prompt (with a style), as variations of an image,
+or by painting over part of one. Each press is moderated and validated first (a refusal costs
+nothing), then queued as a job (``server.runner``) on the same engine as the API."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+from PIL import Image
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from limner.engine import GenerationRequest
+from limner.engine.engine import check_request
+from limner.errors import Busy, InvalidRequest, LimnerError, ModerationBlocked, RateLimited
+from limner.server.uploads import read_image
+from limner.server.web.auth import CurrentUser, check_csrf
+from limner.server.web.images import owned_creation
+from limner.server.web.pages import redirect, render_page
+from limner.store.db import Creation, StoredFile
+
+router = APIRouter(tags=["image creator"], include_in_schema=False)
+STYLES = {
+    "": "No style",
+    "3D render": "3D render",
+    "flat icon": "Flat icon",
+    "cartoon emoji": "Cartoon emoji",
+    "clip art": "Clip art",
+    "black and white line icon": "Line art",
+}
+IMAGES_PER_CREATE = 4
+MAX_MASK_PIXELS = 4096 * 4096
+
+
+def _models(request: Request) -> list[dict]:
+    out = []
+    for m in request.app.state.engine.models():
+        try:
+            info = request.app.state.engine.backend(m["name"]).info()
+            out.append({"name": m["name"], "sizes": info.sizes, "default": m["default"]})
+        except LimnerError:
+            continue
+    return out
+
+
+def _recent(request: Request, user_id: int, n: int = 8) -> list[Creation]:
+    with request.app.state.db.session() as s:
+        return list(
+            s.scalars(select(Creation).where(Creation.user_id == user_id).order_by(Creation.created.desc()).limit(n))
+        )
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, user: CurrentUser) -> HTMLResponse:
+    return render_page(
+        request,
+        "create.html",
+        models=_models(request),
+        styles=STYLES,
+        recent=_recent(request, user.id),
+    )
+
+
+def _start(
+    request: Request, user, kind: str, req: GenerationRequest, settings: dict, source: str | None = None
+) -> Response:
+    """Moderate and validate first (a refusal costs nothing), then queue the job: it spends a
+    boost if one is left, and counts against the day's allowance and the jobs in flight."""
+    app = request.app
+    try:
+        app.state.policy.check_input(req.prompt)
+        check_request(app.state.engine, req)
+        job_id = app.state.jobs.submit(user.id, kind, req, source, settings)
+    except ModerationBlocked as e:
+        return render_page(
+            request,
+            "create.html",
+            400,
+            blocked=e.message,
+            prompt_value=req.prompt,
+            models=_models(request),
+            styles=STYLES,
+            recent=_recent(request, user.id),
+        )
+    except (InvalidRequest, RateLimited, Busy) as e:
+        response = render_page(
+            request,
+            "create.html",
+            400 if isinstance(e, InvalidRequest) else e.status,
+            error=e.message,
+            prompt_value=req.prompt,
+            models=_models(request),
+            styles=STYLES,
+            recent=_recent(request, user.id),
+        )
+        if isinstance(e, RateLimited | Busy):
+            response.headers["Retry-After"] = str(e.retry_after)
+        return response
+    return redirect(f"/jobs/{job_id}")
+
+
+@router.post("/create")
+def create(
+    request: Request,
+    user: CurrentUser,
+    prompt: Annotated[str, Form(max_length=2000)],
+    model: Annotated[str, Form(max_length=200)] = "",
+    size: Annotated[str, Form(max_length=20)] = "",
+    style: Annotated[str, Form(max_length=60)] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, csrf_token)
+    if style and style not in STYLES:
+        return render_page(
+            request,
+            "create.html",
+            400,
+            error="Unknown style.",
+            prompt_value=prompt,
+            models=_models(request),
+            styles=STYLES,
+            recent=_recent(request, user.id),
+        )
+    full = f"{prompt.strip()}, {style}" if style else prompt.strip()
+    req = GenerationRequest(full, n=IMAGES_PER_CREATE, model=model or None, size=size or None)
+    return _start(request, user, "create", req, {"prompt": prompt, "style": style, "model": model, "size": size})
+
+
+def _source_image(request: Request, c: Creation) -> Image.Image:
+    with request.app.state.db.session() as s:
+        f = s.get(StoredFile, c.file_id)
+    return Image.open(f.path).convert("RGB")
+
+
+@router.post("/images/{creation_id}/variations")
+def image_variations(
+    request: Request, creation_id: str, user: CurrentUser, csrf_token: Annotated[str, Form()] = ""
+) -> Response:
+    check_csrf(request, csrf_token)
+    c = owned_creation(request, user.id, creation_id)
+    if c is None:
+        return render_page(request, "notfound.html", 404)
+    req = GenerationRequest(c.prompt, n=IMAGES_PER_CREATE, model=c.model, image=_source_image(request, c), strength=0.6)
+    return _start(request, user, "variations", req, {"source": c.id}, source=c.id)
+
+
+async def _painted_mask(request: Request, upload: object) -> Image.Image:
+    """The mask painted on the page (white = repaint) as an L image; an InvalidRequest saying
+    what is wrong when there is none, it cannot be read, or nothing is painted."""
+    if not isinstance(upload, UploadFile):
+        raise InvalidRequest("Paint the area to change first.", param="mask")
+    data = await upload.read()
+    try:
+        mask = read_image(data, param="mask", max_pixels=MAX_MASK_PIXELS).convert("L")
+    except LimnerError as e:
+        if e.code == "image_too_large":
+            raise InvalidRequest("The painted mask is larger than any image here; reload the page.") from None
+        raise InvalidRequest("The painted mask could not be read; reload the page and paint again.") from None
+    if mask.getbbox() is None:
+        raise InvalidRequest("Paint the area to change first.", param="mask")
+    return mask
+
+
+@router.post("/images/{creation_id}/edit")
+async def image_edit(request: Request, creation_id: str, user: CurrentUser) -> Response:
+    async with request.form(max_files=1, max_fields=5) as form:  # closes the upload's temporary file
+        token = form.get("csrf_token")
+        check_csrf(request, token if isinstance(token, str) else None)
+        prompt = str(form.get("prompt") or "").strip()[:2000]
+        upload = form.get("mask")
+        c = await run_in_threadpool(owned_creation, request, user.id, creation_id)
+        if c is None:
+            return await run_in_threadpool(render_page, request, "notfound.html", 404)
+        try:
+            mask = await _painted_mask(request, upload)
+        except InvalidRequest as e:
+            params = json.dumps(c.params, indent=1, sort_keys=True)
+            return await run_in_threadpool(
+                render_page, request, "image.html", 400, c=c, params_json=params, error=e.message
+            )
+    return await run_in_threadpool(_edit, request, user, c, prompt, mask)
+
+
+def _edit(request: Request, user, c: Creation, prompt: str, mask: Image.Image) -> Response:
+    source = _source_image(request, c)
+    req = GenerationRequest(
+        prompt or c.prompt,
+        n=IMAGES_PER_CREATE,
+        model=c.model,
+        image=source,
+        mask=mask.resize(source.size, Image.Resampling.NEAREST),
+    )
+    return _start(request, user, "edit", req, {"source": c.id}, source=c.id)
