@@ -198,3 +198,36 @@ def test_a_model_is_generated_measured_and_compared_with_a_baseline(
     assert second["typography"] == "off" and second["text"]["word_accuracy"] < 1.0
     assert "baseline" in (tmp_path / "b" / "report.html").read_text()
     engine.close()
+
+
+def test_generation_keeps_within_the_engines_bounded_queue():
+    """A full prompt set is longer than the engine's queue (256 images): the eval submits as it
+    collects, in order, and never has more waiting than the queue takes."""
+    from types import SimpleNamespace
+
+    from limner.errors import Busy
+    from limner.eval.run import generate_images
+
+    class Pending:  # an image is drawn when its caller collects it
+        def __init__(self, engine, seed):
+            self.engine, self.seed = engine, seed
+
+        def result(self):
+            self.engine.waiting.remove(self)
+            return [SimpleNamespace(image=self.seed)]  # stands in for the image
+
+    class QueueOf10:
+        def __init__(self):
+            self.waiting: list[Pending] = []
+            self.seeds: list[int] = []
+
+        def submit(self, request):
+            if len(self.waiting) >= 10:
+                raise Busy("10 images are already waiting for this model; retry shortly")
+            self.seeds.append(request.seed)
+            self.waiting.append(Pending(self, request.seed))
+            return self.waiting[-1]
+
+    engine = QueueOf10()
+    out = generate_images("m", [f"p{i}" for i in range(50)], list(range(50)), None, engine=engine, batch=2)
+    assert out == list(range(50)) and engine.seeds == list(range(50)) and not engine.waiting

@@ -193,15 +193,19 @@ def generate_images(
     from limner.engine import Engine, GenerationRequest
 
     engine = engine or Engine()
-    futures = [
-        engine.submit(GenerationRequest(p, seed=s, model=model, typography=typography))
-        for p, s in zip(prompts, seeds, strict=True)
+    requests = [
+        GenerationRequest(p, seed=s, model=model, typography=typography) for p, s in zip(prompts, seeds, strict=True)
     ]
+    # at most ``ahead`` waiting at a time: enough to fill every batch, within the engine's bounded queue
+    ahead = max(batch * 4, 1)
+    futures = [engine.submit(r) for r in requests[:ahead]]
     images = []
-    for i, f in enumerate(futures):
-        images.append(f.result()[0].image)
+    for i in range(len(requests)):
+        images.append(futures[i].result()[0].image)
+        if i + ahead < len(requests):
+            futures.append(engine.submit(requests[i + ahead]))
         if progress:
-            progress("generating", i + 1, len(futures))
+            progress("generating", i + 1, len(requests))
     return images
 
 
