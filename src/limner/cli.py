@@ -407,6 +407,8 @@ def evaluate(
     ),
     prompts: Annotated[Path, typer.Option(help="Folder with the prompt sets.")] = Path("bench/prompts"),
     evaluator: Annotated[Path | None, typer.Option(help="Evaluator weights.")] = None,
+    shape_evaluator: Annotated[Path | None, typer.Option(help="Shape-evaluator weights (--grey).")] = None,
+    tone_reader: Annotated[Path | None, typer.Option(help="Skin-tone reader (limner calibrate-tones).")] = None,
     models: Annotated[Path | None, typer.Option(help="A models.toml naming more models.")] = None,
     typography: Annotated[str, typer.Option(help="auto, glyph or off (the ablation).")] = "auto",
 ) -> None:
@@ -428,13 +430,15 @@ def evaluate(
             limit=limit,
             baseline=baseline,
             evaluator_path=evaluator,
+            shape_evaluator_path=shape_evaluator,
+            tone_reader_path=tone_reader,
             engine=engine,
             progress=PhaseProgress(bar),
             typography=typography,
         )
     if engine:
         engine.close()
-    summary = {k: metrics[k] for k in ("fidelity", "frechet", "text", "memorisation") if k in metrics}
+    summary = {k: metrics[k] for k in ("fidelity", "shape", "frechet", "text", "memorisation") if k in metrics}
     summary["skin_tone_accuracy"] = metrics["skin_tone"]["accuracy"]
     print(json.dumps(summary, indent=1))
     console.print(f"report: {out / 'report.html'}")
@@ -443,16 +447,46 @@ def evaluate(
 @app.command("train-evaluator")
 def train_evaluator_cmd(
     data: Annotated[Path, typer.Option(help="Packed 64 px training set.")] = Path("data/corpus/trainset-64-train.npz"),
-    out: Annotated[Path, typer.Option(help="Weights file to write.")] = Path("weights/evaluator.safetensors"),
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Weights file to write (weights/evaluator.safetensors; with --grey, weights/shape-evaluator.safetensors)."
+        ),
+    ] = None,
     steps: Annotated[int, typer.Option()] = 3000,
     batch: Annotated[int, typer.Option()] = 256,
+    colour: Annotated[
+        bool, typer.Option("--colour/--grey", help="--grey: the shape-fidelity instrument, which sees no colour.")
+    ] = True,
+    init: Annotated[Path | None, typer.Option(help="Start from these evaluator weights (e.g. the colour one).")] = None,
+    lr: Annotated[float, typer.Option()] = 1e-3,
+    val_every: Annotated[int, typer.Option(help="Score the held-out split every N steps.")] = 500,
 ) -> None:
-    """Train the prompt-fidelity evaluator on real training images only."""
+    """Train a fidelity evaluator (prompt fidelity, or with --grey shape fidelity) on real training images only."""
     from limner.eval.evaluator import train_evaluator
 
     if not data.exists():
         fail(f"{data} not found: it is made on the first `limner train --data CORPUS`, or by limner.data.trainset.pack")
-    train_evaluator(data, out, steps=steps, batch=batch)
+    out = out or Path("weights/evaluator.safetensors" if colour else "weights/shape-evaluator.safetensors")
+    train_evaluator(data, out, steps=steps, batch=batch, lr=lr, colour=colour, init=init, val_every=val_every)
+    print(out)
+
+
+@app.command("calibrate-tones")
+def calibrate_tones_cmd(
+    corpus: Annotated[Path, typer.Option(help="Built corpus: calibrated on its train split.")] = Path("data/corpus"),
+    out: Annotated[Path, typer.Option(help="Reader file to write.")] = Path("weights/skin-tone-reader.safetensors"),
+) -> None:
+    """Calibrate the skin-tone reader on real training emoji with known tones; print its held-out accuracy."""
+    from limner.eval.tone import calibrate_corpus
+
+    if not list(corpus.glob("train-[0-9]*.tar")):
+        fail(f"no training shards in {corpus}: run `limner data build` first")
+    reader = calibrate_corpus(corpus, out)
+    console.print(
+        f"{reader.meta['images']} training images, {reader.meta['seconds']} s; "
+        f"held-out accuracy {reader.meta.get('val_accuracy', 'n/a')}"
+    )
     print(out)
 
 

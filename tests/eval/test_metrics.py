@@ -18,6 +18,36 @@ def test_retrieval_is_perfect_for_matching_embeddings_and_chance_for_random_ones
     assert abs(chance - 1 / 32) < 0.03
 
 
+def test_hard_negatives_are_the_most_similar_other_rows_and_make_retrieval_harder():
+    # four colours, eight images each: an image's hard negatives are the other seven of its colour first
+    rng = np.random.default_rng(0)
+    colours = np.repeat(np.eye(4), 8, axis=0) + rng.normal(0, 0.01, (32, 4))  # (32, 4)
+    sig = colours / np.linalg.norm(colours, axis=1, keepdims=True)
+    hard = M.hard_negatives(sig, k=8)
+    assert hard.shape == (32, 7)
+    for i in range(32):
+        assert i not in hard[i] and set(hard[i]) == set(range(i // 8 * 8, i // 8 * 8 + 8)) - {i}
+    # embeddings that know only the colour: perfect against random prompts of other colours …
+    emb = np.concatenate([np.repeat(np.eye(4), 8, axis=0), 0.01 * rng.normal(size=(32, 28))], 1)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    text = np.repeat(np.eye(4), 8, axis=0)
+    text = np.concatenate([text, np.zeros((32, 28))], 1)
+    assert M.retrieval_top1(emb, text, k=2, distractors=np.array([[(i + 8) % 32] for i in range(32)])) == 1.0
+    # … and at a loss among prompts of its own colour, which all score the same
+    assert M.retrieval_top1(emb, text, k=8, distractors=hard) == 0.0
+
+
+def test_colour_signature_sees_colours_where_they_are_but_not_the_drawing():
+    img = np.zeros((64, 64, 3), dtype=np.uint8)
+    img[16:48, 16:48] = (200, 30, 30)  # a red square
+    disc = np.zeros_like(img)
+    yy, xx = np.mgrid[0:64, 0:64]
+    disc[(yy - 31.5) ** 2 + (xx - 31.5) ** 2 < 18**2] = (200, 30, 30)  # a red disc of about the same area
+    moved = np.roll(img, 32, axis=1)
+    sig = M.colour_signature
+    assert sig(img) @ sig(disc) > 0.95 and sig(img) @ sig(moved) < 0.8
+
+
 def test_frechet_distance_is_zero_for_identical_sets_and_grows_with_a_shift():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(2000, 8))

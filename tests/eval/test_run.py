@@ -10,7 +10,8 @@ from limner.data.trainset import pack
 from limner.engine import Engine
 from limner.engine.registry import ModelSpec
 from limner.eval.evaluator import Evaluator, train_evaluator
-from limner.eval.run import evaluate
+from limner.eval.run import SUMMARY, evaluate
+from limner.eval.tone import calibrate_corpus
 from limner.model.checkpoint import save_weights
 from limner.model.denoiser import PRESETS, Denoiser
 from limner.model.upsampler import UPSAMPLER_PRESETS, Upsampler
@@ -36,6 +37,28 @@ def evaluator_weights(eval_corpus: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
+def shape_weights(eval_corpus: Path, evaluator_weights: Path) -> Path:
+    out = eval_corpus / "shape-evaluator.safetensors"
+    train_evaluator(
+        eval_corpus / "trainset-64-train.npz",
+        out,
+        steps=20,
+        batch=16,
+        colour=False,
+        val_every=10,
+        init=evaluator_weights,  # as the shipped one: from the colour evaluator
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def tone_reader(eval_corpus: Path) -> Path:
+    out = eval_corpus / "skin-tone-reader.safetensors"
+    calibrate_corpus(eval_corpus, out)
+    return out
+
+
+@pytest.fixture(scope="module")
 def prompts_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("prompts")
     rows = {
@@ -56,31 +79,56 @@ def prompts_dir(tmp_path_factory) -> Path:
     return d
 
 
-def test_evaluator_weights_round_trip(evaluator_weights: Path):
+def test_evaluator_weights_round_trip(evaluator_weights: Path, shape_weights: Path):
     model, meta = Evaluator.load(evaluator_weights)
     assert meta["steps"] == 20 and sum(p.numel() for p in model.parameters()) < 3_000_000
+    assert model.cfg.colour
+    shape, meta = Evaluator.load(shape_weights)
+    assert not shape.cfg.colour and shape.convs[0][0].in_channels == 1
+    assert meta["init"] == str(evaluator_weights)
+    assert "val_top1" in meta["history"][-1]  # the held-out split beside the trainset is scored (NaN: one image)
+
+
+def test_a_colour_evaluator_is_refused_as_the_shape_instrument(
+    tmp_path, eval_corpus, evaluator_weights, tone_reader, prompts_dir
+):
+    with pytest.raises(ValueError, match="--grey"):
+        evaluate(
+            "noise",
+            tmp_path / "x",
+            corpus=eval_corpus,
+            prompts_dir=prompts_dir,
+            evaluator_path=evaluator_weights,
+            shape_evaluator_path=evaluator_weights,
+            tone_reader_path=tone_reader,
+            speed=False,
+        )
 
 
 @pytest.mark.parametrize("model", ["noise", "nearest-train"])
-def test_reference_models_write_a_full_report(tmp_path, model, eval_corpus, evaluator_weights, prompts_dir):
+def test_reference_models_write_a_full_report(
+    tmp_path, model, eval_corpus, evaluator_weights, shape_weights, tone_reader, prompts_dir
+):
     m = evaluate(
         model,
         tmp_path / model,
         corpus=eval_corpus,
         prompts_dir=prompts_dir,
         evaluator_path=evaluator_weights,
+        shape_evaluator_path=shape_weights,
+        tone_reader_path=tone_reader,
         speed=False,
     )
     saved = json.loads((tmp_path / model / "metrics.json").read_text())
     assert saved["model"] == model and saved == json.loads(json.dumps(m))
-    for key in ("fidelity", "frechet", "text", "skin_tone", "memorisation"):
+    for key in ("fidelity", "shape", "frechet", "text", "skin_tone", "memorisation"):
         assert key in saved
     html = (tmp_path / model / "report.html").read_text()
     assert "<table>" in html and "data:image/png;base64," in html and "data:image/webp;base64," in html
 
 
 def test_noise_spells_nothing_and_memorisation_catches_nearest_train(
-    tmp_path, eval_corpus, evaluator_weights, prompts_dir
+    tmp_path, eval_corpus, evaluator_weights, shape_weights, tone_reader, prompts_dir
 ):
     noise = evaluate(
         "noise",
@@ -88,6 +136,8 @@ def test_noise_spells_nothing_and_memorisation_catches_nearest_train(
         corpus=eval_corpus,
         prompts_dir=prompts_dir,
         evaluator_path=evaluator_weights,
+        shape_evaluator_path=shape_weights,
+        tone_reader_path=tone_reader,
         speed=False,
     )
     near = evaluate(
@@ -96,6 +146,8 @@ def test_noise_spells_nothing_and_memorisation_catches_nearest_train(
         corpus=eval_corpus,
         prompts_dir=prompts_dir,
         evaluator_path=evaluator_weights,
+        shape_evaluator_path=shape_weights,
+        tone_reader_path=tone_reader,
         speed=False,
     )
     assert noise["text"]["word_accuracy"] == 0.0
@@ -104,7 +156,7 @@ def test_noise_spells_nothing_and_memorisation_catches_nearest_train(
 
 
 def test_a_model_is_generated_measured_and_compared_with_a_baseline(
-    tmp_path, eval_corpus, evaluator_weights, prompts_dir
+    tmp_path, eval_corpus, evaluator_weights, shape_weights, tone_reader, prompts_dir
 ):
     import torch
 
@@ -119,12 +171,16 @@ def test_a_model_is_generated_measured_and_compared_with_a_baseline(
         corpus=eval_corpus,
         prompts_dir=prompts_dir,
         evaluator_path=evaluator_weights,
+        shape_evaluator_path=shape_weights,
+        tone_reader_path=tone_reader,
         engine=engine,
         speed=True,
     )
     assert first["speed"]["batch4"]["images_per_second"] > 0
     assert set(first["references"]) == {"real", "noise", "nearest-train"}  # every report carries them
     assert first["references"]["nearest-train"]["memorised share"] == 1.0
+    assert set(first["references"]["real"]) == set(SUMMARY)  # shape fidelity and both tone readers among them
+    assert "skin-tone accuracy, ITA reader (v4)" in SUMMARY and "shape fidelity (grey, top-1 of 32)" in SUMMARY
     assert first["text"]["word_accuracy"] == 1.0  # typography=auto sets the exact strings
     second = evaluate(
         "tiny",
@@ -132,6 +188,8 @@ def test_a_model_is_generated_measured_and_compared_with_a_baseline(
         corpus=eval_corpus,
         prompts_dir=prompts_dir,
         evaluator_path=evaluator_weights,
+        shape_evaluator_path=shape_weights,
+        tone_reader_path=tone_reader,
         engine=engine,
         speed=False,
         baseline=tmp_path / "a",
@@ -140,3 +198,36 @@ def test_a_model_is_generated_measured_and_compared_with_a_baseline(
     assert second["typography"] == "off" and second["text"]["word_accuracy"] < 1.0
     assert "baseline" in (tmp_path / "b" / "report.html").read_text()
     engine.close()
+
+
+def test_generation_keeps_within_the_engines_bounded_queue():
+    """A full prompt set is longer than the engine's queue (256 images): the eval submits as it
+    collects, in order, and never has more waiting than the queue takes."""
+    from types import SimpleNamespace
+
+    from limner.errors import Busy
+    from limner.eval.run import generate_images
+
+    class Pending:  # an image is drawn when its caller collects it
+        def __init__(self, engine, seed):
+            self.engine, self.seed = engine, seed
+
+        def result(self):
+            self.engine.waiting.remove(self)
+            return [SimpleNamespace(image=self.seed)]  # stands in for the image
+
+    class QueueOf10:
+        def __init__(self):
+            self.waiting: list[Pending] = []
+            self.seeds: list[int] = []
+
+        def submit(self, request):
+            if len(self.waiting) >= 10:
+                raise Busy("10 images are already waiting for this model; retry shortly")
+            self.seeds.append(request.seed)
+            self.waiting.append(Pending(self, request.seed))
+            return self.waiting[-1]
+
+    engine = QueueOf10()
+    out = generate_images("m", [f"p{i}" for i in range(50)], list(range(50)), None, engine=engine, batch=2)
+    assert out == list(range(50)) and engine.seeds == list(range(50)) and not engine.waiting

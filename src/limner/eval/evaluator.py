@@ -1,9 +1,15 @@
-"""The prompt-fidelity instrument: a small CLIP-style image encoder trained (here, on the corpus's
+"""The prompt-fidelity instruments: small CLIP-style image encoders trained (here, on the corpus's
 real training images only — never on generated ones) to match frozen MiniLM caption embeddings.
 
-Model hubs are out of reach, so no pretrained CLIP or Inception can score our images; this
-evaluator is Limner's own, shipped as ``weights/evaluator.safetensors`` (< 5 MB). Its pooled
-convolutional features also serve the Fréchet distance.
+Model hubs are out of reach, so no pretrained CLIP or Inception can score our images; these
+evaluators are Limner's own. Two are shipped:
+
+- ``weights/evaluator.safetensors`` (colour): prompt fidelity; its pooled convolutional features
+  also serve the Fréchet distance.
+- ``weights/shape-evaluator.safetensors`` (``colour=False``): shape fidelity. It sees only a grey
+  image, and was trained with the grey made from randomly weighted colour channels, so that
+  neither hue nor the brightness a hue usually has can tell it what an image shows — only the
+  drawing can (see docs/evaluation.md for why this design and not hard negatives alone).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +37,7 @@ class EvaluatorConfig:
     channels: tuple[int, ...] = (48, 96, 192, 320)
     embed: int = 384  # MiniLM's width
     resolution: int = RESOLUTION
+    colour: bool = True  # False: the shape instrument, which sees one grey channel
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -48,14 +55,18 @@ class Evaluator(nn.Module):
     def __init__(self, cfg: EvaluatorConfig = EvaluatorConfig()):
         super().__init__()
         self.cfg = cfg
-        chans = [3, *cfg.channels]
+        chans = [3 if cfg.colour else 1, *cfg.channels]
         self.convs = nn.Sequential(*(_block(a, b) for a, b in itertools.pairwise(chans)))
         self.image_proj = nn.Linear(cfg.channels[-1], cfg.embed)
         self.text_proj = nn.Sequential(nn.Linear(cfg.embed, cfg.embed), nn.SiLU(), nn.Linear(cfg.embed, cfg.embed))
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, 64, 64) in [-1, 1] → pooled features (B, C) (used for the Fréchet distance)."""
+        """(B, 3, 64, 64) in [-1, 1] → pooled features (B, C) (used for the Fréchet distance).
+        A colour-blind evaluator first takes the channels' mean; it also accepts (B, 1, 64, 64)
+        grey images, which is how training hands it randomly weighted greys."""
+        if not self.cfg.colour and images.shape[1] == 3:
+            images = images.mean(1, keepdim=True)  # (B, 1, 64, 64)
         return self.convs(images).mean((2, 3))
 
     def embed_images(self, images: torch.Tensor) -> torch.Tensor:
@@ -117,6 +128,31 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return x + torch.randn(x.shape, generator=gen) * 0.03
 
 
+def grey_copy(evaluator: Evaluator) -> Evaluator:
+    """A colour evaluator as a grey one, its first convolution summed over the colour channels: on
+    a grey image (R = G = B) both give the same embedding."""
+    grey = Evaluator(replace(evaluator.cfg, colour=False))
+    state = evaluator.state_dict()
+    state["convs.0.0.weight"] = state["convs.0.0.weight"].sum(1, keepdim=True)  # (C, 3, 3, 3) → (C, 1, 3, 3)
+    grey.load_state_dict(state)
+    return grey
+
+
+def random_grey(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """(B, 3, H, W) in [-1, 1] → (B, 1, H, W): each image's grey made with its own random channel
+    weights (uniform on the simplex, mean ⅓ each: the fixed grey the instrument sees at scoring
+    time), then a random contrast and brightness. A red region's grey ranges from near black to
+    light grey across draws, so how light a region is says little about its hue."""
+    b = x.shape[0]
+    e = -torch.log(torch.rand(b, 3, generator=gen).clamp_min(1e-6))  # Exp(1): normalised, Dirichlet(1, 1, 1)
+    w = (e / e.sum(1, keepdim=True))[:, :, None, None]  # (B, 3, 1, 1)
+    grey = ((x + 1) / 2 * w).sum(1, keepdim=True)  # (B, 1, H, W) in [0, 1]
+    contrast = 0.7 + 0.6 * torch.rand(b, 1, 1, 1, generator=gen)
+    shift = 0.2 * (torch.rand(b, 1, 1, 1, generator=gen) - 0.5)
+    grey = (grey - 0.5) * contrast + 0.5 + shift
+    return grey.clamp(0, 1) * 2 - 1
+
+
 def pooled_captions(texts: list[str], cache: Path | None = None) -> torch.Tensor:
     """MiniLM sentence embeddings of ``texts`` (N, 384), cached while the texts stay the same."""
     import hashlib
@@ -144,6 +180,20 @@ def pooled_captions(texts: list[str], cache: Path | None = None) -> torch.Tensor
     return pooled
 
 
+def held_out_top1(model: Evaluator, images: torch.Tensor, pooled: torch.Tensor, k: int = 32) -> float:
+    """Top-1 retrieval of each held-out image's own caption among k (the eval's fidelity score)."""
+    from limner.eval.metrics import retrieval_top1
+
+    model.eval()
+    with torch.no_grad():
+        img = torch.cat(
+            [model.embed_images(images[i : i + 256].float() / 127.5 - 1) for i in range(0, len(images), 256)]
+        )
+        txt = model.embed_texts(pooled)
+    model.train()
+    return retrieval_top1(img.numpy(), txt.numpy(), k=k)
+
+
 def train_evaluator(
     trainset_path: Path,
     out: Path,
@@ -151,8 +201,16 @@ def train_evaluator(
     batch: int = 256,
     lr: float = 1e-3,
     seed: int = 0,
+    colour: bool = True,
+    val_every: int = 500,
+    init: Path | None = None,
 ) -> dict:
-    """Train on a packed training set (real images only); write the weights; return the history."""
+    """Train on a packed training set (real images only); write the weights; return the history.
+    With ``colour=False`` the shape instrument: it sees greys made with random channel weights.
+    ``init``: start from another evaluator's weights (for the shape instrument, the colour one's,
+    its first convolution summed over the colour channels: the same network on a grey image).
+    When the packed validation split lies beside the training file (``…-val.npz``), its top-1
+    retrieval of 32 is measured every ``val_every`` steps and stored with the weights."""
     from limner.data.trainset import TrainSet
 
     torch.manual_seed(seed)
@@ -165,18 +223,30 @@ def train_evaluator(
             flat.append(c)
             owner.append(i)
     pooled = pooled_captions(flat, Path(trainset_path).with_name("caption-pooled.pt"))
+    val_path = Path(str(trainset_path).replace("-train.npz", "-val.npz"))
+    val = TrainSet.load(val_path) if val_path != Path(trainset_path) and val_path.exists() else None
+    val_pooled = pooled_captions([c[0] for c in val.captions]) if val is not None else None
     owner_t = torch.tensor(owner)
     first_caption = torch.zeros(len(data), dtype=torch.long)
     counts = torch.bincount(owner_t, minlength=len(data))
     first_caption[1:] = torch.cumsum(counts, 0)[:-1]
-    model = Evaluator()
+    model = Evaluator(EvaluatorConfig(colour=colour))
+    if init is not None:
+        start, _ = Evaluator.load(init)
+        if start.cfg.colour != colour:
+            if colour:
+                raise ValueError(f"{init} is a grey evaluator: a colour one cannot start from it")
+            start = grey_copy(start)
+        model.load_state_dict(start.state_dict())
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     gen = torch.Generator().manual_seed(seed)
-    history = []
+    history: list[dict] = []
     started = time.time()
     for step in range(1, steps + 1):
         idx = torch.randperm(len(data), generator=gen)[:batch]
         x = augment(data.images[idx].float() / 127.5 - 1, gen)
+        if not colour:
+            x = random_grey(x, gen)  # (B, 1, 64, 64)
         pick = first_caption[idx] + (torch.rand(batch, generator=gen) * counts[idx]).long()
         lr_now = lr * min(1.0, step / 200) * 0.5 * (1 + math.cos(math.pi * step / steps))
         for g in opt.param_groups:
@@ -185,22 +255,20 @@ def train_evaluator(
             img = model.embed_images(x).float()
             txt = model.embed_texts(pooled[pick]).float()
         logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
-        # images sharing a caption text (skin-tone twins, duplicates) are not negatives of each other
         labels = torch.arange(batch)
         loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if step % 100 == 0 or step == steps:
-            history.append(
-                {
-                    "step": step,
-                    "loss": round(loss.item(), 4),
-                    "seconds": round(time.time() - started),
-                }
-            )
+            row = {"step": step, "loss": round(loss.item(), 4), "seconds": round(time.time() - started)}
+            if val is not None and val_pooled is not None and (step % val_every == 0 or step == steps):
+                row["val_top1"] = round(held_out_top1(model, val.images, val_pooled), 4)
+            history.append(row)
             print(
-                f"evaluator step {step}/{steps} loss {loss.item():.3f} ({time.time() - started:.0f}s)",
+                f"evaluator step {step}/{steps} loss {loss.item():.3f}"
+                + (f" held-out top-1 {row['val_top1']:.3f}" if "val_top1" in row else "")
+                + f" ({time.time() - started:.0f}s)",
                 file=sys.stderr,
                 flush=True,
             )
@@ -213,6 +281,8 @@ def train_evaluator(
             "trained_on": str(trainset_path),
             "images": len(data),
             "history": history,
+            "seconds": round(time.time() - started),
+            "init": str(init) if init else None,
         },
     )
     return {"history": history}

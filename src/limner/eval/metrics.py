@@ -10,11 +10,14 @@ from scipy import linalg
 # -- prompt fidelity -----------------------------------------------------------------------------
 
 
-def retrieval_top1(image_emb: np.ndarray, text_emb: np.ndarray, k: int = 32, seed: int = 0) -> float:
+def retrieval_top1(
+    image_emb: np.ndarray, text_emb: np.ndarray, k: int = 32, seed: int = 0, distractors: np.ndarray | None = None
+) -> float:
     """Share of images whose own prompt scores highest among itself and k − 1 other prompts.
 
     Row i of ``image_emb`` belongs to row i of ``text_emb``; both L2-normalised. Distractors are
-    drawn at random (seeded) from the other rows; chance level is 1/k."""
+    drawn at random (seeded) from the other rows, or given: row i of ``distractors`` (N, k − 1)
+    indexes image i's (see :func:`hard_negatives`). Chance level is 1/k."""
     n = len(image_emb)
     if n < 2:
         return float("nan")
@@ -22,10 +25,33 @@ def retrieval_top1(image_emb: np.ndarray, text_emb: np.ndarray, k: int = 32, see
     sims = image_emb @ text_emb.T  # (N, N)
     hits = 0
     for i in range(n):
-        others = np.delete(np.arange(n), i)
-        distract = rng.choice(others, size=min(k - 1, n - 1), replace=False)
+        if distractors is None:
+            others = np.delete(np.arange(n), i)
+            distract = rng.choice(others, size=min(k - 1, n - 1), replace=False)
+        else:
+            distract = distractors[i]
         hits += sims[i, i] > sims[i, distract].max()
     return hits / n
+
+
+def hard_negatives(signatures: np.ndarray, k: int = 32) -> np.ndarray:
+    """For each row, the k − 1 other rows with the most similar signature (rows L2-normalised),
+    most similar first: (N, k − 1) indices. With colour signatures of the images a prompt set
+    stands for, every prompt competes with the prompts whose pictures share its colours."""
+    sims = signatures @ signatures.T  # (N, N)
+    np.fill_diagonal(sims, -np.inf)
+    k1 = min(k - 1, len(signatures) - 1)
+    return np.argsort(-sims, axis=1, kind="stable")[:, :k1]
+
+
+def colour_signature(rgb: np.ndarray, side: int = 4) -> np.ndarray:
+    """Where which colours are, and nothing else: the image shrunk to side × side, normalised.
+    Two images with near-equal signatures are the same blobs of colour, whatever they depict."""
+    from PIL import Image
+
+    img = Image.fromarray(rgb).convert("RGB").resize((side, side), Image.Resampling.BOX)
+    v = np.asarray(img, dtype=np.float32).ravel() / 255
+    return v / (np.linalg.norm(v) + 1e-6)
 
 
 # -- distribution distance -----------------------------------------------------------------------

@@ -18,6 +18,9 @@ ROWS = [
     ("Prompt fidelity, generated (top-1 of 32)", ("fidelity", "generated"), True),
     ("Prompt fidelity, real images (ceiling)", ("fidelity", "real_ceiling"), True),
     ("Prompt fidelity ratio generated / real", ("fidelity", "ratio"), True),
+    ("Shape fidelity, generated (grey, top-1 of 32)", ("shape", "generated"), True),
+    ("Shape fidelity, real images (ceiling)", ("shape", "real_ceiling"), True),
+    ("Shape fidelity ratio generated / real", ("shape", "ratio"), True),
     ("Fréchet distance to real (evaluator features)", ("frechet", "generated_vs_real"), False),
     ("Fréchet distance, real halves (floor)", ("frechet", "real_halves_floor"), False),
     ("Fréchet distance, noise (ceiling of badness)", ("frechet", "noise_vs_real"), False),
@@ -25,6 +28,7 @@ ROWS = [
     ("OCR normalised edit distance, quoted spans", ("text", "ned"), False),
     ("OCR normalised edit distance, whole image (text OCR finds in drawings counts)", ("text", "ned_whole"), False),
     ("Skin-tone accuracy", ("skin_tone", "accuracy"), True),
+    ("Skin-tone accuracy, ITA reader (METRICS_VERSION ≤ 5)", ("skin_tone", "ita_accuracy"), True),
     ("Memorised share (near copies of training images)", ("memorisation", "share"), False),
 ]
 
@@ -123,11 +127,18 @@ def write_report(
         )
 
     plots = []
-    fig, ax = plt.subplots(figsize=(5, 3))
-    vals = [m["fidelity"]["chance"], m["fidelity"]["generated"] or 0.0, m["fidelity"]["real_ceiling"] or 0.0]
-    ax.bar(["chance", "generated", "real"], vals, color=["#bbb", "#4a7", "#27c"])
-    ax.set_ylabel("top-1 retrieval among 32")
-    ax.set_title("prompt fidelity")
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3), sharey=True)
+    for ax, section, title in zip(
+        axes, ("fidelity", "shape"), ("prompt fidelity", "shape fidelity (grey)"), strict=True
+    ):
+        f = m[section]
+        ax.bar(
+            ["chance", "generated", "real"],
+            [f["chance"], f["generated"] or 0.0, f["real_ceiling"] or 0.0],
+            color=["#bbb", "#4a7", "#27c"],
+        )
+        ax.set_title(title)
+    axes[0].set_ylabel("top-1 retrieval among 32")
     plots.append(_fig(fig))
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.hist(sims, bins=40, color="#888")
@@ -182,6 +193,6 @@ figure{{margin:0;width:128px;font-size:11px}} img{{image-rendering:auto}}</style
 <h2>Skin tones</h2>{_grid(images["skin_tones"], sets["skin_tones"], note=lambda r: "asked: " + r["tone"])}
 <h2>Worst typography cases</h2>{_grid([w[0] for w in worst], [w[1] for w in worst], note=lambda r: "OCR: " + by_id[r["id"]]["ocr"][:60])}
 </body></html>"""
-    path = out / "report.html"
-    path.write_text(body)
-    return path
+    report = out / "report.html"
+    report.write_text(body)
+    return report

@@ -24,6 +24,8 @@ from PIL import Image
 from limner.engine.compute import on_compute
 from limner.eval import metrics as M
 from limner.eval.evaluator import Evaluator, to_eval_tensor
+from limner.eval.tone import TONELESS_STYLES, ToneReader, drawn_tones
+from limner.model.text import TextEncoder, Tokenizer
 
 REFERENCE_MODELS = ("real", "noise", "nearest-train")
 PROMPT_SETS = ("concepts", "typography", "skin_tones")
@@ -33,8 +35,12 @@ PROMPT_SETS = ("concepts", "typography", "skin_tones")
 class Instruments:
     evaluator: Evaluator
     evaluator_path: Path
-    encoder: object
-    tokenizer: object
+    shape: Evaluator  # the colour-blind evaluator of shape fidelity
+    shape_path: Path
+    tone_reader: ToneReader
+    tone_reader_path: Path
+    encoder: TextEncoder
+    tokenizer: Tokenizer
     train_signatures: np.ndarray  # (N, D) copy signatures of the training images
     copy_threshold: float
     val_images: np.ndarray  # (V, 64, 64, 3) uint8
@@ -56,6 +62,18 @@ def default_evaluator_path() -> Path:
     from limner.engine.registry import weights_dir
 
     return weights_dir() / "evaluator.safetensors"
+
+
+def default_shape_evaluator_path() -> Path:
+    from limner.engine.registry import weights_dir
+
+    return weights_dir() / "shape-evaluator.safetensors"
+
+
+def default_tone_reader_path() -> Path:
+    from limner.engine.registry import weights_dir
+
+    return weights_dir() / "skin-tone-reader.safetensors"
 
 
 def machine_name() -> str:
@@ -98,14 +116,31 @@ def calibrate_copies(train_images: np.ndarray, signatures: np.ndarray, n: int = 
 
 
 @on_compute
-def load_instruments(corpus: Path, evaluator_path: Path | None = None) -> Instruments:
+def load_instruments(
+    corpus: Path,
+    evaluator_path: Path | None = None,
+    shape_evaluator_path: Path | None = None,
+    tone_reader_path: Path | None = None,
+) -> Instruments:
     from limner.data.trainset import TrainSet
-    from limner.model.text import TextEncoder, Tokenizer
 
     path = evaluator_path or default_evaluator_path()
     if not Path(path).exists():
         raise FileNotFoundError(f"evaluator weights {path} not found: run `limner train-evaluator` first")
+    shape_path = shape_evaluator_path or default_shape_evaluator_path()
+    if not Path(shape_path).exists():
+        raise FileNotFoundError(
+            f"shape-evaluator weights {shape_path} not found: run `limner train-evaluator --grey` first"
+        )
+    tone_path = tone_reader_path or default_tone_reader_path()
+    if not Path(tone_path).exists():
+        raise FileNotFoundError(f"skin-tone reader {tone_path} not found: run `limner calibrate-tones` first")
     evaluator, _ = Evaluator.load(path)
+    shape, _ = Evaluator.load(shape_path)
+    if shape.cfg.colour:
+        raise ValueError(
+            f"{shape_path} sees colour: the shape evaluator is trained with `limner train-evaluator --grey`"
+        )
     train = TrainSet.load(Path(corpus) / "trainset-64-train.npz")
     val = TrainSet.load(Path(corpus) / "trainset-64-val.npz")
     train_images = train.images.permute(0, 2, 3, 1).numpy()
@@ -119,6 +154,10 @@ def load_instruments(corpus: Path, evaluator_path: Path | None = None) -> Instru
     return Instruments(
         evaluator,
         Path(path),
+        shape,
+        Path(shape_path),
+        ToneReader.load(tone_path),
+        Path(tone_path),
         TextEncoder.load(),
         Tokenizer(),
         sigs,
@@ -154,15 +193,19 @@ def generate_images(
     from limner.engine import Engine, GenerationRequest
 
     engine = engine or Engine()
-    futures = [
-        engine.submit(GenerationRequest(p, seed=s, model=model, typography=typography))
-        for p, s in zip(prompts, seeds, strict=True)
+    requests = [
+        GenerationRequest(p, seed=s, model=model, typography=typography) for p, s in zip(prompts, seeds, strict=True)
     ]
+    # at most ``ahead`` waiting at a time: enough to fill every batch, within the engine's bounded queue
+    ahead = max(batch * 4, 1)
+    futures = [engine.submit(r) for r in requests[:ahead]]
     images = []
-    for i, f in enumerate(futures):
-        images.append(f.result()[0].image)
+    for i in range(len(requests)):
+        images.append(futures[i].result()[0].image)
+        if i + ahead < len(requests):
+            futures.append(engine.submit(requests[i + ahead]))
         if progress:
-            progress("generating", i + 1, len(futures))
+            progress("generating", i + 1, len(requests))
     return images
 
 
@@ -170,7 +213,7 @@ def measure_speed(model: str, engine, repeats: int = 2) -> dict:
     """Seconds per image and images per second at batch 1 and 4, on this machine."""
     from limner.engine import GenerationRequest
 
-    out = {"machine": machine_name()}
+    out: dict = {"machine": machine_name()}
     engine.generate(GenerationRequest("warm-up", seed=0, model=model))
     for n in (1, 4):
         t = time.perf_counter()
@@ -187,18 +230,19 @@ def measure_speed(model: str, engine, repeats: int = 2) -> dict:
 
 def real_sets(corpus: Path, limit: int | None) -> tuple[dict[str, list[dict]], dict[str, list[Image.Image]]]:
     """Validation records standing in for the three prompt sets: images with their own caption,
-    typography scenes with their exact strings, and emoji with exactly one skin tone."""
+    typography scenes with their exact strings, and emoji that draw exactly one skin tone (the tone
+    drawn, :func:`limner.eval.tone.drawn_tones`; line icons, which draw none, left out)."""
     from limner.data.shards import iter_records, shard_paths
 
     n = limit or 10**9
     sets: dict[str, list[dict]] = {k: [] for k in PROMPT_SETS}
     images: dict[str, list[Image.Image]] = {k: [] for k in PROMPT_SETS}
     for rec in iter_records(shard_paths(corpus, "val")):
-        tones = rec.meta.get("skin_tones", [])
+        tones = drawn_tones(rec.meta)
         if len(sets["concepts"]) < n:
             sets["concepts"].append({"id": rec.key, "prompt": rec.meta["captions"][0]})
             images["concepts"].append(rec.image())
-        if len(tones) == 1 and len(sets["skin_tones"]) < n and rec.meta["style"] != "black and white line icon":
+        if len(tones) == 1 and len(sets["skin_tones"]) < n and rec.meta["style"] not in TONELESS_STYLES:
             sets["skin_tones"].append({"id": rec.key, "prompt": rec.meta["captions"][0], "tone": tones[0]})
             images["skin_tones"].append(rec.image())
     for rec in iter_records(shard_paths(corpus, "val", "typography")):
@@ -221,11 +265,15 @@ def real_sets(corpus: Path, limit: int | None) -> tuple[dict[str, list[dict]], d
 
 
 @on_compute
-def fidelity(instr: Instruments, images: list, texts: list[str], k: int = 32) -> float:
+def fidelity(evaluator: Evaluator, instr: Instruments, images: list, texts: list[str], k: int = 32) -> float:
+    """Top-1 retrieval of each image's own text among k, by ``evaluator`` (``instr.evaluator``
+    for prompt fidelity, ``instr.shape`` for shape fidelity)."""
     with torch.no_grad():
-        img = instr.evaluator.embed_images(to_eval_tensor(images)).numpy()
-        txt = instr.evaluator.embed_texts(pooled_text(instr, texts)).numpy()
-    return M.retrieval_top1(img, txt, k=k)
+        img = torch.cat(
+            [evaluator.embed_images(to_eval_tensor(images[i : i + 256])) for i in range(0, len(images), 256)]
+        )
+        txt = evaluator.embed_texts(pooled_text(instr, texts))
+    return M.retrieval_top1(img.numpy(), txt.numpy(), k=k)
 
 
 @on_compute
@@ -289,15 +337,20 @@ def _finite(obj):
 
 
 # Bump when a metric's definition changes: cached reference numbers are keyed on it.
-METRICS_VERSION = 4
+# 5: shape fidelity (the colour-blind evaluator) beside prompt fidelity.
+# 6: skin tone read by the calibrated reader (limner.eval.tone), real emoji scored on the tone
+#    drawn; the ITA reading stays in metrics.json as skin_tone.ita_accuracy.
+METRICS_VERSION = 6
 
 SUMMARY = {  # the numbers a reference column shows: (section, key)
     "fidelity (top-1 of 32)": ("fidelity", "generated"),
+    "shape fidelity (grey, top-1 of 32)": ("shape", "generated"),
     "Fréchet distance to real": ("frechet", "generated_vs_real"),
     "OCR word accuracy": ("text", "word_accuracy"),
     "OCR normalised edit distance (quoted spans)": ("text", "ned"),
     "OCR normalised edit distance (whole image)": ("text", "ned_whole"),
     "skin-tone accuracy": ("skin_tone", "accuracy"),
+    "skin-tone accuracy, ITA reader (v4)": ("skin_tone", "ita_accuracy"),
     "memorised share": ("memorisation", "share"),
 }
 
@@ -332,15 +385,17 @@ def measure(
         "typography": typography,
         "prompt_sets": {k: len(v) for k, v in sets.items()},
         "evaluator": str(instr.evaluator_path),
+        "shape_evaluator": str(instr.shape_path),
         "copy_threshold": round(instr.copy_threshold, 4),
     }
     concept_texts = [r["prompt"] for r in sets["concepts"]]
-    m["fidelity"] = {
-        "generated": fidelity(instr, images["concepts"], concept_texts),
-        "real_ceiling": fidelity(instr, val_imgs, val_caps),
-        "chance": 1 / 32,
-    }
-    m["fidelity"]["ratio"] = m["fidelity"]["generated"] / max(m["fidelity"]["real_ceiling"], 1e-9)
+    for section, evaluator in (("fidelity", instr.evaluator), ("shape", instr.shape)):
+        m[section] = {
+            "generated": fidelity(evaluator, instr, images["concepts"], concept_texts),
+            "real_ceiling": fidelity(evaluator, instr, val_imgs, val_caps),
+            "chance": 1 / 32,
+        }
+        m[section]["ratio"] = m[section]["generated"] / max(m[section]["real_ceiling"], 1e-9)
     half = n_val // 2
     f_val = features(instr, val_imgs)
     m["frechet"] = {
@@ -358,12 +413,16 @@ def measure(
         "n": len(ocr),
     }
     truth = [r["tone"] for r in sets["skin_tones"]]
-    predicted = [M.classify_tone(np.asarray(im.convert("RGB"))) for im in images["skin_tones"]]
+    predicted = [instr.tone_reader.read(im) for im in images["skin_tones"]]
+    by_ita = [M.classify_tone(np.asarray(im.convert("RGB"))) for im in images["skin_tones"]]
     m["skin_tone"] = {
         "accuracy": _mean([float(p == t) for p, t in zip(predicted, truth, strict=True)]),
         "no_skin_found": sum(p is None for p in predicted),
         "labels": M.TONES,
         "confusion": M.confusion(truth, predicted),
+        "reader": str(instr.tone_reader_path),
+        # the ITA reader of METRICS_VERSION ≤ 5, kept so that older reports stay comparable
+        "ita_accuracy": _mean([float(p == t) for p, t in zip(by_ita, truth, strict=True)]),
     }
     share, sims = memorised(instr, [im for k in PROMPT_SETS for im in images[k]])
     m["memorisation"] = {
@@ -382,9 +441,16 @@ def references(instr: Instruments, sets: dict, corpus: Path, limit: int | None, 
     """Summaries of the three reference models on these prompt sets, cached beside the corpus."""
     import hashlib
 
+    instruments = (instr.evaluator_path, instr.shape_path, instr.tone_reader_path)
     key = hashlib.sha256(
         json.dumps(
-            [METRICS_VERSION, sets, limit, str(instr.evaluator_path), Path(instr.evaluator_path).stat().st_mtime],
+            [
+                METRICS_VERSION,
+                sets,
+                limit,
+                *(str(p) for p in instruments),
+                *(Path(p).stat().st_mtime for p in instruments),
+            ],
             sort_keys=True,
         ).encode()
     )
@@ -407,6 +473,8 @@ def evaluate(
     limit: int | None = None,
     baseline: Path | None = None,
     evaluator_path: Path | None = None,
+    shape_evaluator_path: Path | None = None,
+    tone_reader_path: Path | None = None,
     engine=None,
     speed: bool = True,
     progress=None,
@@ -420,7 +488,7 @@ def evaluate(
     started = time.time()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    instr = load_instruments(corpus, evaluator_path)
+    instr = load_instruments(corpus, evaluator_path, shape_evaluator_path, tone_reader_path)
     sets = load_prompts(prompts_dir, limit)
     m, sets, images, ocr, sims = measure(model, instr, sets, corpus, limit, engine, progress, typography)
     if with_references and model not in REFERENCE_MODELS:
