@@ -15,6 +15,7 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from limner import __version__
 from limner.arena.battles import Arena
 from limner.moderation import Policy
+from limner.provenance import Provenance
 from limner.server import errors
 from limner.server.body_limit import BodyLimit
 from limner.server.janitor import Janitor
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.tasks = set()  # streams' generation tasks, kept referenced until they end
         app.state.policy = Policy.load(settings.moderation_policy)
         app.state.files = FileStore(settings.data_dir / "files", settings.resolved_secret())
+        app.state.provenance = Provenance.from_settings(settings)
         app.state.jobs = JobRunner(app.state, concurrency=settings.job_workers, lease_s=settings.job_lease_seconds)
         app.state.job_streams = {}  # open progress streams per account (touched on the event loop only)
         janitor = Janitor(app.state)
@@ -128,11 +130,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from fastapi.staticfiles import StaticFiles
 
     from limner.server import arena
-    from limner.server.api import files, images, models
+    from limner.server.api import files, images, models, verify
     from limner.server.web import accounts, create, history, jobs
     from limner.server.web import images as image_pages
 
-    for module in (images, models, files, accounts, create, jobs, history, image_pages, arena):
+    for module in (images, verify, models, files, accounts, create, jobs, history, image_pages, arena):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static")
     _api_docs(app)

@@ -46,6 +46,10 @@ class Settings:
     signin_failures_per_address: int = 20  # per 15 minutes, from one client address
     signups_per_address: int = 5  # per hour, from one client address
     cookie_secure: bool = True
+    watermark: bool = True  # an invisible watermark on every image (a key can turn it off for itself)
+    content_credentials: bool = True  # a signed C2PA manifest in every image file (likewise)
+    c2pa_certificate: Path | None = None  # an organisation's chain (PEM, signer first); default: made in data_dir
+    c2pa_private_key: Path | None = None  # its private key (PEM); set both or neither
     engine_factory: object = field(default=None, repr=False)  # tests inject a ready Engine
 
     @classmethod

@@ -83,6 +83,7 @@ def _admit_and_run(request: Request, key, body: GenerationBody, endpoint: str, p
             key=key,
             moderation=body.moderation,
             ticket=ticket,
+            provenance=app.state.provenance,
         )
 
 
