@@ -1,22 +1,27 @@
-"""Measure candidate denoiser shapes on this machine: sampling time for 4 images (CFG doubles the
-batch to 8) and one training step at batch 64, both under bf16 autocast.
+"""Measure candidate denoiser shapes on this machine: the bf16 and float32 matmul peaks, then
+sampling time for 4 images (CFG doubles the batch to 8) and one training step at batch 64, both
+under bf16 autocast.
 
-    python bench/architecture.py
+    python bench/architecture.py            # every candidate
+    python bench/architecture.py base base-x
 """
 
 from __future__ import annotations
 
+import sys
 import time
 
 import torch
 
-from limner.model.denoiser import Denoiser, DenoiserConfig, flops_per_image
+from limner.model.denoiser import PRESETS, Denoiser, DenoiserConfig, flops_per_image
 
 CANDIDATES = {
-    "base p8 (64 tok) w448 d8": DenoiserConfig(resolution=64, patch=8, width=448, depth=8, heads=7),
-    "base p4 (256 tok) w448 d8": DenoiserConfig(resolution=64, patch=4, width=448, depth=8, heads=7),
-    "small p8 (64 tok) w384 d8": DenoiserConfig(resolution=64, patch=8, width=384, depth=8, heads=6),
-    "wide p8 (64 tok) w512 d8": DenoiserConfig(resolution=64, patch=8, width=512, depth=8, heads=8),
+    "base": PRESETS["base"],
+    "base-x": PRESETS["base-x"],
+    "xs-x": PRESETS["xs-x"],
+    "base p4 (256 tok)": DenoiserConfig(resolution=64, patch=4, width=448, depth=8, heads=7),
+    "small": PRESETS["small"],
+    "wide w512 d8": DenoiserConfig(resolution=64, patch=8, width=512, depth=8, heads=8),
 }
 
 
@@ -28,15 +33,26 @@ def timed(fn, repeat: int = 5) -> float:
     return (time.perf_counter() - t) / repeat
 
 
+def matmul_peak(dtype: torch.dtype, n: int = 2048) -> float:
+    a = torch.randn(n, n, dtype=dtype)
+    return 2 * n**3 / timed(lambda: a @ a, repeat=5)
+
+
 def main() -> None:
     torch.manual_seed(0)
     print(f"threads {torch.get_num_threads()}")
-    for name, cfg in CANDIDATES.items():
+    print(
+        f"2048² matmul: bf16 {matmul_peak(torch.bfloat16) / 1e9:.0f} GFLOP/s, "
+        f"float32 {matmul_peak(torch.float32) / 1e9:.0f} GFLOP/s"
+    )
+    names = sys.argv[1:] or list(CANDIDATES)
+    for name in names:
+        cfg = CANDIDATES[name]
         model = Denoiser(cfg)
         params = sum(p.numel() for p in model.parameters()) / 1e6
         r = cfg.resolution
 
-        def inputs(b: int, r: int = r):
+        def inputs(b: int, r: int = r, e: int = cfg.exemplar_channels):
             return (
                 torch.randn(b, 3, r, r),
                 torch.rand(b),
@@ -44,6 +60,7 @@ def main() -> None:
                 torch.ones(b, 20, dtype=torch.bool),
                 torch.randn(b, 384),
                 torch.zeros(b, 1, r, r),
+                torch.zeros(b, e, r, r) if e else None,
             )
 
         x8 = inputs(8)

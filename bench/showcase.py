@@ -24,6 +24,10 @@ PROMPTS = [
     "a thumbs up, dark skin tone, 3D",
     "a yellow star on a plain navy blue background",
     "a blue car, flat icon",
+    "a dog face",
+    "a slice of pizza",
+    "an umbrella, 3D render",
+    "a bicycle",
     'a poster with the title "OPEN LATE", bold lettering, on a red background',
     "an infographic with three steps: Plan, Build, Ship",
 ]

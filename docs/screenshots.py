@@ -193,6 +193,15 @@ def main() -> None:
                 page.goto("/")
                 page.get_by_label("Prompt").fill("a paper boat on a pond, flat icon")
             shoot(pages, "create")
+            for page in pages.values():  # the Advanced panel, filled in as for "make again"
+                page.get_by_text("Advanced", exact=True).click()
+                page.get_by_label("Leave out").fill("text, border")
+                page.get_by_label("Seed").fill("1234")
+                page.get_by_label("Images").select_option("2")
+                page.get_by_label("Steps").fill("30")
+                page.get_by_label("Guidance").fill("4.5")
+                page.get_by_label("Sampler").select_option("heun")
+            shoot(pages, "create-advanced")
             for page in pages.values():
                 page.goto("/history")
             shoot(pages, "history")

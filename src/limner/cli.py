@@ -268,7 +268,10 @@ def generate(
     sampler: Annotated[str | None, typer.Option(help="euler, heun or dpmpp_2m.")] = None,
     image: Annotated[Path | None, typer.Option(help="Source image for image-to-image or inpainting.")] = None,
     mask: Annotated[Path | None, typer.Option(help="Mask: white (or transparent) = repaint.")] = None,
-    strength: Annotated[float, typer.Option(help="Image-to-image: share of the source to repaint.")] = 0.8,
+    strength: Annotated[
+        float | None, typer.Option(help="Share of the source to repaint; default: 1 with a mask, else 0.8.")
+    ] = None,
+    typography: Annotated[str, typer.Option(help="Quoted text: auto (set exactly), glyph or off.")] = "auto",
     models: Annotated[Path | None, typer.Option(help="A models.toml naming more models.")] = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the PNG files.")] = Path("out"),
     database_url: DatabaseOpt = None,
@@ -304,6 +307,7 @@ def generate(
             image=src,
             mask=msk,
             strength=strength,
+            typography=typography,
             on_progress=on_progress,
         )
         images = engine.generate(req)
@@ -456,8 +460,18 @@ def serve(
     data_dir: DataDirOpt = None,
     moderation_policy: Annotated[Path | None, typer.Option(help="A moderation policy TOML.")] = None,
     insecure_cookies: Annotated[bool, typer.Option(help="Allow session cookies over plain HTTP (local use).")] = False,
+    ray: Annotated[bool, typer.Option("--ray", help="Serve on Ray Serve (pip install 'limner[ray]').")] = False,
+    ray_config: Annotated[Path | None, typer.Option(help="With --ray: replicas and resources (ray.toml).")] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="With --ray: a running cluster ('auto'); default: local.")
+    ] = None,
 ) -> None:
-    """Serve the Images API, the Image Creator and the arena."""
+    """Serve the Images API, the Image Creator and the arena (with --ray: on Ray Serve)."""
+    if ray:
+        _serve_on_ray(
+            host, port, models, database_url, data_dir, moderation_policy, insecure_cookies, ray_config, ray_address
+        )
+        return
     import uvicorn
 
     from limner.server.app import create_app
@@ -475,20 +489,83 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port, timeout_graceful_shutdown=120, log_level="info")
 
 
+def _serve_on_ray(
+    host: str,
+    port: int,
+    models: Path | None,
+    database_url: str | None,
+    data_dir: Path | None,
+    moderation_policy: Path | None,
+    insecure_cookies: bool,
+    config: Path | None,
+    address: str | None,
+) -> None:
+    """The Ray Serve application of ``limner.server.ray_serve``, as ``serve run`` would start it;
+    the options travel to every replica as LIMNER_* variables."""
+    import os
+
+    try:
+        import ray
+        from ray import serve
+    except ImportError:
+        fail("Ray is not installed: pip install 'limner[ray]'")
+    for name, value in (
+        ("LIMNER_MODELS", models),
+        ("LIMNER_DATABASE_URL", database_url),
+        ("LIMNER_DATA_DIR", data_dir and data_dir.resolve()),
+        ("LIMNER_MODERATION_POLICY", moderation_policy),
+        ("LIMNER_COOKIE_SECURE", "0" if insecure_cookies else None),
+    ):
+        if value is not None:
+            os.environ[name] = str(value)
+    os.environ.setdefault("LIMNER_DATA_DIR", str(Path("limner-data").resolve()))  # the same folder for every replica
+    from limner.server.ray_serve import APP, app
+
+    ray.init(address=address, include_dashboard=False)
+    serve.start(http_options={"host": host, "port": port})
+    console.print(f"Limner on Ray Serve at http://{host}:{port}  (API at /v1; `serve status` shows the replicas)")
+    serve.run(app({"config": str(config) if config else ""}), name=APP, route_prefix="/", blocking=True)
+
+
+@app.command("mcp")
+def mcp_stdio(
+    models: Annotated[Path | None, typer.Option(help="A models.toml naming more models.")] = None,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+    moderation_policy: Annotated[Path | None, typer.Option(help="A moderation policy TOML.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Folder for the PNGs; default: DATA_DIR/images.")
+    ] = None,
+) -> None:
+    """Serve the image tools to a local assistant over stdio (Model Context Protocol); see docs/mcp.md."""
+    from limner.server.mcp import serve_stdio
+    from limner.server.settings import Settings
+
+    settings = Settings.from_env(
+        models_file=models, database_url=database_url, data_dir=data_dir, moderation_policy=moderation_policy
+    )
+    serve_stdio(settings, output or settings.data_dir / "images")
+
+
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="Who or what the key is for.")],
     images_per_minute: Annotated[int | None, typer.Option(help="Rate limit.")] = None,
     images_per_day: Annotated[int | None, typer.Option(help="Daily quota (UTC days).")] = None,
+    size_policy: Annotated[
+        str | None, typer.Option(help="'resize' or 'strict' for this key (default: the server's LIMNER_SIZE_POLICY).")
+    ] = None,
     database_url: DatabaseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Create a key and print it (once: only a salted hash is stored)."""
     from limner.store.keys import create_key
 
+    if size_policy not in (None, "resize", "strict"):
+        fail("--size-policy must be 'resize' or 'strict'")
     db = _database(database_url, data_dir)
     with db.session() as s:
-        key, row = create_key(s, name, images_per_minute, images_per_day)
+        key, row = create_key(s, name, images_per_minute, images_per_day, size_policy)
         key_id = row.id
     console.print(f"key {key_id} ({name}) created; store it now, it will not be shown again:")
     print(key)

@@ -356,6 +356,7 @@ def test_preference_export_writes_decisive_unflagged_pairs(client, arena, clock,
 
 
 def test_the_pages_render(client, pool):
+    assert 'href="/arena">Arena</a>' in client.get("/signin").text  # two models: the arena is in the menu
     page = client.get("/arena").text
     for outcome in ("a", "b", "tie", "both_bad"):
         assert f'data-outcome="{outcome}"' in page

@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from limner.data.captions import STYLE_WORDS, Subject, article, captions, tone_phrase
+from limner.data.captions import STYLE_WORDS, Subject, article, captions, recaption, tone_phrase
 from limner.data.colors import Background
 from limner.data.sources import SOURCES
 
@@ -32,10 +32,38 @@ def test_captions_mention_style_skin_tone_and_background():
 
 
 def test_keywords_and_colour_words_appear_but_not_the_name_twice():
-    caps = captions(HAND, SKY, random.Random(0), n=10)
+    toneless = Subject("waving hand", "3D render", HAND.tags, "person", [], ["yellow"])
+    caps = captions(toneless, SKY, random.Random(0), n=10)
     assert any("hello" in c for c in caps)
     assert any(w in c for c in caps for w in ("yellow", "golden"))
     assert not any(", hand" in c for c in caps)  # "hand" is already in the name
+
+
+def test_people_with_a_skin_tone_get_no_colour_words():
+    """An orange medium-skinned artist was "a tangerine artist"; the tone alone says it now."""
+    artist = Subject("artist", "flat icon", ["palette"], "person", ["light"], ["orange", "white"])
+    words = {w for c in captions(artist, SKY, random.Random(3), n=10) for w in c.replace(",", " ").split()}
+    assert not words & {"orange", "tangerine", "white"}
+    assert "light" in words
+
+
+def test_recaption_rewrites_only_old_colour_words_for_people_with_a_skin_tone():
+    plain = {"key": "noto_1f34e", "captions": ["a crimson apple, emoji"], "skin_tones": [], "colours": ["red"]}
+    assert recaption(plain) == plain["captions"]
+    toned = {
+        "key": "noto_1f3a8",
+        "name": "artist",
+        "style": "flat icon",
+        "tags": ["palette"],
+        "skin_tones": ["dark"],
+        "colours": ["red"],
+        "background": {"kind": "flat", "colours": ["sky blue"]},
+        "captions": ["a red artist with dark skin tone, flat icon", "b", "c", "d"],
+    }
+    new = recaption(toned)
+    assert len(new) == 4 and new == recaption(toned)
+    assert all("dark skin tone" in c and "red" not in c for c in new)
+    assert recaption({**toned, "captions": new}) == new  # today's captions stay as they are
 
 
 def test_same_seed_same_captions_other_seeds_vary():

@@ -1,11 +1,14 @@
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from limner.engine.builtin import LimnerBackend, mask_tensor, to_images, to_tensor
 from limner.engine.request import GenerationRequest
 from limner.errors import Cancelled, InvalidRequest
+from limner.model.checkpoint import save_weights
+from limner.model.denoiser import PRESETS, Denoiser
+from limner.model.exemplars import ExemplarDB, thumbnails
 from limner.model.sampling import flow_sigmas
 
 
@@ -223,3 +226,59 @@ def test_cancelling_one_request_of_a_batch_leaves_the_others_untouched(backend):
     kept, dropped = backend.generate([keep, drop])
     assert isinstance(dropped, Cancelled)
     assert np.array_equal(pixels(kept)[0], generate(backend, request(seed=11, num_inference_steps=6))[0])
+
+
+# exemplars ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_x_limner(tmp_path_factory, text_encoder, tokenizer):
+    """A tiny exemplar model with a two-entry database: a red disc keyed "a red apple" and a
+    blue bar keyed "a blue car"; every weight perturbed so exemplars change the images."""
+    root = tmp_path_factory.mktemp("weights-x") / "tiny-x"
+    g = torch.Generator().manual_seed(0)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        denoiser = Denoiser(PRESETS["tiny-x"])
+    with torch.no_grad():
+        for p in denoiser.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    save_weights(root / "denoiser.safetensors", denoiser, "denoiser", {"preset": "tiny-x", "steps": 0})
+    disc = Image.new("RGBA", (64, 64))
+    ImageDraw.Draw(disc).ellipse((12, 12, 52, 52), fill=(220, 20, 20, 255))
+    bar = Image.new("RGBA", (64, 64))
+    ImageDraw.Draw(bar).rectangle((4, 24, 60, 40), fill=(20, 40, 220, 255))
+    rgba = torch.from_numpy(np.stack([np.asarray(disc), np.asarray(bar)])).permute(0, 3, 1, 2)
+    labels = ["a red apple", "a blue car"]
+    t = tokenizer(labels)
+    keys = text_encoder(t.ids, t.mask)[1]
+    ExemplarDB(thumbnails(rgba), keys, labels, ["test", "test"], threshold=0.8).save(root / "exemplars.npz")
+    return root
+
+
+def test_an_exemplar_model_draws_the_prompts_exemplar_and_says_which(tiny_x_limner):
+    backend = LimnerBackend("tiny-x", tiny_x_limner, device="cpu")
+    apple = backend.generate([request("a red apple", seed=3)])[0]
+    unrelated = backend.generate([request("a purple umbrella", seed=3)])[0]
+    assert apple[0].parameters["exemplar"] == "a red apple"
+    assert unrelated[0].parameters["exemplar"] is None  # nothing in the database is near it
+    assert backend.generate([request("a red apple", seed=3)])[0][0].parameters["exemplar"] == "a red apple"
+    # the same prompt with the database emptied: only the exemplar differs, and the image changes
+    backend.exemplars.threshold = 1.01
+    plain = backend.generate([request("a red apple", seed=3)])[0]
+    assert plain[0].parameters["exemplar"] is None
+    assert not np.array_equal(pixels(plain)[0], pixels(apple)[0])
+
+
+def test_text_to_spell_gets_no_exemplar(tiny_x_limner):
+    backend = LimnerBackend("tiny-x", tiny_x_limner, device="cpu")
+    got = backend.generate([request('a red apple with the word "HELLO"', seed=3)])[0]
+    assert got[0].parameters["exemplar"] is None
+
+
+def test_users_extend_the_database_with_a_folder_of_images(tiny_x_limner, tmp_path):
+    Image.new("RGB", (50, 50), (250, 200, 0)).save(tmp_path / "golden_trophy.png")
+    backend = LimnerBackend("tiny-x", tiny_x_limner, device="cpu", exemplars=str(tmp_path))
+    assert backend.exemplars.labels[-1] == "golden trophy" and backend.exemplars.sources[-1] == "user"
+    got = backend.generate([request("golden trophy", seed=1)])[0]
+    assert got[0].parameters["exemplar"] == "golden trophy"

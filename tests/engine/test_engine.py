@@ -1,5 +1,6 @@
 import io
 import json
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -211,9 +212,10 @@ def test_png_metadata_records_how_to_make_the_image_again(engines, limner_spec):
         assert np.array_equal(np.asarray(im.convert("RGB")), np.asarray(image.image))
     assert text == (
         "a red apple\nNegative prompt: blurry\n"
-        "Steps: 3, Sampler: Heun, CFG scale: 5.5, Seed: 7, Size: 128x128, Model: tiny, "
-        "Version: limner 0.1.0"
+        "Steps: 3, Sampler: Heun, CFG scale: 5.5, Seed: 7, Size: 128x128, "
+        f"Model hash: {meta['model_hash']}, Model: tiny, Version: limner 0.1.0"
     )
+    assert re.fullmatch(r"[0-9a-f]{10}", meta["model_hash"])  # A1111's short form of the weights' hash
     assert text == a1111_parameters(meta)
     expected = {
         "prompt": "a red apple",

@@ -28,6 +28,15 @@ def tiny_denoiser() -> Denoiser:
 
 
 @pytest.fixture
+def tiny_x_denoiser() -> Denoiser:
+    """The tiny preset with exemplar channels, long skips and the output convolution."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = Denoiser(PRESETS["tiny-x"])
+    return perturbed(model, 3)
+
+
+@pytest.fixture
 def tiny_upsampler() -> Upsampler:
     with torch.random.fork_rng():
         torch.manual_seed(0)

@@ -1,7 +1,12 @@
+import copy
+from dataclasses import replace
+
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from limner.errors import CheckpointError
+from limner.model.checkpoint import init_from, save_weights
 from limner.model.denoiser import PRESETS, Denoiser, DenoiserConfig, flops_per_image
 
 
@@ -80,14 +85,54 @@ def test_each_image_of_a_batch_is_denoised_on_its_own(tiny_denoiser):
 
 
 def test_presets_are_named_sizes_that_tile_their_resolution():
-    assert list(PRESETS) == ["tiny", "small", "base"]
+    assert list(PRESETS) == ["tiny", "small", "base", "tiny-x", "xs-x", "base-x"]
     for cfg in PRESETS.values():
         assert cfg.resolution % cfg.patch == 0 and cfg.width % cfg.heads == 0
     assert PRESETS["tiny"].tokens == 16 and PRESETS["base"].tokens == 64
     assert DenoiserConfig(**PRESETS["base"].to_dict()) == PRESETS["base"]
+    x = PRESETS["base-x"]  # limner-2: limner-1's network plus the parts that start at zero
+    assert replace(x, exemplar_channels=0, long_skips=False, out_conv=0) == PRESETS["base"]
 
 
-@pytest.mark.parametrize("cfg", [PRESETS["tiny"], DenoiserConfig(resolution=32, width=128, depth=3, heads=4)])
+@torch.no_grad()
+def test_new_parts_start_at_zero_so_older_weights_compute_the_same(tiny_denoiser, tmp_path):
+    """limner-2 starts from limner-1: weights without exemplar channels, skips or output conv
+    load into a network with them, and it computes exactly what the old one did — with or
+    without an exemplar — until training moves the new parts."""
+    save_weights(tmp_path / "old.safetensors", tiny_denoiser, "denoiser", dtype=torch.float32)
+    grown = Denoiser(PRESETS["tiny-x"])
+    fresh = init_from(grown, tmp_path / "old.safetensors")
+    assert {k.split(".")[0] for k in fresh} == {"skips", "out_conv"}
+    kw = inputs(tiny_denoiser)
+    exemplar = torch.rand(2, 4, 32, 32)
+    assert torch.equal(grown(**kw, exemplar=exemplar), tiny_denoiser(**kw))
+    assert torch.equal(grown(**kw), tiny_denoiser(**kw))
+
+
+def test_weights_of_another_shape_are_refused(tiny_denoiser, tmp_path):
+    save_weights(tmp_path / "old.safetensors", tiny_denoiser, "denoiser")
+    with pytest.raises(CheckpointError, match="shape"):
+        init_from(Denoiser(DenoiserConfig(resolution=32, width=128, depth=2, heads=2)), tmp_path / "old.safetensors")
+
+
+@torch.no_grad()
+def test_exemplar_skips_and_output_conv_all_change_the_output(tiny_x_denoiser):
+    tiny_x = tiny_x_denoiser
+    kw = inputs(tiny_x)
+    base = tiny_x(**kw)
+    exemplar = torch.rand(2, 4, 32, 32)
+    assert torch.equal(tiny_x(**kw, exemplar=torch.zeros(2, 4, 32, 32)), base)  # blank = none
+    assert not torch.allclose(tiny_x(**kw, exemplar=exemplar), base, atol=1e-3)
+    for part in ("skips", "out_conv"):
+        ablated = copy.deepcopy(tiny_x)
+        for p in getattr(ablated, part).parameters():
+            p.zero_()
+        assert not torch.allclose(ablated(**kw), base, atol=1e-4), part
+
+
+@pytest.mark.parametrize(
+    "cfg", [PRESETS["tiny"], DenoiserConfig(resolution=32, width=128, depth=3, heads=4), PRESETS["tiny-x"]]
+)
 def test_flops_per_image_matches_torchs_flop_counter(cfg):
     """The MFU figure in training logs rests on this count; torch counts the linear layers (on
     CPU it does not see inside attention), flops_per_image adds attention, so they agree to a
@@ -98,3 +143,15 @@ def test_flops_per_image_matches_torchs_flop_counter(cfg):
         model(**kw)
     measured = counter.get_total_flops() / 2
     assert measured == pytest.approx(flops_per_image(cfg, text_tokens=24), rel=0.03)
+
+
+def test_training_attention_on_the_cpu_matches_the_fused_kernel(tiny_denoiser):
+    """Under autograd on the CPU attention runs as plain matmuls (faster to train); without
+    it PyTorch's fused kernel. Both compute the same thing, padded tokens masked alike."""
+    kw = inputs(tiny_denoiser, tokens=8)
+    kw["text_mask"][:, 5:] = False
+    with torch.no_grad():
+        fused = tiny_denoiser(**kw)
+    with torch.enable_grad():
+        plain = tiny_denoiser(**kw)
+    torch.testing.assert_close(plain, fused, atol=1e-5, rtol=1e-5)

@@ -87,10 +87,10 @@ def test_malformed_size(client, auth):
     assert r.status_code == 400 and error_of(r)["param"] == "size"
 
 
-def test_transparent_background(oai):
+def test_transparent_background_needs_a_format_with_alpha(oai):
     with pytest.raises(openai.BadRequestError) as e:
-        oai.images.generate(prompt="a cat", background="transparent")
-    assert e.value.body["param"] == "background"
+        oai.images.generate(prompt="a cat", background="transparent", output_format="jpeg")
+    assert e.value.body["param"] == "output_format"
     assert oai.images.generate(prompt="a cat", background="opaque", extra_body={"seed": 1})
 
 

@@ -12,10 +12,11 @@ from limner.engine.registry import ModelSpec
 
 def test_list(oai):
     models = oai.models.list()
-    assert [m.id for m in models.data] == ["tiny"]
+    assert [m.id for m in models.data] == ["tiny", "dall-e-2", "dall-e-3", "gpt-image-1", "gpt-image-1-mini"]
     m = models.data[0]
     assert m.object == "model" and m.owned_by == "limner" and m.created > 0
     assert m.model_extra == {"backend": "limner", "default": True}
+    assert models.data[3].model_extra == {"backend": "limner", "default": False, "alias_of": "tiny"}
 
 
 def test_retrieve(oai):
@@ -25,17 +26,17 @@ def test_retrieve(oai):
 
 def test_unknown_model(client, auth, oai):
     with pytest.raises(openai.NotFoundError) as e:
-        oai.models.retrieve("dall-e-3")
+        oai.models.retrieve("midjourney-v7")
     assert e.value.body["code"] == "model_not_found" and e.value.body["param"] == "model"
-    r = client.get("/v1/models/dall-e-3", headers=auth)
+    r = client.get("/v1/models/midjourney-v7", headers=auth)
     assert r.status_code == 404
     err = error_of(r)
-    assert err["type"] == "invalid_request_error" and "dall-e-3" in err["message"]
+    assert err["type"] == "invalid_request_error" and "midjourney-v7" in err["message"]
 
 
 def test_generate_with_unknown_model(oai):
     with pytest.raises(openai.NotFoundError) as e:
-        oai.images.generate(prompt="a red apple", model="gpt-image-1")
+        oai.images.generate(prompt="a red apple", model="midjourney-v7")
     assert e.value.body["code"] == "model_not_found"
 
 
@@ -63,8 +64,6 @@ def test_several_models_and_default(settings, tiny_model):
         with tc.app.state.db.session() as s:
             key, _ = create_key(s, "k")
         body = tc.get("/v1/models", headers={"api-key": key}).json()
-        assert [(m["id"], m["default"]) for m in body["data"]] == [
-            ("tiny", False),
-            ("tiny-b", True),
-        ]
+        assert [(m["id"], m["default"]) for m in body["data"]][:2] == [("tiny", False), ("tiny-b", True)]
+        assert {m["id"]: m.get("alias_of") for m in body["data"]}["gpt-image-1"] == "tiny-b"  # the default's
         assert tc.get("/healthz").json()["models"] == ["tiny", "tiny-b"]

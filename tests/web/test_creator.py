@@ -60,13 +60,78 @@ def test_create_uses_the_style_and_records_the_settings(app: FastAPI, account: C
     with app.state.db.session() as s:
         row = s.get(Job, job)
         assert (row.kind, row.lane, row.prompt) == ("create", "fast", "an apple, flat icon")
-        assert row.settings == {"prompt": "an apple", "style": "flat icon", "model": "", "size": "32x32"}
+        assert row.settings == {
+            **dict.fromkeys(("model", "negative_prompt", "seed", "n", "steps", "guidance", "sampler"), ""),
+            **{"prompt": "an apple", "style": "flat icon", "size": "32x32"},
+        }
         made = list(s.scalars(select(Creation).where(Creation.job_id == job).order_by(Creation.seed)))
     assert [c.params["size"] for c in made] == ["32x32"] * 4
     assert [c.seed for c in made] == list(range(made[0].seed, made[0].seed + 4))
     page = a.client.get(f"/jobs/{job}").text
     assert re.findall(r'href="/images/(img-[0-9a-f]+)"', page) == [c.id for c in made]  # in seed order
     assert boosts_of(app, a) == app.state.settings.creator_daily_boosts - 1
+
+
+def test_the_advanced_panel_sets_the_request_and_make_again_fills_it_in(
+    app: FastAPI, account: Callable[[], Account]
+) -> None:
+    a = account()
+    form = {"prompt": "a kite", "negative_prompt": "clouds", "seed": "77", "n": "2", "steps": "3", "guidance": "2.5"}
+    job = a.post("/create", **form, sampler="heun").headers["location"].split("/")[-1]
+    assert wait_job(app, job)["status"] == "done"
+    with app.state.db.session() as s:
+        spec = s.get(Job, job).request
+        made = list(s.scalars(select(Creation).where(Creation.job_id == job).order_by(Creation.seed)))
+    assert {
+        k: spec[k] for k in ("negative_prompt", "seed", "n", "num_inference_steps", "guidance_scale", "sampler")
+    } == {
+        "negative_prompt": "clouds",
+        "seed": 77,
+        "n": 2,
+        "num_inference_steps": 3,
+        "guidance_scale": 2.5,
+        "sampler": "heun",
+    }
+    assert [c.seed for c in made] == [77, 78]
+    page = a.client.get(f"/jobs/{job}").text
+    assert f'href="/?again={job}"' in page and "Seed 77" in page
+    again = a.client.get(f"/?again={job}").text
+    assert re.search(r'<details id="advanced"\s+open>', again)
+    for name, value in [*form.items()][1:]:
+        if name != "n":
+            assert f'name="{name}" id="{name}"' in again and f'value="{value}"' in again
+    assert '<option value="heun" selected>' in again and '<option value="2" selected>' in again
+    # someone else's job fills in nothing
+    assert 'value="77"' not in account().client.get(f"/?again={job}").text
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("seed", "-1", "Seed must be a whole number from 0 to 9223372036854775807."),
+        ("seed", "1.5", "Seed must be a whole number"),
+        ("n", "5", "Number of images must be a whole number from 1 to 4."),
+        ("steps", "0", "Steps must be a whole number from 1 to 200."),
+        ("guidance", "31", "Guidance must be a number from 0 to 30."),
+        ("guidance", "nan", "Guidance must be a number from 0 to 30."),
+        ("sampler", "ddim", "Unknown sampler; choose one of euler, heun, dpmpp_2m."),
+    ],
+)
+def test_a_bad_advanced_field_is_named_and_what_was_typed_stays(
+    app: FastAPI, account: Callable[[], Account], field: str, value: str, message: str
+) -> None:
+    a = account()
+    r = a.post("/create", prompt="an apple", **{field: value})
+    assert r.status_code == 400 and message in r.text
+    assert ">an apple</textarea>" in r.text
+    assert jobs_of(app, a) == 0
+
+
+def test_the_arena_is_hidden_while_one_model_is_configured(account: Callable[[], Account]) -> None:
+    a = account()
+    assert 'href="/arena"' not in a.client.get("/").text
+    page = a.client.get("/arena").text
+    assert "The arena needs two models" in page and "/static/arena.js" not in page
 
 
 @pytest.fixture

@@ -235,3 +235,45 @@ def test_delete_removes_it(page) -> None:
     assert page.request.get(f"{links[0]}/file").status == 404
     page.goto(links[0])
     assert page.get_by_role("heading", name="Not found").is_visible()
+
+
+def test_advanced_panel_and_make_again_give_the_same_images(page) -> None:
+    browser_sign_up(page)
+    page.goto("/")
+    assert not page.get_by_label("Leave out").is_visible()  # folded away until asked for
+    page.get_by_text("Advanced", exact=True).click()
+    page.get_by_label("Prompt").fill("a blue kite")
+    page.get_by_label("Leave out").fill("clouds")
+    page.get_by_label("Seed").fill("1234")
+    page.get_by_label("Images").select_option("2")
+    page.get_by_label("Steps").fill("3")
+    page.get_by_label("Guidance").fill("4.5")
+    page.get_by_label("Sampler").select_option("heun")
+    page.get_by_role("button", name="Create", exact=True).click()
+    page.wait_for_url("**/jobs/*")
+    first = [fetch_image(page, f"{href}/file")[0] for href in wait_results(page, 2)]
+    assert page.locator("#results a").count() == 2
+    meta = json.loads(first[0].text["limner"])
+    assert (meta["negative_prompt"], meta["seed"], meta["num_inference_steps"]) == ("clouds", 1234, 3)
+    assert (meta["guidance_scale"], meta["sampler"]) == (4.5, "heun")
+
+    page.get_by_role("link", name="Make again").click()
+    page.wait_for_url("**/?again=*")
+    assert page.get_by_label("Seed").input_value() == "1234"  # the panel opens, filled in
+    assert page.get_by_label("Leave out").is_visible()
+    assert page.get_by_label("Prompt").input_value() == "a blue kite"
+    page.get_by_role("button", name="Create", exact=True).click()
+    page.wait_for_url("**/jobs/*")
+    again = [fetch_image(page, f"{href}/file")[0] for href in wait_results(page, 2)]
+    for a, b in zip(first, again, strict=True):
+        assert np.array_equal(np.asarray(a.convert("RGB")), np.asarray(b.convert("RGB")))
+
+    # a bad field is named, and what was typed stays
+    page.goto("/")
+    page.get_by_text("Advanced", exact=True).click()
+    page.get_by_label("Prompt").fill("a green kite")
+    page.get_by_label("Seed").fill("9999999999999999999")  # the browser checks digits; the server the range
+    page.get_by_role("button", name="Create", exact=True).click()
+    assert "Seed must be a whole number" in page.get_by_role("alert").inner_text()
+    assert page.get_by_label("Prompt").input_value() == "a green kite"
+    assert page.get_by_label("Seed").input_value() == "9999999999999999999"

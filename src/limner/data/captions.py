@@ -2,6 +2,11 @@
 
 Several phrasings per image, so that "a crimson apple, 3D" and "red apple emoji in 3D style" both
 land near the same picture. Pure functions of the record and a seeded ``random.Random``.
+
+People with a skin tone get no colour words: the dominant colour of a person emoji is its skin
+or its clothes, so the corpus used to say "a tangerine artist with light skin tone" and "a
+crimson artist with dark skin tone", colour words that contradict or blur the tone the caption
+is meant to teach (issue 23).
 """
 
 from __future__ import annotations
@@ -66,8 +71,9 @@ def captions(subject: Subject, background: Background | None, rng: random.Random
     styles = STYLE_WORDS.get(subject.style, [subject.style])
     style = rng.choice(styles)
     tone = tone_phrase(subject.skin_tones)
-    colour = " ".join(rng.choice(SYNONYMS.get(c, [c])) for c in subject.colours[:1])
-    colours = " and ".join(subject.colours)
+    named_colours = [] if tone else subject.colours
+    colour = " ".join(rng.choice(SYNONYMS.get(c, [c])) for c in named_colours[:1])
+    colours = " and ".join(named_colours)
     tags = [t for t in subject.tags if t.lower() not in name.lower()]
     keywords = ", ".join(rng.sample(tags, min(3, len(tags))))
     bg = background.describe() if background else ""
@@ -91,3 +97,27 @@ def captions(subject: Subject, background: Background | None, rng: random.Random
         if c not in out:
             out.append(c)
     return out[:n]
+
+
+def recaption(meta: dict) -> list[str]:
+    """A built record's captions under today's phrasing: a record with a skin tone whose captions
+    still put a colour word before its name ("a tangerine artist") is captioned again (seeded by
+    its key) from its stored metadata; every other record keeps its captions."""
+    if not meta.get("skin_tones"):
+        return meta["captions"]
+    name = meta["name"].lower()
+    words = {w for c in meta.get("colours", []) for w in SYNONYMS.get(c, [c])}
+    if not any(f"{w} {name}" in c.lower() for c in meta["captions"] for w in words):
+        return meta["captions"]
+    from limner.data.colors import Background
+
+    subject = Subject(
+        meta["name"],
+        meta["style"],
+        meta.get("tags", []),
+        meta.get("group", ""),
+        meta["skin_tones"],
+        meta.get("colours", []),
+    )
+    bg = Background.from_dict(meta["background"]) if meta.get("background") else None
+    return captions(subject, bg, random.Random(f"recaption:{meta['key']}"), n=len(meta["captions"]))

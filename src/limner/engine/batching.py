@@ -60,6 +60,10 @@ class Batcher:
         with self._cond:
             return len(self._heap)
 
+    def pending_images(self) -> int:
+        with self._cond:
+            return sum(j.request.n for j in self._heap)
+
     def _take_compatible(self, key: tuple, room: int) -> _Job | None:
         for job in sorted(self._heap):
             if job.key == key and job.request.n <= room:

@@ -1,7 +1,9 @@
 """The built-in backend: Limner's own model (denoiser + upsampler + MiniLM), on CPU or GPU.
 
 One call renders a batch of compatible requests:
-  1. encode prompts and negative prompts with the frozen text encoder
+  1. encode prompts and negative prompts with the frozen text encoder; for a model with exemplar
+     channels, look each prompt up in the exemplar database that ships with it (plus the images
+     users put in its ``exemplars/`` folder) and draw the match as a blurred exemplar
   2. draw each image's starting noise from its own seed (batching never changes an image)
   3. for image-to-image, start part-way along the schedule from the noised source; for
      inpainting, pin the unmasked area of every x̂₀ to the source
@@ -30,6 +32,8 @@ from limner.engine.request import (
 )
 from limner.errors import Cancelled, CheckpointError, InvalidRequest
 from limner.model.checkpoint import load_denoiser, load_upsampler, weight_files
+from limner.model.exemplars import ExemplarDB, render
+from limner.model.invariance import batch_invariant
 from limner.model.sampling import SAMPLERS, cfg_denoiser, flow_sigmas
 from limner.model.text import TextEncoder, Tokenizer
 from limner.model.upsampler import Upsampler
@@ -73,11 +77,20 @@ def to_images(x: torch.Tensor) -> list[Image.Image]:
 
 class LimnerBackend:
     """A Limner weights folder: ``denoiser.safetensors`` (or its shards) and optionally
-    ``upsampler.safetensors``."""
+    ``upsampler.safetensors``, ``exemplars.npz`` (the retrieval database) and an ``exemplars/``
+    folder of the user's own images; ``exemplars`` names another such folder."""
 
     kind = "limner"
 
-    def __init__(self, name: str, path: Path, device: str = "auto", defaults: dict | None = None, **_: object):
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        device: str = "auto",
+        defaults: dict | None = None,
+        exemplars: str | None = None,
+        **_: object,
+    ):
         self.name = name
         self.path = Path(path)
         self.device = torch.device(
@@ -87,18 +100,40 @@ class LimnerBackend:
         # Inference runs in bfloat16 weights (not autocast): no per-call weight casts, and AMX on CPUs
         self.dtype = torch.bfloat16
         self.denoiser, meta = load_denoiser(denoiser_path)
-        self.denoiser.to(self.device, self.dtype)
+        # each image is what it would be alone, whatever shares its batch (model/invariance.py)
+        batch_invariant(self.denoiser.to(self.device, self.dtype))
         up_path = (self.path / "upsampler.safetensors") if self.path.is_dir() else None
         self.upsampler: Upsampler | None = None
         if up_path is not None and up_path.exists():
             self.upsampler, _ = load_upsampler(up_path)
-            self.upsampler.to(self.device, self.dtype)
+            batch_invariant(self.upsampler.to(self.device, self.dtype))
         self.meta = meta
         self.defaults = {**DEFAULTS, **meta.get("sampling", {}), **(defaults or {})}
         self.encoder = TextEncoder.load().to(self.device)
         self.tokenizer = Tokenizer()
         self.base = self.denoiser.cfg.resolution
         self.full = self.base * (self.upsampler.cfg.factor if self.upsampler else 1)
+        self.exemplars = self._load_exemplars(exemplars) if self.denoiser.cfg.exemplar_channels else None
+
+    def _load_exemplars(self, extra: str | None) -> ExemplarDB:
+        """The shipped database, extended with the user's images (``exemplars/`` beside the
+        weights, and the folder named by the ``exemplars`` option)."""
+        folder = self.path if self.path.is_dir() else self.path.parent
+        shipped = folder / "exemplars.npz"
+        db = (
+            ExemplarDB.load(shipped)
+            if shipped.exists()
+            else ExemplarDB(torch.zeros(0, 4, 16, 16, dtype=torch.uint8), torch.zeros(0, 384), [], [])
+        )
+        for user in (folder / "exemplars", Path(extra) if extra else None):
+            if user is not None and user.is_dir():
+                db.add_folder(user, self._embed)
+        return db
+
+    def _embed(self, texts: list[str]) -> torch.Tensor:
+        tokens = self.tokenizer(texts, length=self.tokenizer.max_tokens)
+        with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16):
+            return self.encoder(tokens.ids.to(self.device), tokens.mask.to(self.device))[1].float().cpu()
 
     def info(self) -> ModelInfo:
         sizes = [f"{self.full}x{self.full}"] + ([f"{self.base}x{self.base}"] if self.upsampler else [])
@@ -196,6 +231,18 @@ class LimnerBackend:
             "pooled": pooled[b:],
             "glyph": glyph_base,
         }
+        exemplar_labels: list[str | None] = [None] * b
+        if self.exemplars is not None:
+            # the prompt's exemplar guides the conditional half only; scenes that spell text
+            # take their layout from the glyph canvas and get none (as in training)
+            thumbs, rows = self.exemplars.lookup(pooled[:b], seeds)
+            spelled = torch.tensor([g is not None for g in glyphs])
+            thumbs = thumbs * (~spelled)[:, None, None, None].to(thumbs.dtype)
+            cond["exemplar"] = render(thumbs.to(dev), r)
+            exemplar_labels = [
+                self.exemplars.labels[i] if i >= 0 and not sp else None
+                for i, sp in zip(rows, spelled.tolist(), strict=True)
+            ]
 
         # 2. noise, one generator per image
         noise = torch.stack([torch.randn(3, r, r, generator=torch.Generator().manual_seed(s)) for s in seeds]).to(dev)
@@ -258,6 +305,8 @@ class LimnerBackend:
                 continue
             req, st = requests[owner], settings[owner]
             params = image_parameters(req, st, seeds[k], self.name, self.kind, st["sampler"], preps[k].parsed.spans)
+            if self.exemplars is not None:
+                params["exemplar"] = exemplar_labels[k]  # which picture it re-drew, if any
             out_list = results[owner]
             assert isinstance(out_list, list)
             read = self.tokenizer.read_part(req.prompt)  # None: the encoder read it all

@@ -7,12 +7,15 @@ images = engine.generate(GenerationRequest("a red apple, 3D render", n=4, seed=7
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from limner.engine import compute
+from limner.engine import compute, matting
 from limner.engine.batching import Batcher
 from limner.engine.registry import (
     BACKENDS,
@@ -35,6 +38,7 @@ class Engine:
         window_ms: float = 20.0,
         max_batch_images: int = 8,
         allow_paths: bool = True,
+        aliases: dict[str, str] | None = None,
     ):
         """``allow_paths``: a model may also be named by a folder or file on disk (a convenience
         of the CLI and the Python API). The server turns it off: over HTTP only configured models
@@ -59,10 +63,16 @@ class Engine:
         fallback = (given or extra)[-1 if given else 0].name if (given or extra) else None
         self.default = default or file_default or fallback
         self.allow_paths = allow_paths
+        # other names for models — OpenAI's ("gpt-image-1", "dall-e-3" …) for apps written for it
+        self.aliases = {a: m for a, m in (aliases or {}).items() if a not in self.specs}
+        for alias, target in self.aliases.items():
+            if target not in self.specs:
+                raise InvalidRequest(f"alias {alias!r} names no model ({target!r})", param="model")
         self.batching = batching
         self.window_s = window_ms / 1000
         self.max_batch_images = max_batch_images
         self._backends: dict[str, Any] = {}
+        self._remote = ThreadPoolExecutor(max_workers=64, thread_name_prefix="limner-remote")
         self._batchers: dict[str, Batcher] = {}
         self._lock = threading.Lock()
 
@@ -70,6 +80,7 @@ class Engine:
 
     def resolve_name(self, model: str | None) -> str:
         name = model or self.default
+        name = self.aliases.get(name, name) if name is not None else None
         if name is None:
             raise UnknownModel(
                 "no model is available: ship weights in weights/ or pass --models models.toml",
@@ -118,10 +129,34 @@ class Engine:
     def submit(self, request: GenerationRequest) -> Future:
         """Validate, then queue; the future resolves to the request's images."""
         request.validate()
+        if request.background == "transparent":
+            request.prompt = matting.prompt_for(request.prompt)  # a plain background, to cut out
+        future = self._submit(request)
+        return _then(future, functools.partial(self._finish, request))
+
+    def _finish(self, request: GenerationRequest, images: list[GeneratedImage]) -> list[GeneratedImage]:
+        """What every backend's images get: the model's hash in their parameters (as A1111
+        records it), and the cut-out of a transparent background."""
+        spec = self.specs.get(images[0].model) if images else None
+        digest = model_hash(spec.path) if spec is not None else None
+        out = []
+        for im in images:
+            params = {**im.parameters, **({"model_hash": digest} if digest else {})}
+            if request.background == "transparent":
+                im = dataclasses.replace(im, image=matting.cut_out(im.image))
+                params["background"] = "transparent"
+            out.append(dataclasses.replace(im, parameters=params))
+        return out
+
+    def _submit(self, request: GenerationRequest) -> Future:
         backend = self.backend(request.model)
         backend.resolve(request)  # model-specific checks (size, sampler …) before any work
         request.model = backend.name
         request.seeds()  # fix the seed now, so a retry or a log shows it
+        if getattr(backend, "remote", False):
+            # the model runs elsewhere and batches there: each request goes its own way, from a
+            # thread of its own (not the compute thread, which would serialise the round trips)
+            return self._remote.submit(_first, backend.generate, request)
         if not self.batching:
             future: Future = Future()
             try:
@@ -154,6 +189,46 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _then(future: Future, fn: Any) -> Future:
+    """A future of ``fn(result)`` once ``future`` resolves (its exception, if it fails)."""
+    out: Future = Future()
+
+    def done(f: Future) -> None:
+        try:
+            out.set_result(fn(f.result()))
+        except BaseException as e:
+            out.set_exception(e)
+
+    future.add_done_callback(done)
+    return out
+
+
+@functools.cache
+def model_hash(path: Path) -> str | None:
+    """The first 10 hex digits of the SHA-256 of a model's weights file (AUTOMATIC1111's "Model
+    hash"), computed once per path; None for a folder that has no single weights file."""
+    path = Path(path)
+    weights = path / "denoiser.safetensors" if path.is_dir() else path
+    if not weights.is_file():
+        candidates = sorted(path.glob("*.safetensors")) if path.is_dir() else []
+        if len(candidates) != 1:
+            return None
+        weights = candidates[0]
+    digest = hashlib.sha256()
+    with open(weights, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()[:10]
+
+
+def _first(generate: Any, request: GenerationRequest) -> list[GeneratedImage]:
+    """A remote backend's result for one request: its images, or the error it sent."""
+    result = generate([request])[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def check_request(engine: Engine, request: GenerationRequest) -> None:

@@ -24,6 +24,7 @@ def a1111_parameters(p: dict) -> str:
         ("CFG scale", p.get("guidance_scale")),
         ("Seed", p.get("seed")),
         ("Size", p.get("size")),
+        ("Model hash", p.get("model_hash")),
         ("Model", p.get("model")),
         (
             "Denoising strength",

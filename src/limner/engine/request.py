@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from PIL import Image
+from PIL import ExifTags, Image
 
 from limner.errors import InvalidRequest
 
@@ -24,6 +24,7 @@ MAX_PROMPT_CHARS = 2000
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 MAX_N = 10
 MAX_STEPS = 200
+MAX_SEED = 2**63 - 1
 
 
 @dataclass
@@ -49,10 +50,11 @@ class GenerationRequest:
     sampler: str | None = None
     image: Image.Image | None = None  # image-to-image / inpainting source
     mask: Image.Image | None = None  # white (or alpha 0) = repaint; needs ``image``
-    strength: float = 0.8  # image-to-image: how much of the source to repaint (1 = all)
+    strength: float | None = None  # how much of the source to repaint (1 = all); None: 1 with a mask, else 0.8
     priority: int = 0  # higher runs first when the engine is busy (Image Creator boosts)
     previews: bool = False  # attach low-resolution previews to progress events
     typography: str = "auto"  # quoted text: "auto" (glyph canvas + exact setting), "glyph", "off"
+    background: str = "opaque"  # "transparent": drawn on a plain background, then cut out (engine/matting.py)
     on_progress: Callable[[Progress], None] | None = field(default=None, repr=False, compare=False)
     cancel: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
@@ -74,7 +76,7 @@ class GenerationRequest:
         if self.size is not None:
             parse_size(self.size)
         if self.seed is not None and (
-            not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**63
+            not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed <= MAX_SEED
         ):
             raise InvalidRequest("seed must be an integer from 0 to 2**63 - 1", param="seed")
         if self.num_inference_steps is not None and (
@@ -88,7 +90,9 @@ class GenerationRequest:
             not isinstance(self.guidance_scale, int | float) or not 0 <= self.guidance_scale <= 30
         ):
             raise InvalidRequest("guidance_scale must be a number from 0 to 30", param="guidance_scale")
-        if not 0 < self.strength <= 1:
+        if self.background not in ("opaque", "transparent"):
+            raise InvalidRequest("background must be 'opaque' or 'transparent'", param="background")
+        if self.strength is not None and not 0 < self.strength <= 1:
             raise InvalidRequest("strength must be in (0, 1]", param="strength")
         if self.mask is not None and self.image is None:
             raise InvalidRequest("a mask needs an image to edit", param="mask")
@@ -103,6 +107,14 @@ class GenerationRequest:
         return [self.seed + i for i in range(self.n)]
 
 
+def default_strength(req: GenerationRequest) -> float:
+    """The strength of an edit when the caller names none — one default for every door: an
+    inpainting repaints its masked area whole (1), an image-to-image keeps a fifth of its source."""
+    if req.strength is not None:
+        return req.strength
+    return 1.0 if req.mask is not None else 0.8
+
+
 def common_settings(req: GenerationRequest, defaults: dict) -> dict:
     """What every backend resolves the same way: mode, steps, guidance and strength."""
     mode = "inpaint" if req.mask is not None else ("img2img" if req.image is not None else "text2img")
@@ -110,7 +122,7 @@ def common_settings(req: GenerationRequest, defaults: dict) -> dict:
         "mode": mode,
         "num_inference_steps": req.num_inference_steps or defaults["num_inference_steps"],
         "guidance_scale": defaults["guidance_scale"] if req.guidance_scale is None else float(req.guidance_scale),
-        "strength": req.strength if mode != "text2img" else 1.0,
+        "strength": default_strength(req) if mode != "text2img" else 1.0,
     }
 
 
@@ -178,9 +190,13 @@ class GeneratedImage:
             data = png_with_metadata(self.image, self.parameters)
         elif fmt in ("jpeg", "webp"):
             exif = Image.Exif()
-            exif[0x9286] = b"UNICODE\x00" + a1111_parameters(self.parameters).encode("utf-16-be")  # UserComment
+            # UserComment lives in the Exif sub-IFD (where readers such as sd-parsers look), not in IFD0
+            exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.UserComment] = b"UNICODE\x00" + a1111_parameters(
+                self.parameters
+            ).encode("utf-16-be")
             buf = io.BytesIO()
-            self.image.convert("RGB").save(buf, format=fmt.upper(), quality=quality or 90, exif=exif)
+            img = self.image.convert("RGB") if fmt == "jpeg" else self.image  # WebP keeps an alpha channel
+            img.save(buf, format=fmt.upper(), quality=quality or 90, exif=exif)
             data = buf.getvalue()
         else:
             raise InvalidRequest("output_format must be png, jpeg or webp", param="output_format")

@@ -35,7 +35,7 @@ def save_weights(
     """Write ``module``'s weights (cast to ``dtype``) with its config; return the files written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    config = module.cfg.to_dict()  # type: ignore[union-attr]
+    config = module.cfg.to_dict()  # type: ignore[union-attr,operator]
     tensors = {
         k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
         for k, v in module.state_dict().items()
@@ -84,7 +84,49 @@ def weight_files(path: Path) -> list[Path]:
     return shards
 
 
+def quantize_int8(tensors: dict[str, torch.Tensor], group: int = 32) -> dict[str, torch.Tensor]:
+    """Matrices as int8 with one float16 scale per ``group`` weights of a row (``NAME.int8`` and
+    ``NAME.scale``), the rest float16: half the bytes, for weights that must travel light (an
+    initialisation sent to a GPU machine). ``read_weights`` undoes it."""
+    out: dict[str, torch.Tensor] = {}
+    for k, v in tensors.items():
+        if v.is_floating_point() and v.dim() == 2 and v.shape[1] % group == 0:
+            g = v.float().reshape(v.shape[0], -1, group)  # (out, in/group, group)
+            scale = g.abs().amax(-1, keepdim=True).clamp(min=1e-8) / 127
+            out[k + ".int8"] = (g / scale).round().to(torch.int8).reshape(v.shape)
+            out[k + ".scale"] = scale.half()
+        else:
+            out[k] = v.half() if v.is_floating_point() else v
+    return out
+
+
+def _dequantize(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {k: v for k, v in tensors.items() if not k.endswith((".int8", ".scale"))}
+    for k, q in tensors.items():
+        if k.endswith(".int8"):
+            name = k.removesuffix(".int8")
+            scale = tensors[name + ".scale"].float()  # (out, in/group, 1)
+            out[name] = (q.float().reshape(scale.shape[0], scale.shape[1], -1) * scale).reshape(q.shape)
+    return out
+
+
+def save_int8(path: Path, module: torch.nn.Module, kind: str, meta: dict | None = None) -> Path:
+    """``module``'s weights quantised by ``quantize_int8``, in a file ``read_weights`` loads."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {
+        "format": FORMAT,
+        "kind": kind,
+        "config": json.dumps(module.cfg.to_dict()),  # type: ignore[union-attr,operator]
+        **{k: json.dumps(v) for k, v in (meta or {}).items()},
+    }
+    sd = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    save_file(quantize_int8(sd), str(path), metadata=metadata)
+    return path
+
+
 def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a weights file or its shards (int8 ones come back as floats)."""
     tensors: dict[str, torch.Tensor] = {}
     meta: dict[str, str] = {}
     for f in weight_files(path):
@@ -97,7 +139,7 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
             raise CheckpointError(f"cannot read {f}: {e}") from e
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a Limner weights file (format {meta.get('format')!r})")
-    return tensors, meta
+    return (_dequantize(tensors) if any(k.endswith(".int8") for k in tensors) else tensors), meta
 
 
 def load_module(path: Path, kind: str, dtype: torch.dtype = torch.float32) -> tuple[torch.nn.Module, dict]:
@@ -113,6 +155,34 @@ def load_module(path: Path, kind: str, dtype: torch.dtype = torch.float32) -> tu
         raise CheckpointError(f"{path} does not match its own config: {e}") from e
     extra = {k: json.loads(v) for k, v in meta.items() if k not in ("format", "kind")}
     return module.eval().requires_grad_(False), extra
+
+
+def init_from(module: Denoiser, path: Path) -> list[str]:
+    """Load weights trained for a narrower denoiser into ``module``, which may add the optional
+    zero-initialised parts (exemplar input channels, long skips, output convolution): those keep
+    their zero start, so ``module`` computes exactly what the file's network did. Returns the
+    names of the parts that were not in the file."""
+    tensors, meta = read_weights(path)
+    if meta.get("kind") != "denoiser":
+        raise CheckpointError(f"{path} holds a {meta.get('kind')!r}, not a denoiser")
+    own = module.state_dict()
+    merged, fresh = {}, []
+    for k, v in own.items():
+        if k not in tensors:
+            fresh.append(k)
+            merged[k] = v
+            continue
+        t = tensors[k].to(v.dtype)
+        if k == "patch_embed.0.weight" and t.shape[0] == v.shape[0] and t.shape[1] < v.shape[1]:
+            t = torch.cat([t, v[:, t.shape[1] :]], dim=1)  # new input channels come last
+        if t.shape != v.shape:
+            raise CheckpointError(f"{path}: {k} has shape {tuple(t.shape)}, the model needs {tuple(v.shape)}")
+        merged[k] = t
+    unknown = sorted(set(tensors) - set(own))
+    if unknown:
+        raise CheckpointError(f"{path} has weights this model lacks: {', '.join(unknown[:5])}")
+    module.load_state_dict(merged)
+    return fresh
 
 
 def load_denoiser(path: Path, dtype: torch.dtype = torch.float32) -> tuple[Denoiser, dict]:

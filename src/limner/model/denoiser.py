@@ -11,12 +11,21 @@ well under a second; detail above 64×64 comes from the learned upsampler (upsam
 
 Blocks follow DiT (Peebles & Xie 2023) with PixArt-α's single shared adaLN and cross-attention
 to the text tokens; q/k are RMS-normalised for stability at high learning rates.
+
+Optional parts (off in limner-1's ``base``; each starts at zero, so weights trained without it
+load unchanged and the network computes exactly what it did before):
+  - an **exemplar**: extra input channels holding a blurred, spatially aligned picture of the
+    same concept drawn elsewhere (retrieval conditioning, Blattmann et al. 2022 "Semi-Parametric
+    Neural Image Synthesis"; see ``limner/data/exemplars.py``);
+  - U-ViT **long skips** from block i to block depth−1−i (Bao et al. 2023);
+  - a residual 3×3 **output convolution** over the unpatchified image, which can smooth the seams
+    between 8×8 patches that a per-token linear head cannot see.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +42,9 @@ class DenoiserConfig:
     mlp_ratio: float = 4.0
     text_width: int = 384  # MiniLM-L6
     glyph_channels: int = 1  # 0 disables the glyph-canvas input
+    exemplar_channels: int = 0  # 4 = premultiplied RGB + alpha of a retrieved exemplar
+    long_skips: bool = False
+    out_conv: int = 0  # hidden channels of the residual output convolution; 0 = none
 
     @property
     def tokens(self) -> int:
@@ -42,10 +54,17 @@ class DenoiserConfig:
         return asdict(self)
 
 
+_BASE = DenoiserConfig(resolution=64, patch=8, width=448, depth=8, heads=7, mlp_ratio=3.5)
+_EXTRAS: dict = {"exemplar_channels": 4, "long_skips": True, "out_conv": 32}
+
 PRESETS: dict[str, DenoiserConfig] = {
     "tiny": DenoiserConfig(resolution=32, patch=8, width=64, depth=2, heads=2),
     "small": DenoiserConfig(resolution=64, patch=8, width=384, depth=8, heads=6),
-    "base": DenoiserConfig(resolution=64, patch=8, width=448, depth=8, heads=7, mlp_ratio=3.5),
+    "base": _BASE,
+    # limner-2: base plus exemplar channels, long skips and the output convolution
+    "tiny-x": DenoiserConfig(resolution=32, patch=8, width=64, depth=2, heads=2, **_EXTRAS),
+    "xs-x": DenoiserConfig(resolution=64, patch=8, width=256, depth=8, heads=4, **_EXTRAS),
+    "base-x": replace(_BASE, **_EXTRAS),
 }
 
 
@@ -102,7 +121,15 @@ class Attention(nn.Module):
         k, v = self.kv(ctx).view(b, ctx.shape[1], 2, h, d // h).permute(2, 0, 3, 1, 4)  # 2×(B, H, M, dh)
         q, k = self.q_norm(q), self.k_norm(k)
         attn_mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, M), True = attend
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, N, dh)
+        if torch.is_grad_enabled() and x.device.type == "cpu":
+            # PyTorch's CPU flash-attention backward took a third of a training step at 64 tokens;
+            # plain matmuls train 2–3× faster here (and SDPA stays faster for sampling)
+            scores = (q @ k.transpose(-1, -2)) * (d // h) ** -0.5  # (B, H, N, M)
+            if attn_mask is not None:
+                scores = scores.masked_fill(~attn_mask, float("-inf"))
+            out = scores.softmax(-1) @ v  # (B, H, N, dh)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, N, dh)
         return self.proj(out.transpose(1, 2).reshape(b, n, d))
 
 
@@ -137,16 +164,27 @@ class Denoiser(nn.Module):
         self.cfg = cfg
         d, p = cfg.width, cfg.patch
         self.grid = cfg.resolution // p
-        in_dim = (3 + cfg.glyph_channels) * p * p
+        in_dim = (3 + cfg.glyph_channels + cfg.exemplar_channels) * p * p
         self.patch_embed = nn.Sequential(nn.Linear(in_dim, d // 2), nn.Linear(d // 2, d))  # bottleneck (JiT)
         self.register_buffer("pos", sincos_2d(self.grid, d)[None], persistent=False)  # (1, N, D)
         self.t_embed = nn.Sequential(nn.Linear(256, d), nn.SiLU(), nn.Linear(d, d))
         self.text_pool = nn.Sequential(nn.Linear(cfg.text_width, d), nn.SiLU(), nn.Linear(d, d))
         self.adaln = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
+        # skip i feeds block depth−1−i's input (U-ViT); a zero-initialised projection each
+        self.skips = nn.ModuleList(nn.Linear(d, d) for _ in range(cfg.depth // 2 if cfg.long_skips else 0))
         self.final_norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         self.final_mod = nn.Sequential(nn.SiLU(), nn.Linear(d, 2 * d))
         self.head = nn.Linear(d, 3 * p * p)
+        self.out_conv = (
+            nn.Sequential(
+                nn.Conv2d(3, cfg.out_conv, 3, padding=1),
+                nn.GELU(approximate="tanh"),
+                nn.Conv2d(cfg.out_conv, 3, 3, padding=1),
+            )
+            if cfg.out_conv
+            else None
+        )
         self._init()
 
     def _init(self) -> None:
@@ -154,9 +192,16 @@ class Denoiser(nn.Module):
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
-        for lin in (self.adaln[-1], self.final_mod[-1], self.head):  # start as identity-ish blocks
+        zero = [self.adaln[-1], self.final_mod[-1], self.head, *self.skips]  # start as identity-ish blocks
+        if self.out_conv is not None:
+            zero.append(self.out_conv[-1])
+        for lin in zero:
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
+        if self.cfg.exemplar_channels:  # a new input starts ignored: weights without it load exactly
+            first = self.patch_embed[0].weight  # (D/2, C·p²), channel-major columns
+            assert isinstance(first, torch.Tensor)
+            nn.init.zeros_(first[:, -self.cfg.exemplar_channels * self.cfg.patch**2 :])
 
     def patchify(self, x: torch.Tensor) -> torch.Tensor:
         b, c, _, _ = x.shape
@@ -178,23 +223,33 @@ class Denoiser(nn.Module):
         text_mask: torch.Tensor,
         pooled: torch.Tensor,
         glyph: torch.Tensor | None = None,
+        exemplar: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """``glyph`` (B, G, R, R) and ``exemplar`` (B, E, R, R) in [0, 1]; None means blank."""
         out_dtype, dt = x.dtype, self.head.weight.dtype  # run in the weights' dtype (bf16 for inference)
         x, text, pooled = x.to(dt), text.to(dt), pooled.to(dt)
-        if self.cfg.glyph_channels:
-            if glyph is None:
-                glyph = x.new_zeros(x.shape[0], self.cfg.glyph_channels, *x.shape[2:])
-            x_in = torch.cat([x, glyph.to(dt)], dim=1)  # (B, 3+G, R, R)
-        else:
-            x_in = x
+        parts = [x]
+        for channels, extra in ((self.cfg.glyph_channels, glyph), (self.cfg.exemplar_channels, exemplar)):
+            if channels:
+                parts.append(x.new_zeros(x.shape[0], channels, *x.shape[2:]) if extra is None else extra.to(dt))
+        x_in = torch.cat(parts, dim=1) if len(parts) > 1 else x  # (B, 3+G+E, R, R)
         h = self.patch_embed(self.patchify(x_in)) + self.pos  # (B, N, D)
         c = self.t_embed(timestep_embedding(sigma, 256).to(pooled.dtype)) + self.text_pool(pooled)  # (B, D)
         mod = self.adaln(c).view(-1, 6, self.cfg.width)  # (B, 6, D)
-        for block in self.blocks:
+        saved: list[torch.Tensor] = []
+        half = len(self.skips)
+        for i, block in enumerate(self.blocks):
+            if half and i >= len(self.blocks) - half:
+                h = h + self.skips[len(self.blocks) - 1 - i](saved.pop())
             h = block(h, mod, text, text_mask)
+            if i < half:
+                saved.append(h)
         shift, scale = self.final_mod(c).chunk(2, dim=-1)  # 2×(B, D)
         h = self.final_norm(h) * (1 + scale[:, None]) + shift[:, None]
-        return self.unpatchify(self.head(h)).to(out_dtype)  # (B, 3, R, R)
+        out = self.unpatchify(self.head(h))  # (B, 3, R, R)
+        if self.out_conv is not None:
+            out = out + self.out_conv(out)
+        return out.to(out_dtype)
 
 
 def flops_per_image(cfg: DenoiserConfig, text_tokens: int = 24) -> float:
@@ -203,6 +258,8 @@ def flops_per_image(cfg: DenoiserConfig, text_tokens: int = 24) -> float:
     per_block = 2 * n * (4 * d * d + 2 * d * d * cfg.mlp_ratio)  # self-attn projections + MLP
     per_block += 2 * (n * d * d * 2 + m * cfg.text_width * 2 * d)  # cross-attn q/proj and k/v
     per_block += 2 * 2 * n * n * d + 2 * 2 * n * m * d  # attention scores and weighted sums
-    in_dim = (3 + cfg.glyph_channels) * cfg.patch**2
+    in_dim = (3 + cfg.glyph_channels + cfg.exemplar_channels) * cfg.patch**2
     io = 2 * n * (in_dim * d // 2 + d // 2 * d + d * 3 * cfg.patch**2)
-    return cfg.depth * per_block + io
+    skips = 2 * n * d * d * (cfg.depth // 2 if cfg.long_skips else 0)
+    conv = 2 * cfg.resolution**2 * 9 * 2 * 3 * cfg.out_conv  # 3 → C → 3 channels, 3×3 kernels
+    return cfg.depth * per_block + io + skips + conv

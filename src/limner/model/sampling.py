@@ -96,7 +96,12 @@ def cfg_denoiser(
     if uncond is None or (not isinstance(scale, torch.Tensor) and scale == 1.0):
         return lambda x, s: model(x, s, **cond)
 
-    both = {k: torch.cat([uncond[k], cond[k]]) if cond[k] is not None else None for k in cond}
+    def pair(u: torch.Tensor | None, c: torch.Tensor | None) -> torch.Tensor | None:
+        if c is None:
+            return None
+        return torch.cat([torch.zeros_like(c) if u is None else u, c])  # a missing input is a blank one
+
+    both = {k: pair(uncond.get(k), cond[k]) for k in cond}
 
     def denoise(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         out = model(torch.cat([x, x]), torch.cat([s, s]), **both)

@@ -9,6 +9,7 @@ same way: it carries ``vocab_map``, which sends full-vocabulary ids to rows of i
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from limner.model.invariance import batch_invariant
 
 MAX_TOKENS = 48
 WIDTH = 384
@@ -111,13 +114,14 @@ class TextEncoder(nn.Module):
         enc.load_state_dict({k: v.float() for k, v in sd.items()})
         if vocab_map is not None:
             enc.vocab_map = vocab_map.long()
+        batch_invariant(enc)  # a caption's numbers never depend on the captions encoded with it
         return enc.eval().requires_grad_(False)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Token states (B, L, 384) and normalised mean-pooled embeddings (B, 384)."""
         b, n = ids.shape
         pos = torch.arange(n, device=ids.device)
-        x = self.word(self.vocab_map[ids]) + self.pos(pos)[None] + self.token_type.weight[0]  # (B, L, D)
+        x = self.word(self.vocab_map[ids]) + self.pos(pos)[None] + self.token_type.weight[0]  # type: ignore[index]  # (B, L, D)
         x = self.ln(x)
         attn_mask = torch.zeros(b, 1, 1, n, device=ids.device, dtype=x.dtype)
         attn_mask = attn_mask.masked_fill(~mask[:, None, None, :], -math.inf)
@@ -167,11 +171,11 @@ def prune(encoder: TextEncoder, used_ids: torch.Tensor) -> dict[str, torch.Tenso
 
 
 def quantize(sd: dict[str, torch.Tensor], group: int = 32) -> dict[str, torch.Tensor]:
-    """int8 matrices with one float16 scale per ``group`` consecutive weights of a row (halves a
-    pruned encoder again, for travel to a GPU machine); everything else float16."""
+    """int8 matrices and word table with one float16 scale per ``group`` consecutive weights of a
+    row (halves a pruned encoder again, for travel to a GPU machine); everything else float16."""
     out: dict[str, torch.Tensor] = {}
     for k, v in sd.items():
-        if v.is_floating_point() and v.dim() == 2 and k.startswith("layers.") and v.shape[1] % group == 0:
+        if v.is_floating_point() and v.dim() == 2 and k.startswith(("layers.", "word.")) and v.shape[1] % group == 0:
             g = v.reshape(v.shape[0], -1, group)  # (out, in/group, group)
             scale = g.abs().amax(-1, keepdim=True).clamp(min=1e-8) / 127
             out[k + ".int8"] = (g / scale).round().to(torch.int8).reshape(v.shape)
@@ -190,3 +194,25 @@ def dequantize(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             q = sd[k].float().reshape(scale.shape[0], scale.shape[1], -1)
             out[name] = (q * scale).reshape(sd[k].shape)
     return out
+
+
+def encode_pooled(
+    texts: list[str], encoder: TextEncoder, tokenizer: Tokenizer, device: torch.device, cache: Path | None = None
+) -> torch.Tensor:
+    """Unit sentence embeddings (N, 384) float32 of ``texts`` on ``device``, 512 at a time; with
+    ``cache`` kept in that file while the texts stay the same."""
+    digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
+    if cache is not None and cache.exists():
+        saved = torch.load(cache, map_location="cpu")
+        if saved["digest"] == digest:
+            return saved["pooled"].to(device)
+    enc = encoder.to(device)
+    out = []
+    for i in range(0, len(texts), 512):
+        t = tokenizer(texts[i : i + 512])
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
+            out.append(enc(t.ids.to(device), t.mask.to(device))[1].float())
+    pooled = torch.nn.functional.normalize(torch.cat(out), dim=1) if out else torch.zeros(0, 384, device=device)
+    if cache is not None:
+        torch.save({"digest": digest, "pooled": pooled.cpu()}, cache)
+    return pooled

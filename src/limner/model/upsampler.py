@@ -54,7 +54,7 @@ class Upsampler(nn.Module):
         self.body = nn.Sequential(*(ResBlock(c) for _ in range(cfg.blocks)))
         self.tail = nn.Conv2d(c, 3 * f * f, 3, padding=1)
         nn.init.zeros_(self.tail.weight)
-        nn.init.zeros_(self.tail.bias)
+        nn.init.zeros_(self.tail.bias)  # type: ignore[arg-type]
 
     def forward(self, low: torch.Tensor, glyph: torch.Tensor | None = None) -> torch.Tensor:
         f = self.cfg.factor

@@ -204,7 +204,10 @@ def embed(image: Image.Image, payload: int, psnr_db: float = TARGET_PSNR) -> Ima
     out = np.clip(np.rint(rgb + amp * shape[..., None]), 0, 255)
     if float(((out - rgb) ** 2).mean()) > target * 1.02:  # the last step overshot: back to the last safe one
         out = np.clip(np.rint(rgb + amp / 1.05 * shape[..., None]), 0, 255)
-    return Image.fromarray(out.astype(np.uint8), "RGB")
+    marked = Image.fromarray(out.astype(np.uint8), "RGB")
+    if "A" in image.getbands():  # a transparent background stays transparent
+        marked.putalpha(image.getchannel("A"))
+    return marked
 
 
 def _tiled(tile: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

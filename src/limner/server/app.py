@@ -5,23 +5,29 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from limner import __version__
 from limner.arena.battles import Arena
+from limner.errors import Unauthorized
 from limner.moderation import Policy
 from limner.provenance import Provenance
 from limner.server import errors
 from limner.server.body_limit import BodyLimit
 from limner.server.janitor import Janitor
+from limner.server.metrics import Metrics
 from limner.server.runner import JobRunner
 from limner.server.settings import Settings
 from limner.server.work import Slots
+from limner.store import quota
 from limner.store.db import Database
 from limner.store.files import FileStore
 
@@ -51,6 +57,7 @@ class RequestContext(BaseHTTPMiddleware):
     security headers."""
 
     async def dispatch(self, request: Request, call_next):
+        started = time.perf_counter()
         given = request.headers.get("x-request-id", "")
         request.state.request_id = given if _REQUEST_ID.match(given) else "req_" + secrets.token_hex(12)
         try:
@@ -58,6 +65,19 @@ class RequestContext(BaseHTTPMiddleware):
         except Exception:  # answered here, inside the middleware, so it keeps its request id
             log.exception("unexpected error on %s %s (%s)", request.method, request.url.path, request.state.request_id)
             response = errors.envelope(500, "The server had an error while processing your request.", "server_error")
+        metrics = getattr(request.app.state, "metrics", None)
+        if metrics is not None:
+            route = request.scope.get("route")
+            metrics.observe(
+                getattr(route, "path", "unmatched"),
+                request.method,
+                response.status_code,
+                time.perf_counter() - started,
+                getattr(request.state, "error_code", None),
+            )
+        key_id = getattr(request.state, "api_key_id", None)
+        if key_id is not None:  # OpenAI's x-ratelimit-* headers, after the request's own spending
+            response.headers.update(await run_in_threadpool(_rate_limit_headers, request.app, key_id))
         response.headers["x-request-id"] = request.state.request_id
         if not request.url.path.startswith(("/v1", "/docs", "/redoc", "/openapi.json")):
             response.headers.setdefault(
@@ -69,6 +89,11 @@ class RequestContext(BaseHTTPMiddleware):
             response.headers.setdefault("Referrer-Policy", "same-origin")
             response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
+
+
+def _rate_limit_headers(app: FastAPI, key_id: int) -> dict[str, str]:
+    with app.state.db.session() as s:
+        return quota.headers(s, key_id)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -91,9 +116,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         )
         engine.allow_paths = False  # over HTTP only configured models: never a folder of the server's disk
+        if engine.default is not None:
+            names = [a.strip() for a in settings.model_aliases.split(",") if a.strip()]
+            engine.aliases = {a: engine.default for a in names if a not in engine.specs} | engine.aliases
         app.state.db = db
         app.state.engine = engine
         app.state.slots = Slots(settings.max_running_requests, settings.max_waiting_requests)
+        app.state.metrics = Metrics(app.state)
         app.state.tasks = set()  # streams' generation tasks, kept referenced until they end
         app.state.policy = Policy.load(settings.moderation_policy)
         app.state.files = FileStore(settings.data_dir / "files", settings.resolved_secret())
@@ -104,7 +133,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.arena = Arena(db, engine, app.state.files, app.state.policy, settings.resolved_secret())
         log.info("limner %s serving models %s", __version__, [m["name"] for m in engine.models()])
         try:
-            yield
+            async with mcp.serving(mcp_server, settings):  # /mcp's sessions (set up per start)
+                yield
         finally:
             # running jobs get the grace period, then go back in the queue for the next start;
             # API requests still waiting in the engine are cancelled (their quota given back)
@@ -129,15 +159,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     from fastapi.staticfiles import StaticFiles
 
-    from limner.server import arena
+    from limner.server import arena, mcp
     from limner.server.api import files, images, models, verify
     from limner.server.web import accounts, create, history, jobs
     from limner.server.web import images as image_pages
 
     for module in (images, verify, models, files, accounts, create, jobs, history, image_pages, arena):
         app.include_router(module.router)
+    mcp_server = mcp.mount(app)  # the same tools as `limner mcp`, over streamable HTTP with an API key
     app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static")
     _api_docs(app)
+
+    @app.get("/metrics", tags=["service"], summary="Prometheus metrics", include_in_schema=False)
+    def metrics(request: Request) -> Response:
+        token = request.app.state.settings.metrics_token
+        if token and not secrets.compare_digest(request.headers.get("authorization", ""), f"Bearer {token}"):
+            raise Unauthorized("Send the metrics token as 'Authorization: Bearer TOKEN'.", code="invalid_api_key")
+        return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["service"], summary="Liveness and the models served")
     async def healthz(request: Request) -> dict:

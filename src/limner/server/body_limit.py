@@ -18,12 +18,15 @@ from limner.server import errors
 from limner.server.settings import Settings
 
 UPLOAD_PATHS = re.compile(r"^/v1/images/(edits|variations|verify)$|^/images/[^/]+/edit$")
+MCP_PATH = "/mcp"
 
 
 def body_limit(settings: Settings, path: str) -> int:
     """The most bytes a request to ``path`` may send."""
     if UPLOAD_PATHS.match(path):
         return 2 * settings.max_upload_bytes + 2**20  # an image, a mask and the form's fields
+    if path == MCP_PATH:  # edit_image: an image and a mask in base64 (4 characters per 3 bytes), in JSON
+        return 2 * 4 * -(-settings.max_upload_bytes // 3) + 2**20
     return settings.max_request_bytes
 
 

@@ -55,6 +55,7 @@ def get_api_key(request: Request) -> ApiKey:
         if row is None:
             raise Unauthorized("Incorrect API key provided.", code="invalid_api_key")
         session.expunge(row)
+    request.state.api_key_id = row.id  # the response carries this key's rate-limit headers
     return row
 
 

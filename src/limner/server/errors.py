@@ -74,9 +74,24 @@ def envelope(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def error_object(exc: LimnerError, request_id: str = "-") -> dict:
+    """The envelope's inner object for ``exc`` — for HTTP answers and for MCP tool errors alike."""
+    message = exc.message
+    if exc.status >= 500 and exc.status != 503:
+        # server-side failures (a checkpoint that will not load …) name files and folders of
+        # the server: they go to the log, the caller gets the request id to quote
+        log.error("request failed (%s): %s", request_id, exc.message)
+        message = "The server had an error while processing your request."
+    body: dict[str, object] = {"message": message, "type": exc.type, "param": exc.param, "code": exc.code}
+    if isinstance(exc, ModerationBlocked):
+        body["moderation_details"] = {"moderation_stage": exc.stage, "category": exc.category}
+    return body
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(LimnerError)
     async def limner_error(request: Request, exc: LimnerError):
+        request.state.error_code = exc.code  # for the error metrics
         from limner.server.web.auth import NotSignedIn
 
         if isinstance(exc, NotSignedIn) and request.method == "GET" and not request.url.path.startswith("/v1"):
@@ -84,19 +99,12 @@ def install(app: FastAPI) -> None:
         headers = {}
         if getattr(exc, "retry_after", None):
             headers["Retry-After"] = str(exc.retry_after)  # type: ignore[attr-defined]
-        extra = {}
-        if isinstance(exc, ModerationBlocked):
-            extra["moderation_details"] = {"moderation_stage": exc.stage, "category": exc.category}
-        message = exc.message
-        if exc.status >= 500 and exc.status != 503:
-            # server-side failures (a checkpoint that will not load …) name files and folders of
-            # the server: they go to the log, the caller gets the request id to quote
-            log.error("request failed (%s): %s", getattr(request.state, "request_id", "-"), exc.message)
-            message = "The server had an error while processing your request."
-        return envelope(exc.status, message, exc.type, exc.param, exc.code, headers, **extra)
+        body = error_object(exc, getattr(request.state, "request_id", "-"))
+        return JSONResponse({"error": body}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        request.state.error_code = "invalid_value"
         err = exc.errors()[0] if exc.errors() else {}
         loc = [str(p) for p in err.get("loc", []) if p not in ("body", "query", "path", "header")]
         param = ".".join(loc) or None

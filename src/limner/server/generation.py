@@ -26,6 +26,7 @@ class Result:
     images: list[GeneratedImage]
     seconds: float
     model: str
+    resized_from: str | None = None  # the model's size, when the API's size policy resized the images
 
 
 @dataclass

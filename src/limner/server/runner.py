@@ -73,7 +73,17 @@ def spec_of(req: GenerationRequest, source: str | None) -> dict:
         buf = io.BytesIO()
         req.mask.convert("L").save(buf, format="PNG")
         mask = base64.b64encode(buf.getvalue()).decode()
-    fields = ("prompt", "negative_prompt", "n", "size", "seed", "num_inference_steps", "guidance_scale", "model")
+    fields = (
+        "prompt",
+        "negative_prompt",
+        "n",
+        "size",
+        "seed",
+        "num_inference_steps",
+        "guidance_scale",
+        "model",
+        "sampler",
+    )
     return {
         **{k: getattr(req, k) for k in fields},
         "strength": req.strength,
@@ -87,6 +97,7 @@ def _request_of(spec: dict, source: Image.Image | None) -> GenerationRequest:
     keys = ("prompt", "negative_prompt", "n", "size", "seed", "num_inference_steps", "guidance_scale", "model")
     return GenerationRequest(
         **{k: spec[k] for k in keys},
+        sampler=spec.get("sampler"),  # rows from before the Advanced panel have none
         image=source,
         mask=None if mask is None or source is None else mask.resize(source.size, Image.Resampling.NEAREST),
         strength=spec["strength"],

@@ -37,10 +37,13 @@ class ImagesResponse(BaseModel):
     created: int
     data: list[ImageData]
     usage: UsageInfo
-    background: Literal["opaque"] = "opaque"
+    background: Literal["opaque", "transparent"] = "opaque"
     output_format: Literal["png", "jpeg", "webp"] = "png"
     quality: str = "auto"
     size: str
+    resized_from: str | None = Field(
+        None, description="The model's own size, when the size policy resized its images to `size` (Limner)."
+    )
 
 
 class GenerationBody(BaseModel):
@@ -67,6 +70,10 @@ class GenerationBody(BaseModel):
     num_inference_steps: int | None = Field(None, ge=1, le=MAX_STEPS)
     guidance_scale: float | None = Field(None, ge=0, le=30)
     sampler: str | None = Field(None, max_length=40)
+    typography: Literal["auto", "glyph", "off"] = Field(
+        "auto",
+        description="Quoted text: set exactly (auto), drawn by the model from a glyph canvas (glyph), or neither.",
+    )
 
 
 def usage(prompt: str, images: list, seconds: float) -> UsageInfo:

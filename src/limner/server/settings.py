@@ -22,6 +22,7 @@ class Settings:
     data_dir: Path = Path("limner-data")  # stored images, the SQLite file, the signing secret
     database_url: str | None = None  # default: SQLite file in data_dir; PostgreSQL by URL
     models_file: Path | None = None
+    model_aliases: str = "gpt-image-1,gpt-image-1-mini,dall-e-3,dall-e-2"  # names of the default model; "" for none
     secret: str | None = None  # signs file URLs and sessions; default: kept in data_dir/secret
     url_expiry_minutes: int = 60
     file_retention_hours: float = 24.0  # images made for url responses are deleted after this
@@ -33,6 +34,8 @@ class Settings:
     max_upload_pixels: int = 4096 * 4096  # one uploaded image or mask, checked before decoding
     max_running_requests: int = 16  # API requests on generation threads (generating or queued in the engine)
     max_waiting_requests: int = 64  # more API requests waiting for such a thread; past that, 503
+    metrics_token: str | None = None  # if set, /metrics wants it as a bearer token
+    size_policy: str = "strict"  # "resize": a size the model cannot make is made at its own and resized
     public_url: str | None = None  # base of URLs handed out; default: this server's own address
     creator_daily_boosts: int = 15
     creator_daily_jobs: int = 200  # sets of images one account may make per UTC day

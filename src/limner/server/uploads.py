@@ -31,3 +31,21 @@ def read_image(data: bytes, *, param: str, max_pixels: int) -> Image.Image:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
         raise InvalidRequest(f"'{param}' is not a PNG, JPEG or WebP image", code="invalid_image", param=param) from None
     return img
+
+
+def edit_mask(image: Image.Image, mask: Image.Image) -> Image.Image:
+    """The mask of an edit as RGBA, or a 400: it must have the image's size and an alpha channel,
+    whose transparent pixels mark the area to repaint."""
+    if mask.size != image.size:
+        raise InvalidRequest(
+            f"mask is {mask.size[0]}x{mask.size[1]} but image is {image.size[0]}x{image.size[1]}; they must match",
+            code="invalid_mask",
+            param="mask",
+        )
+    if mask.mode not in ("RGBA", "LA", "PA") and "transparency" not in mask.info:
+        raise InvalidRequest(
+            "mask must have an alpha channel: its transparent pixels mark the area to edit",
+            code="invalid_mask",
+            param="mask",
+        )
+    return mask.convert("RGBA")

@@ -53,6 +53,7 @@ class ApiKey(Base):
     used_minute: Mapped[int] = mapped_column(Integer, default=0)
     day: Mapped[int] = mapped_column(Integer, default=0)  # current day bucket (epoch days, UTC)
     used_day: Mapped[int] = mapped_column(Integer, default=0)
+    size_policy: Mapped[str | None] = mapped_column(String(16), nullable=True)  # None: the server's
     operator: Mapped[bool] = mapped_column(Boolean, default=False)  # may see what a watermark resolves to
     watermark: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # None: the server's setting
     content_credentials: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # None: the server's setting

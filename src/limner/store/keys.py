@@ -25,6 +25,7 @@ def create_key(
     name: str,
     images_per_minute: int | None = None,
     images_per_day: int | None = None,
+    size_policy: str | None = None,
 ) -> tuple[str, ApiKey]:
     """A new key (returned in clear exactly once) and its row."""
     key = PREFIX + secrets.token_urlsafe(32)
@@ -36,6 +37,7 @@ def create_key(
         digest=_digest(salt, key),
         images_per_minute=images_per_minute,
         images_per_day=images_per_day,
+        size_policy=size_policy,
     )
     session.add(row)
     session.flush()

@@ -67,3 +67,32 @@ def refund(session: Session, key: ApiKey, n: int, now: float | None = None) -> N
     )
     session.execute(update(ApiKey).where(ApiKey.id == key.id, ApiKey.day == day).values(used_day=ApiKey.used_day - n))
     session.commit()
+
+
+def headers(session: Session, key_id: int, now: float | None = None) -> dict[str, str]:
+    """OpenAI's rate-limit headers for a key, after its request: the per-minute window as
+    ``*-requests`` (Limner counts images: a request of n images uses n) and the per-day quota as
+    ``*-images``; a window without a limit sends none."""
+    now = days.now() if now is None else now
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        return {}
+    out: dict[str, str] = {}
+    for kind, limit, bucket, used, seconds in (
+        ("requests", key.images_per_minute, key.minute, key.used_minute, days.MINUTE),
+        ("images", key.images_per_day, key.day, key.used_day, days.DAY),
+    ):
+        if limit is None:
+            continue
+        spent = used if bucket == days.index(seconds, now) else 0
+        out[f"x-ratelimit-limit-{kind}"] = str(limit)
+        out[f"x-ratelimit-remaining-{kind}"] = str(max(0, limit - spent))
+        out[f"x-ratelimit-reset-{kind}"] = _duration(days.left(seconds, now))
+    return out
+
+
+def _duration(seconds: int) -> str:
+    """As OpenAI writes resets: "42s", "6m0s", "23h59m0s"."""
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return (f"{h}h" if h else "") + (f"{m}m" if h or m else "") + f"{s}s"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import io
 import logging
 import threading
@@ -16,15 +17,17 @@ from collections.abc import AsyncIterator, Callable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from PIL import Image, PngImagePlugin
+from PIL import Image, ImageOps, PngImagePlugin
 
 from limner.engine import GenerationRequest, Progress
 from limner.engine.metadata import read_metadata
+from limner.engine.request import parse_size
 from limner.errors import InvalidRequest, LimnerError
 from limner.server import generation, multipart, sse, work
 from limner.server.deps import Key
 from limner.server.errors import ERROR_RESPONSES
 from limner.server.schemas import QUALITY_STEPS, GenerationBody, ImageData, ImagesResponse, usage
+from limner.server.uploads import edit_mask
 
 log = logging.getLogger("limner.server")
 router = APIRouter(prefix="/v1/images", tags=["images"], responses=ERROR_RESPONSES)
@@ -32,10 +35,10 @@ Prepare = Callable[[], GenerationRequest]  # builds the engine request once the 
 
 
 def _engine_request(body: GenerationBody, cancel: threading.Event, **extra: object) -> GenerationRequest:
-    if body.background == "transparent":
+    if body.background == "transparent" and body.output_format == "jpeg":
         raise InvalidRequest(
-            "transparent backgrounds are not supported: Limner's models paint opaque images",
-            param="background",
+            "a transparent background needs output_format png or webp (JPEG has no alpha channel)",
+            param="output_format",
         )
     steps = body.num_inference_steps if body.num_inference_steps is not None else QUALITY_STEPS[body.quality]
     return GenerationRequest(
@@ -48,6 +51,8 @@ def _engine_request(body: GenerationBody, cancel: threading.Event, **extra: obje
         guidance_scale=body.guidance_scale,
         model=body.model,
         sampler=body.sampler,
+        background="transparent" if body.background == "transparent" else "opaque",
+        typography=body.typography,
         cancel=cancel,
         **extra,  # type: ignore[arg-type]
     )
@@ -65,6 +70,41 @@ def public_base(request: Request) -> str:
     return f"{scheme}://{host}" + ("" if port == {"http": 80, "https": 443}.get(scheme) else f":{port}")
 
 
+MAX_RESIZED_PIXELS = 2048 * 2048
+
+
+def size_plan(request: Request, key, body: GenerationBody) -> tuple[str | None, tuple[int, int] | None]:
+    """(the size to ask the model for, the size to deliver). Under the "resize" size policy (the
+    server's, or the key's own) a size the model cannot make — an app's 1024x1024 for a 256 px
+    model — is made at the model's size and resized, and the response says so."""
+    if body.size in (None, "auto"):
+        return None, None
+    policy = getattr(key, "size_policy", None) or request.app.state.settings.size_policy
+    if policy != "resize":
+        return body.size, None
+    w, h = parse_size(body.size)
+    info = request.app.state.engine.backend(body.model).info()
+    if f"{w}x{h}" in info.sizes:
+        return body.size, None
+    if w * h > MAX_RESIZED_PIXELS:
+        raise InvalidRequest(f"size {body.size} is larger than resized images may be (2048x2048)", param="size")
+    return info.sizes[0], (w, h)
+
+
+def _deliver(images: list, size: tuple[int, int] | None) -> list:
+    """The images at the size asked for: scaled to cover it, then centre-cropped (an aspect other
+    than the model's loses its edges, never stretches)."""
+    if size is None:
+        return images
+    w, h = size
+    out = []
+    for im in images:
+        img = ImageOps.fit(im.image, (w, h), Image.Resampling.LANCZOS)
+        params = {**im.parameters, "resized_to": f"{w}x{h}"}
+        out.append(dataclasses.replace(im, image=img, parameters=params))
+    return out
+
+
 def _admit_and_run(request: Request, key, body: GenerationBody, endpoint: str, prepare: Prepare) -> generation.Result:
     """Admission, then the engine request (uploads are decoded only now), then generation."""
     app = request.app
@@ -73,7 +113,9 @@ def _admit_and_run(request: Request, key, body: GenerationBody, endpoint: str, p
         app.state.db, app.state.policy, key=key, texts=texts, n=body.n, moderation=body.moderation
     ) as ticket:
         req = prepare()
-        return generation.run(
+        native, delivered = size_plan(request, key, body)
+        req.size = native
+        result = generation.run(
             app.state.db,
             app.state.engine,
             app.state.policy,
@@ -85,6 +127,10 @@ def _admit_and_run(request: Request, key, body: GenerationBody, endpoint: str, p
             ticket=ticket,
             provenance=app.state.provenance,
         )
+        if delivered is not None:
+            result.resized_from = f"{result.images[0].image.width}x{result.images[0].image.height}"
+            result.images = _deliver(result.images, delivered)
+        return result
 
 
 def _respond(request: Request, key, body: GenerationBody, result: generation.Result) -> ImagesResponse:
@@ -109,6 +155,8 @@ def _respond(request: Request, key, body: GenerationBody, result: generation.Res
         output_format=body.output_format,
         quality=body.quality,
         size=size,
+        background="transparent" if body.background == "transparent" else "opaque",
+        resized_from=result.resized_from,
     )
 
 
@@ -243,29 +291,8 @@ async def create_edit(request: Request, key: Key):
 
     def prepare() -> GenerationRequest:
         image = upload.decode(request)
-        mask = None if form.mask is None else form.mask.decode(request)
-        if mask is not None:
-            if mask.size != image.size:
-                raise InvalidRequest(
-                    f"mask is {mask.size[0]}x{mask.size[1]} but image is {image.size[0]}x{image.size[1]}; they must match",
-                    code="invalid_mask",
-                    param="mask",
-                )
-            if mask.mode not in ("RGBA", "LA", "PA") and "transparency" not in mask.info:
-                raise InvalidRequest(
-                    "mask must have an alpha channel: its transparent pixels mark the area to edit",
-                    code="invalid_mask",
-                    param="mask",
-                )
-            mask = mask.convert("RGBA")
-        default_strength = 1.0 if mask is not None else 0.8
-        return _engine_request(
-            body,
-            cancel,
-            image=image.convert("RGB"),
-            mask=mask,
-            strength=default_strength if strength is None else strength,
-        )
+        mask = None if form.mask is None else edit_mask(image, form.mask.decode(request))
+        return _engine_request(body, cancel, image=image.convert("RGB"), mask=mask, strength=strength)
 
     return await _serve(request, key, body, "edits", prepare, cancel)
 

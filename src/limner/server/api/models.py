@@ -23,6 +23,7 @@ class ModelObject(BaseModel):
     owned_by: str
     backend: str
     default: bool
+    alias_of: str | None = None  # an OpenAI name ("gpt-image-1" …) standing for this server's model
 
 
 class ModelList(BaseModel):
@@ -40,14 +41,24 @@ def _obj(entry: dict) -> ModelObject:
     )
 
 
-@router.get("", response_model=ModelList, summary="List models")
+def _all(engine) -> list[ModelObject]:
+    """The models, then each alias as a model of its own (what OpenAI clients look up)."""
+    models = [_obj(e) for e in engine.models()]
+    by_name = {m.id: m for m in models}
+    for alias, target in sorted(engine.aliases.items()):
+        if target in by_name:
+            models.append(by_name[target].model_copy(update={"id": alias, "default": False, "alias_of": target}))
+    return models
+
+
+@router.get("", response_model=ModelList, response_model_exclude_none=True, summary="List models")
 def list_models(engine: EngineDep, key: Key) -> ModelList:
-    return ModelList(data=[_obj(e) for e in engine.models()])
+    return ModelList(data=_all(engine))
 
 
-@router.get("/{model_id}", response_model=ModelObject, summary="Retrieve a model")
+@router.get("/{model_id}", response_model=ModelObject, response_model_exclude_none=True, summary="Retrieve a model")
 def get_model(model_id: str, engine: EngineDep, key: Key) -> ModelObject:
-    for e in engine.models():
-        if e["name"] == model_id:
-            return _obj(e)
+    for m in _all(engine):
+        if m.id == model_id:
+            return m
     raise UnknownModel(f"The model '{model_id}' does not exist.", param="model")

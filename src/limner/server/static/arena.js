@@ -15,14 +15,30 @@ async function load(prompt) {
   if (!r.ok) { err.textContent = data.error ? data.error.message : "Could not start a battle."; err.hidden = false; return; }
   battle = data;
   document.getElementById("battle-prompt").textContent = data.prompt;
-  document.getElementById("img-a").src = data.images.a;
-  document.getElementById("img-b").src = data.images.b;
+  // votes open only once both pictures have arrived: a broken image is never voted on
+  document.querySelectorAll("#vote-buttons button").forEach((b) => { b.disabled = true; });
+  const shown = ["a", "b"].map((side) => new Promise((resolve, reject) => {
+    const img = document.getElementById(`img-${side}`);
+    img.onload = resolve;
+    img.onerror = reject;
+    img.src = data.images[side];
+  }));
+  Promise.all(shown).then(() => {
+    if (battle === data) document.querySelectorAll("#vote-buttons button").forEach((b) => { b.disabled = false; });
+  }, () => {
+    if (battle !== data) return;
+    battle = null;
+    err.textContent = "One of the images could not be loaded; try the next battle.";
+    err.hidden = false;
+    document.getElementById("vote-buttons").hidden = true;
+    document.getElementById("after-vote").hidden = false;
+    document.getElementById("vote-status").textContent = "";
+  });
   document.getElementById("img-a").alt = `Image A for: ${data.prompt}`;
   document.getElementById("img-b").alt = `Image B for: ${data.prompt}`;
   document.getElementById("name-a").textContent = "";
   document.getElementById("name-b").textContent = "";
   document.querySelectorAll(".pair figure").forEach((f) => f.classList.remove("picked"));
-  document.querySelectorAll("#vote-buttons button").forEach((b) => { b.disabled = false; });
   document.getElementById("vote-buttons").hidden = false;
   document.getElementById("after-vote").hidden = true;
 }

@@ -16,12 +16,14 @@ from starlette.datastructures import UploadFile
 
 from limner.engine import GenerationRequest
 from limner.engine.engine import check_request
+from limner.engine.request import MAX_SEED, MAX_STEPS
 from limner.errors import Busy, InvalidRequest, LimnerError, ModerationBlocked, RateLimited
+from limner.model.sampling import SAMPLERS
 from limner.server.uploads import read_image
 from limner.server.web.auth import CurrentUser, check_csrf
 from limner.server.web.images import owned_creation
 from limner.server.web.pages import redirect, render_page
-from limner.store.db import Creation, StoredFile
+from limner.store.db import Creation, Job, StoredFile
 
 router = APIRouter(tags=["image creator"], include_in_schema=False)
 STYLES = {
@@ -34,6 +36,7 @@ STYLES = {
 }
 IMAGES_PER_CREATE = 4
 MAX_MASK_PIXELS = 4096 * 4096
+ADVANCED = ("negative_prompt", "seed", "n", "steps", "guidance", "sampler")  # the panel opens when one is set
 
 
 def _models(request: Request) -> list[dict]:
@@ -54,15 +57,36 @@ def _recent(request: Request, user_id: int, n: int = 8) -> list[Creation]:
         )
 
 
-@router.get("/", response_class=HTMLResponse)
-def home(request: Request, user: CurrentUser) -> HTMLResponse:
+def _form_page(request: Request, user, status: int = 200, values: dict | None = None, **ctx: object) -> HTMLResponse:
+    """The Create page, its form filled with ``values`` (what was typed, or a job's settings)."""
+    values = values or {}
     return render_page(
         request,
         "create.html",
+        status,
+        values=values,
+        advanced_open=any(values.get(k) for k in ADVANCED),
         models=_models(request),
         styles=STYLES,
+        samplers=SAMPLERS,
+        max_images=IMAGES_PER_CREATE,
         recent=_recent(request, user.id),
+        **ctx,
     )
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, user: CurrentUser, again: str = "") -> HTMLResponse:
+    """The Create page; ``?again=JOB`` fills the form with that job's settings and its seed, so
+    pressing Create makes the same images again (or, with the seed cleared, new ones like them)."""
+    values: dict = {}
+    if again:
+        with request.app.state.db.session() as s:
+            job = s.get(Job, again)
+        if job is not None and job.user_id == user.id and job.kind == "create":
+            values = {k: str(v) for k, v in job.settings.items() if v not in (None, "")}
+            values["seed"] = str(job.request.get("seed", ""))
+    return _form_page(request, user, values=values)
 
 
 def _start(
@@ -76,31 +100,46 @@ def _start(
         check_request(app.state.engine, req)
         job_id = app.state.jobs.submit(user.id, kind, req, source, settings)
     except ModerationBlocked as e:
-        return render_page(
-            request,
-            "create.html",
-            400,
-            blocked=e.message,
-            prompt_value=req.prompt,
-            models=_models(request),
-            styles=STYLES,
-            recent=_recent(request, user.id),
-        )
+        return _form_page(request, user, 400, values=settings, blocked=e.message)
     except (InvalidRequest, RateLimited, Busy) as e:
-        response = render_page(
-            request,
-            "create.html",
-            400 if isinstance(e, InvalidRequest) else e.status,
-            error=e.message,
-            prompt_value=req.prompt,
-            models=_models(request),
-            styles=STYLES,
-            recent=_recent(request, user.id),
+        response = _form_page(
+            request, user, 400 if isinstance(e, InvalidRequest) else e.status, values=settings, error=e.message
         )
         if isinstance(e, RateLimited | Busy):
             response.headers["Retry-After"] = str(e.retry_after)
         return response
     return redirect(f"/jobs/{job_id}")
+
+
+def _number(form: dict, name: str, kind: type, lo: float, hi: float, what: str) -> int | float | None:
+    """A field of the Advanced panel: blank is None (the model's default), else a number in range."""
+    text = form.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not lo <= value <= hi:
+        span = f"a whole number from {int(lo)} to {int(hi)}" if kind is int else f"a number from {lo:g} to {hi:g}"
+        raise InvalidRequest(f"{what} must be {span}.", param=name)
+    return value
+
+
+def _advanced(form: dict) -> dict:
+    """The Advanced panel's fields as GenerationRequest arguments; InvalidRequest names a bad one."""
+    sampler = form.get("sampler", "")
+    if sampler and sampler not in SAMPLERS:
+        raise InvalidRequest(f"Unknown sampler; choose one of {', '.join(SAMPLERS)}.", param="sampler")
+    n = _number(form, "n", int, 1, IMAGES_PER_CREATE, "Number of images")
+    return {
+        "negative_prompt": form.get("negative_prompt", "").strip(),
+        "seed": _number(form, "seed", int, 0, MAX_SEED, "Seed"),
+        "n": IMAGES_PER_CREATE if n is None else n,
+        "num_inference_steps": _number(form, "steps", int, 1, MAX_STEPS, "Steps"),
+        "guidance_scale": _number(form, "guidance", float, 0, 30, "Guidance"),
+        "sampler": sampler or None,
+    }
 
 
 @router.post("/create")
@@ -111,23 +150,36 @@ def create(
     model: Annotated[str, Form(max_length=200)] = "",
     size: Annotated[str, Form(max_length=20)] = "",
     style: Annotated[str, Form(max_length=60)] = "",
+    negative_prompt: Annotated[str, Form(max_length=2000)] = "",
+    seed: Annotated[str, Form(max_length=20)] = "",
+    n: Annotated[str, Form(max_length=4)] = "",
+    steps: Annotated[str, Form(max_length=8)] = "",
+    guidance: Annotated[str, Form(max_length=8)] = "",
+    sampler: Annotated[str, Form(max_length=40)] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, csrf_token)
+    form = {
+        "prompt": prompt,
+        "model": model,
+        "size": size,
+        "style": style,
+        "negative_prompt": negative_prompt,
+        "seed": seed,
+        "n": n,
+        "steps": steps,
+        "guidance": guidance,
+        "sampler": sampler,
+    }
     if style and style not in STYLES:
-        return render_page(
-            request,
-            "create.html",
-            400,
-            error="Unknown style.",
-            prompt_value=prompt,
-            models=_models(request),
-            styles=STYLES,
-            recent=_recent(request, user.id),
-        )
+        return _form_page(request, user, 400, values=form, error="Unknown style.")
+    try:
+        advanced = _advanced(form)
+    except InvalidRequest as e:
+        return _form_page(request, user, 400, values=form, error=e.message)
     full = f"{prompt.strip()}, {style}" if style else prompt.strip()
-    req = GenerationRequest(full, n=IMAGES_PER_CREATE, model=model or None, size=size or None)
-    return _start(request, user, "create", req, {"prompt": prompt, "style": style, "model": model, "size": size})
+    req = GenerationRequest(full, model=model or None, size=size or None, **advanced)
+    return _start(request, user, "create", req, form)
 
 
 def _source_image(request: Request, c: Creation) -> Image.Image:

@@ -47,7 +47,8 @@ def job_page(request: Request, job_id: str, user: CurrentUser) -> Response:
         return render_page(request, "notfound.html", 404)
     with request.app.state.db.session() as s:
         creations = list(s.scalars(select(Creation).where(Creation.job_id == job_id).order_by(Creation.seed)))
-    return render_page(request, "job.html", job=job, creations=creations, n=IMAGES_PER_CREATE, status_labels=JOB_STATUS)
+    n = job.request.get("n", IMAGES_PER_CREATE)
+    return render_page(request, "job.html", job=job, creations=creations, n=n, status_labels=JOB_STATUS)
 
 
 @router.get("/jobs/{job_id}/events")

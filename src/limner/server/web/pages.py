@@ -31,12 +31,18 @@ def render_page(request: Request, name: str, status: int = 200, **ctx: object) -
             "boosts": boosts,
             "allowance": settings.creator_daily_boosts,
             "refill_hours": math.ceil(refill_in_seconds() / 3600),
+            "arena_open": arena_open(request),
             **ctx,
         },
         status_code=status,
     )
     ensure_csrf_cookie(request, response, settings.cookie_secure)
     return response
+
+
+def arena_open(request: Request) -> bool:
+    """The arena needs two models to compare: with fewer it is hidden rather than a dead end."""
+    return len(request.app.state.engine.models()) >= 2
 
 
 def is_page(request: Request) -> bool:

@@ -1,16 +1,16 @@
 """Provenance: the ``marks`` table (a watermark's payload is one of its ids, encrypted) and, per
 API key, the operator flag and the watermark / content-credentials switches (NULL: the server's).
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-30
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
