@@ -100,3 +100,13 @@ def test_the_payload_cipher_is_a_keyed_permutation():
     assert [a.decrypt(e) for e in enc] == ids
     assert len(set(enc)) == len(ids) and enc != ids
     assert [b.encrypt(i) for i in ids] != enc
+
+
+def test_kept_pixels_stay_exact_and_half_a_picture_still_carries_the_mark():
+    image = picture(seed=5)
+    keep = np.zeros((256, 256), bool)
+    keep[:, :128] = True  # an inpainting that repainted the right half
+    out = watermark.embed(image, PAYLOAD, keep=keep)
+    a, b = np.asarray(image), np.asarray(out)
+    assert np.array_equal(a[:, :128], b[:, :128]) and not np.array_equal(a[:, 128:], b[:, 128:])
+    assert watermark.detect(out).payload == PAYLOAD

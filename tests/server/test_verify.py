@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import c2pa
+import numpy as np
 import pytest
 from api_helpers import SIZE, STEPS, error_of, png_bytes
 from PIL import ExifTags, Image, ImageFilter
@@ -18,7 +19,7 @@ from PIL import ExifTags, Image, ImageFilter
 from limner.engine import Engine
 from limner.engine.registry import ModelSpec
 from limner.server.app import create_app
-from limner.store.db import ApiKey
+from limner.store.db import ApiKey, Mark
 
 TRAINED = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 
@@ -190,3 +191,12 @@ def test_bad_uploads_get_a_400(client, auth, files, data, code):
 def test_verify_needs_a_key(client):
     r = _verify(client, {}, png_bytes(Image.new("RGB", (8, 8))))
     assert r.status_code == 401
+
+
+def test_the_same_picture_by_the_same_key_keeps_its_mark(client, auth, make_key):
+    first, again = _generate(client, auth), _generate(client, auth)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(first))), np.asarray(Image.open(io.BytesIO(again))))
+    other = _generate(client, {"Authorization": f"Bearer {make_key('other')}"})
+    assert not np.array_equal(np.asarray(Image.open(io.BytesIO(first))), np.asarray(Image.open(io.BytesIO(other))))
+    with client.app.state.db.session() as s:
+        assert s.query(Mark).count() == 2

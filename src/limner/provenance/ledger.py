@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from limner.errors import LimnerError
@@ -42,10 +43,26 @@ class Cipher:
 
 
 def register(
-    session: Session, *, model: str, request_id: str, key_id: int | None, user_id: int | None, seed: int | None
+    session: Session,
+    *,
+    model: str,
+    request_id: str,
+    key_id: int | None,
+    user_id: int | None,
+    seed: int | None,
+    fingerprint: str | None = None,
 ) -> int:
-    """A new ``marks`` row; → its id (what the payload enciphers)."""
-    row = Mark(model=model[:200], request_id=request_id[:64], key_id=key_id, user_id=user_id, seed=seed)
+    """The ``marks`` row of one image; → its id (what the payload enciphers). A picture the same
+    key or account made before (same ``fingerprint``) keeps its first row, so a seed still
+    reproduces the same pixels, mark included; its row says when it was first made."""
+    if fingerprint is not None:
+        found = session.scalars(select(Mark.id).where(Mark.fingerprint == fingerprint).limit(1)).first()
+        if found is not None:
+            return found
+    row = Mark(
+        model=model[:200], request_id=request_id[:64], key_id=key_id, user_id=user_id, seed=seed,
+        fingerprint=fingerprint,
+    )  # fmt: skip
     session.add(row)
     session.flush()
     return row.id

@@ -4,10 +4,12 @@ and gives it a stamp that signs every encoding of it (PNG, JPEG, WebP) with a C2
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 from sqlalchemy.orm import Session
 
@@ -65,16 +67,33 @@ class Provenance:
         mark = self.watermark if key is None or key.watermark is None else key.watermark
         sign = self.signer is not None and (key is None or key.content_credentials is not False)
         source_png = _png(source) if source is not None and sign else None
+        key_id = key.id if key is not None else None
         for im in images:
             if mark:
                 mark_id = ledger.register(
-                    session, model=im.model, request_id=request_id, key_id=key.id if key is not None else None,
-                    user_id=user_id, seed=im.seed,
+                    session, model=im.model, request_id=request_id, key_id=key_id, user_id=user_id, seed=im.seed,
+                    fingerprint=fingerprint(im.image, im.model, key_id, user_id),
                 )  # fmt: skip
-                im.image = watermark.embed(im.image, self.cipher.encrypt(mark_id))
+                im.image = watermark.embed(im.image, self.cipher.encrypt(mark_id), keep=kept(im.image, source))
             if sign and self.signer is not None:
                 claim = Claim(im.model, __version__, im.parameters, source=source_png)
                 im.stamp = Stamp(self.signer, claim)
+
+
+def fingerprint(image: Image.Image, model: str, key_id: int | None, user_id: int | None) -> str:
+    """Who made which picture (its pixels before marking), with which model."""
+    h = hashlib.sha256(f"{key_id}|{user_id}|{model}|{image.mode}|{image.size}|".encode())
+    h.update(image.tobytes())
+    return h.hexdigest()
+
+
+def kept(image: Image.Image, source: Image.Image | None) -> np.ndarray | None:
+    """The pixels an edit kept exactly from its source (an inpainting's unmasked area): the mark
+    leaves them alone — they are the caller's, not the model's — and an edit keeps its promise."""
+    if source is None or source.size != image.size:
+        return None
+    same = (np.asarray(image.convert("RGB")) == np.asarray(source.convert("RGB"))).all(axis=-1)  # (H, W)
+    return same if same.any() else None
 
 
 def _png(image: Image.Image) -> bytes:

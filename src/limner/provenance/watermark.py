@@ -183,10 +183,13 @@ def unit(width: int, height: int) -> int:
     return max(1, round(min(width, height) / 256))
 
 
-def embed(image: Image.Image, payload: int, psnr_db: float = TARGET_PSNR) -> Image.Image:
+def embed(
+    image: Image.Image, payload: int, psnr_db: float = TARGET_PSNR, keep: np.ndarray | None = None
+) -> Image.Image:
     """``image`` with the mark added to its luminance (the same delta on R, G and B), its energy
     placed where the detector looks (away from strong edges, ``weights``) and scaled so the
-    marked image's PSNR against ``image`` is ``psnr_db`` (pixels clipped at 0 or 255 included)."""
+    marked image's PSNR against ``image`` is ``psnr_db`` (pixels clipped at 0 or 255 included).
+    ``keep`` (H×W, True: left exactly as they are) confines the mark, and the PSNR, to the rest."""
     rgb = np.asarray(image.convert("RGB"), dtype=np.float64)  # (H, W, 3)
     h, w = rgb.shape[:2]
     u = unit(w, h)
@@ -194,15 +197,19 @@ def embed(image: Image.Image, payload: int, psnr_db: float = TARGET_PSNR) -> Ima
     if u > 1:
         tile = _resize(tile, (TILE * u, TILE * u))
     shape = _tiled(tile, (h, w)) * np.maximum(weights(rgb @ LUMA), 0.1)  # (H, W)
-    shape /= np.sqrt((shape**2).mean())
-    target = (255.0 / 10 ** (psnr_db / 20)) ** 2  # mean squared error allowed
+    area = np.ones((h, w), bool) if keep is None else ~keep
+    if not area.any():
+        return image.copy()
+    shape[~area] = 0.0
+    shape /= np.sqrt((shape[area] ** 2).mean())
+    target = (255.0 / 10 ** (psnr_db / 20)) ** 2  # mean squared error allowed (over the marked area)
     amp = np.sqrt(target)
     for _ in range(3):  # clipping at 0 and 255 removes part of the delta: give the rest more
         out = np.clip(np.rint(rgb + amp * shape[..., None]), 0, 255)
-        mse = float(((out - rgb) ** 2).mean())
+        mse = float(((out - rgb)[area] ** 2).mean())
         amp *= min(1.5, np.sqrt(target / max(mse, 1e-9)))
     out = np.clip(np.rint(rgb + amp * shape[..., None]), 0, 255)
-    if float(((out - rgb) ** 2).mean()) > target * 1.02:  # the last step overshot: back to the last safe one
+    if float(((out - rgb)[area] ** 2).mean()) > target * 1.02:  # overshot: back to the last safe step
         out = np.clip(np.rint(rgb + amp / 1.05 * shape[..., None]), 0, 255)
     marked = Image.fromarray(out.astype(np.uint8), "RGB")
     if "A" in image.getbands():  # a transparent background stays transparent
@@ -274,7 +281,8 @@ def _at_scale(r: np.ndarray, wt: np.ndarray, scale: float) -> Detection:
     there is ``scale`` × TILE pixels."""
     h, w = r.shape
     size = (max(TILE, round(w / scale)), max(TILE, round(h / scale)))
-    folded = _fold(_resize(r, size, Image.Resampling.BILINEAR), _resize(wt, size, Image.Resampling.BILINEAR))
+    # bicubic keeps more of the mark's finest cells than bilinear when a halved image is brought back up
+    folded = _fold(_resize(r, size, Image.Resampling.BICUBIC), _resize(wt, size, Image.Resampling.BILINEAR))
     corr = np.real(np.fft.ifft2(np.fft.fft2(folded) * np.conj(np.fft.fft2(PILOT_TILE))))  # (T, T)
     sd = corr.std()
     dy, dx = np.unravel_index(int(corr.argmax()), corr.shape)

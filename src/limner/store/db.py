@@ -216,6 +216,8 @@ class Mark(Base):
     model: Mapped[str] = mapped_column(String(200))
     request_id: Mapped[str] = mapped_column(String(64))
     seed: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # the same picture made again by the same key or account gets the same row, so the same pixels
+    fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
 
 class Throttle(Base):

@@ -33,11 +33,14 @@ def upgrade() -> None:
         sa.Column("model", sa.String(200), nullable=False),
         sa.Column("request_id", sa.String(64), nullable=False),
         sa.Column("seed", sa.BigInteger, nullable=True),
+        sa.Column("fingerprint", sa.String(64), nullable=True),
     )
     op.create_index("ix_marks_created", "marks", ["created"])
+    op.create_index("ix_marks_fingerprint", "marks", ["fingerprint"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_marks_fingerprint", "marks")
     op.drop_index("ix_marks_created", "marks")
     op.drop_table("marks")
     with op.batch_alter_table("api_keys") as batch:
