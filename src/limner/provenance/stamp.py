@@ -49,6 +49,11 @@ class Provenance:
         )
         return cls(chain, settings.resolved_secret(), watermark=settings.watermark)
 
+    def sign(self, data: bytes, fmt: str, model: str) -> bytes:
+        """A finished file signed as made by ``model`` (the arena's images, once voted on: before
+        the vote nothing in them may name the model); ``data`` unchanged when manifests are off."""
+        return data if self.signer is None else self.signer.sign(data, fmt, Claim(model, __version__))
+
     def trusted_roots(self) -> bytes | None:
         return self.chain.root if self.chain is not None else None
 
