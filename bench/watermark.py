@@ -175,12 +175,15 @@ def robustness(count: int, corpus: int) -> None:
     n = len(rows)
     if n < count:
         print(f"only {n} images in {IMAGES} so far (run `generate --count {count}`): partial figures")
-    alarms, corpus_z = 0, []
+    seen = IMAGES.parent / f"corpus-{corpus}.jsonl"  # (found, z) per unmarked corpus image, resumable
+    checked = [json.loads(line) for line in seen.read_text().splitlines()] if seen.exists() else []
     plain = corpus_images(corpus)
-    for image in plain:
-        d = watermark.detect(image)
-        alarms += d.found
-        corpus_z.append(d.z)
+    with seen.open("a") as fh:
+        for image in plain[len(checked) :]:
+            d = watermark.detect(image)
+            checked.append([d.found, round(d.z, 2)])
+            fh.write(json.dumps(checked[-1]) + "\n")
+    alarms, corpus_z = sum(f for f, _ in checked), [z for _, z in checked]
     psnrs = [r["psnr"] for r in rows]
     _save(
         "robustness",
