@@ -200,3 +200,34 @@ def test_the_same_picture_by_the_same_key_keeps_its_mark(client, auth, make_key)
     assert not np.array_equal(np.asarray(Image.open(io.BytesIO(first))), np.asarray(Image.open(io.BytesIO(other))))
     with client.app.state.db.session() as s:
         assert s.query(Mark).count() == 2
+
+
+def test_limner_verify_and_keys_set_on_the_servers_data_folder(client, auth, settings, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from limner.cli import app as cli
+
+    monkeypatch.setenv("LIMNER_SECRET", settings.secret)  # the service's secret: the CLI reads the marks with it
+    monkeypatch.delenv("LIMNER_DATABASE_URL", raising=False)
+    image = tmp_path / "apple.png"
+    image.write_bytes(_generate(client, auth))
+    run = CliRunner()
+    out = run.invoke(cli, ["verify", str(image), "--data-dir", str(settings.data_dir)])
+    assert out.exit_code == 0, out.output
+    assert "Content Credentials valid (trusted signer" in out.output
+    assert "c2pa.created [trainedAlgorithmicMedia]" in out.output and "watermark: found" in out.output
+    assert '"name": "test"' in out.output and '"seed": 3' in out.output  # what it resolves to
+    elsewhere = run.invoke(cli, ["verify", str(image), "--data-dir", str(tmp_path / "empty")])
+    assert "watermark: found" in elsewhere.output and "resolves to" not in elsewhere.output
+
+    with client.app.state.db.session() as s:
+        key_id = s.query(ApiKey).filter_by(name="test").one().id
+    out = run.invoke(
+        cli, ["keys", "set", str(key_id), "--operator", "--no-manifest", "--data-dir", str(settings.data_dir)]
+    )
+    assert out.exit_code == 0 and "operator yes, watermark server's, manifest off" in out.output
+    with client.app.state.db.session() as s:
+        row = s.get(ApiKey, key_id)
+        assert (row.operator, row.watermark, row.content_credentials) == (True, None, False)
+    bad = run.invoke(cli, ["verify", str(tmp_path / "missing.png"), "--data-dir", str(settings.data_dir)])
+    assert bad.exit_code == 1 and "missing.png" in bad.output
