@@ -110,3 +110,8 @@ def test_kept_pixels_stay_exact_and_half_a_picture_still_carries_the_mark():
     a, b = np.asarray(image), np.asarray(out)
     assert np.array_equal(a[:, :128], b[:, :128]) and not np.array_equal(a[:, 128:], b[:, 128:])
     assert watermark.detect(out).payload == PAYLOAD
+
+
+def test_a_large_image_is_marked_at_its_scale_and_found_shrunk():
+    image = picture(size=1024, seed=2)  # a 256-px tile: found after shrinking to DETECT_SIDE
+    assert watermark.detect(watermark.embed(image, PAYLOAD)).payload == PAYLOAD

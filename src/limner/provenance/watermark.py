@@ -42,6 +42,7 @@ K = 7
 Z_THRESHOLD = 5.0  # pilot peak (standard deviations) before a decode is tried
 MIN_SCALE, MAX_SCALE = 0.3, 6.0  # periods searched, as multiples of TILE
 LUMA = np.array([0.299, 0.587, 0.114])
+DETECT_SIDE = 512  # larger images are looked at shrunk to this shorter side
 
 
 @dataclass(frozen=True)
@@ -302,6 +303,9 @@ def detect(image: Image.Image) -> Detection:
     """Find the mark in ``image``: at the untouched image's scale and at the periods its
     autocorrelation shows, then around the two strongest of those; the best decode wins (else
     the strongest pilot, for the report)."""
+    if min(image.size) > DETECT_SIDE:  # a big upload costs what a 512-px one does (the period scales with it)
+        f = min(image.size) / DETECT_SIDE
+        image = image.convert("RGB").resize((round(image.width / f), round(image.height / f)), Image.Resampling.BOX)
     y = luminance(image)
     r, wt = whiten(y), weights(y)
     h, w = r.shape
