@@ -251,6 +251,13 @@ def train_upsampler(
     )
 
 
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option("--database-url", help="Default: $LIMNER_DATABASE_URL or SQLite in the data dir."),
+]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Default: $LIMNER_DATA_DIR or ./limner-data.")]
+
+
 @app.command("generate")
 def generate(
     prompt: Annotated[str, typer.Argument(help="What to draw.")],
@@ -270,11 +277,16 @@ def generate(
     typography: Annotated[str, typer.Option(help="Quoted text: auto (set exactly), glyph or off.")] = "auto",
     models: Annotated[Path | None, typer.Option(help="A models.toml naming more models.")] = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the PNG files.")] = Path("out"),
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
 ) -> None:
-    """Generate images and write them as PNG files (with their parameters inside)."""
+    """Generate images and write them as PNG files (with their parameters inside, a signed C2PA
+    manifest and the invisible watermark, recorded in the data folder's database)."""
     from PIL import Image
 
     from limner.engine import Engine, GenerationRequest
+    from limner.provenance import Provenance
+    from limner.server.settings import Settings
 
     src = Image.open(image) if image else None
     msk = Image.open(mask) if mask else None
@@ -302,6 +314,11 @@ def generate(
             on_progress=on_progress,
         )
         images = engine.generate(req)
+    settings = Settings.from_env(database_url=database_url, data_dir=data_dir)
+    if settings.watermark or settings.content_credentials:
+        db = _database(database_url, data_dir)
+        with db.session() as s:
+            Provenance.from_settings(settings).stamp(s, images, request_id="cli", source=src)
     output.mkdir(parents=True, exist_ok=True)
     stem = "".join(c if c.isalnum() else "-" for c in prompt.lower())[:40].strip("-") or "image"
     for img in images:
@@ -499,13 +516,6 @@ def _database(database_url: str | None, data_dir: Path | None):
     db.migrate()
     weakref.finalize(db, db.engine.dispose)  # close the pooled connections when the command is done
     return db
-
-
-DatabaseOpt = Annotated[
-    str | None,
-    typer.Option("--database-url", help="Default: $LIMNER_DATABASE_URL or SQLite in the data dir."),
-]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Default: $LIMNER_DATA_DIR or ./limner-data.")]
 
 
 @app.command("serve")
@@ -711,6 +721,116 @@ def keys_revoke(
         if not revoke(s, key_id):
             fail(f"no key with id {key_id}")
     console.print(f"key {key_id} revoked")
+
+
+@keys_app.command("set")
+def keys_set(
+    key_id: Annotated[int, typer.Argument(help="The id shown by `limner keys list`.")],
+    operator: Annotated[
+        bool | None, typer.Option("--operator/--no-operator", help="May see what a watermark resolves to.")
+    ] = None,
+    watermark: Annotated[
+        bool | None, typer.Option("--watermark/--no-watermark", help="Watermark this key's images.")
+    ] = None,
+    manifest: Annotated[
+        bool | None, typer.Option("--manifest/--no-manifest", help="Sign this key's images with a C2PA manifest.")
+    ] = None,
+    server_default: Annotated[
+        bool, typer.Option("--server-default", help="Watermark and manifest as the server's settings say.")
+    ] = False,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Set a key's provenance switches: the operator flag, its watermark and its manifest."""
+    from limner.store.db import ApiKey
+
+    db = _database(database_url, data_dir)
+    with db.session() as s:
+        row = s.get(ApiKey, key_id)
+        if row is None:
+            fail(f"no key with id {key_id}")
+        if server_default:
+            row.watermark = row.content_credentials = None
+        if operator is not None:
+            row.operator = operator
+        if watermark is not None:
+            row.watermark = watermark
+        if manifest is not None:
+            row.content_credentials = manifest
+        shown = {None: "server's", True: "on", False: "off"}
+        console.print(
+            f"key {key_id}: operator {'yes' if row.operator else 'no'}, watermark {shown[row.watermark]}, "
+            f"manifest {shown[row.content_credentials]}"
+        )
+
+
+@app.command("verify")
+def verify_files(
+    files: Annotated[list[Path], typer.Argument(help="PNG, JPEG or WebP images.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Check images for Content Credentials (C2PA) and Limner's watermark; with the server's data
+    folder (or database URL), say what each watermark resolves to — for the operator's eyes."""
+    import json
+
+    from limner.provenance import ledger
+    from limner.provenance.verify import verify
+    from limner.server.settings import Settings
+    from limner.server.uploads import read_image
+
+    settings = Settings.from_env(database_url=database_url, data_dir=data_dir)
+    root = settings.data_dir / "c2pa-root.pem"
+    roots = root.read_bytes() if root.exists() else None
+    resolve = None
+    if settings.database_url or (settings.data_dir / "limner.db").exists():
+        db = _database(database_url, data_dir)
+        cipher = ledger.Cipher(settings.resolved_secret())
+
+        def resolve(payload: int) -> dict | None:
+            with db.session() as s:
+                return ledger.resolve(s, cipher, payload)
+
+    failed = False
+    for path in files:
+        try:
+            data = path.read_bytes()
+            report = verify(data, read_image(data, param=str(path), max_pixels=settings.max_upload_pixels),
+                            trusted_roots=roots, resolve=resolve)  # fmt: skip
+        except (OSError, LimnerError) as e:
+            console.print(f"[red]{path}: {getattr(e, 'message', e)}")
+            failed = True
+            continue
+        if as_json:
+            print(json.dumps({"file": str(path), **report}, sort_keys=True))
+            continue
+        m, w = report["manifest"], report["watermark"]
+        if not m["present"]:
+            cred = "no Content Credentials"
+        elif m["tampered"]:
+            cred = f"Content Credentials TAMPERED ({', '.join(m['failures']) or m['error']})"
+        else:
+            trust = "trusted signer" if m["trusted"] else "untrusted signer"
+            cred = f"Content Credentials {'valid' if m['valid'] else 'invalid'} ({trust}: {m['signer']})"
+        print(f"{path}: {cred}")
+        for a in m["actions"]:
+            source = a.get("digitalSourceType", "").rsplit("/", 1)[-1]
+            print(
+                f"  {a['action']}"
+                + (f" [{source}]" if source else "")
+                + (f" {a['description']}" if a.get("description") else "")
+            )
+        for ingredient in m["ingredients"]:
+            print(f"  ingredient: {ingredient}")
+        if w["found"]:
+            print(f"  watermark: found (confidence {w['confidence']:.9f})")
+            if "resolves_to" in w:
+                print(f"  resolves to: {json.dumps(w['resolves_to'], sort_keys=True)}")
+        else:
+            print("  watermark: not found")
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command("usage")

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from limner.arena import battles
 from limner.arena.categories import categorize
+from limner.provenance import credentials
 from limner.store.db import ArenaBattle, ArenaImage, ArenaVoter, StoredFile
 
 pytestmark = pytest.mark.usefixtures("clock")
@@ -405,3 +406,13 @@ def test_the_leaderboard_page_is_fast_with_thousands_of_votes(client, arena, poo
     elapsed = time.perf_counter() - start
     assert r.status_code == 200 and "4000 votes" in r.text
     assert elapsed < 1.0, f"{elapsed:.2f} s"
+
+
+def test_an_image_carries_content_credentials_only_after_the_vote(client, pool):
+    battle = new_battle(client)
+    before = client.get(battle["images"]["a"]).content
+    assert "caBX" not in png_chunks(before)  # nothing may hint at the model before the vote
+    models = vote(client, battle, "a").json()["models"]
+    after = client.get(battle["images"]["a"]).content
+    report = credentials.read(after, "png", client.app.state.provenance.trusted_roots())
+    assert report.valid and report.trusted and report.generator["model"] == models["a"]

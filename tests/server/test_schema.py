@@ -18,6 +18,7 @@ ROUTES = {
     ("post", "/v1/images/generations"),
     ("post", "/v1/images/edits"),
     ("post", "/v1/images/variations"),
+    ("post", "/v1/images/verify"),
     ("get", "/v1/models"),
     ("get", "/v1/models/{model_id}"),
     ("get", "/v1/files/{file_id}/content"),

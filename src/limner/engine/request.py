@@ -13,8 +13,9 @@ import re
 import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from PIL import Image
+from PIL import ExifTags, Image
 
 from limner.errors import InvalidRequest
 
@@ -184,6 +185,12 @@ def parse_size(size: str) -> tuple[int, int]:
     return w, h
 
 
+class Stamp(Protocol):
+    """Signs an image's encodings (``limner.provenance.Stamp``: a C2PA manifest)."""
+
+    def sign(self, data: bytes, fmt: str) -> bytes: ...
+
+
 @dataclass
 class GeneratedImage:
     image: Image.Image
@@ -192,21 +199,33 @@ class GeneratedImage:
     model: str
     parameters: dict  # everything needed to make it again (what the metadata chunks record)
     revised_prompt: str | None = None  # what the model read of the prompt, when it could not read all of it
+    stamp: Stamp | None = field(default=None, repr=False, compare=False)  # set by whoever records provenance
 
     def png_bytes(self) -> bytes:
-        from limner.engine.metadata import png_with_metadata
-
-        return png_with_metadata(self.image, self.parameters)
+        return self.encode("png")
 
     def encode(self, fmt: str = "png", quality: int | None = None) -> bytes:
-        """PNG keeps the metadata chunks; JPEG and WebP carry the same text in EXIF/XMP-free form
-        (a comment) — their readers show less."""
+        """The one encoder every door uses. PNG keeps the metadata chunks; JPEG and WebP carry the
+        same parameters in EXIF UserComment (where AUTOMATIC1111-style readers look for them).
+        With a ``stamp``, the encoding is then signed (the A1111 text stays, outside the hash's
+        exclusions but inside what the signature covers)."""
+        from limner.engine.metadata import a1111_parameters, png_with_metadata
+
         if fmt == "png":
-            return self.png_bytes()
-        buf = io.BytesIO()
-        img = self.image.convert("RGB") if fmt == "jpeg" else self.image
-        img.save(buf, format=fmt.upper(), quality=quality or 90)
-        return buf.getvalue()
+            data = png_with_metadata(self.image, self.parameters)
+        elif fmt in ("jpeg", "webp"):
+            exif = Image.Exif()
+            # UserComment lives in the Exif sub-IFD (where readers such as sd-parsers look), not in IFD0
+            exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.UserComment] = b"UNICODE\x00" + a1111_parameters(
+                self.parameters
+            ).encode("utf-16-be")
+            buf = io.BytesIO()
+            img = self.image.convert("RGB") if fmt == "jpeg" else self.image  # WebP keeps an alpha channel
+            img.save(buf, format=fmt.upper(), quality=quality or 90, exif=exif)
+            data = buf.getvalue()
+        else:
+            raise InvalidRequest("output_format must be png, jpeg or webp", param="output_format")
+        return self.stamp.sign(data, fmt) if self.stamp is not None else data
 
 
 @dataclass

@@ -19,6 +19,7 @@ from limner import __version__
 from limner.arena.battles import Arena
 from limner.errors import Unauthorized
 from limner.moderation import Policy
+from limner.provenance import Provenance
 from limner.server import errors
 from limner.server.body_limit import BodyLimit
 from limner.server.janitor import Janitor
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.tasks = set()  # streams' generation tasks, kept referenced until they end
         app.state.policy = Policy.load(settings.moderation_policy)
         app.state.files = FileStore(settings.data_dir / "files", settings.resolved_secret())
+        app.state.provenance = Provenance.from_settings(settings)
         app.state.jobs = JobRunner(app.state, concurrency=settings.job_workers, lease_s=settings.job_lease_seconds)
         app.state.job_streams = {}  # open progress streams per account (touched on the event loop only)
         janitor = Janitor(app.state)
@@ -163,11 +165,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from fastapi.staticfiles import StaticFiles
 
     from limner.server import arena, mcp
-    from limner.server.api import files, images, models
+    from limner.server.api import files, images, models, verify
     from limner.server.web import accounts, create, history, jobs, reset
     from limner.server.web import images as image_pages
 
-    for module in (images, models, files, accounts, reset, create, jobs, history, image_pages, arena):
+    for module in (images, verify, models, files, accounts, reset, create, jobs, history, image_pages, arena):
         app.include_router(module.router)
     mcp_server = mcp.mount(app)  # the same tools as `limner mcp`, over streamable HTTP with an API key
     app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static")

@@ -14,6 +14,7 @@ from limner.arena.categories import CATEGORIES
 from limner.server.errors import ERROR_RESPONSES
 from limner.server.web.auth import user_from_request
 from limner.server.web.pages import render_page as page
+from limner.store.db import ArenaBattle
 
 router = APIRouter(prefix="/arena", tags=["arena"], responses=ERROR_RESPONSES)
 VOTER_COOKIE = "limner_voter"
@@ -107,7 +108,13 @@ def battle_image(
     request: Request, battle_id: str, side: Literal["a", "b"], token: Annotated[str, Query(max_length=128)]
 ):
     path = request.app.state.arena.battle_image(battle_id, side, voter_id(request), token)
-    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, no-store"})
+    headers = {"Cache-Control": "private, no-store"}
+    with request.app.state.db.session() as s:
+        battle = s.get_one(ArenaBattle, battle_id)
+        voted, model = battle.outcome is not None, battle.model_a if side == "a" else battle.model_b
+    if voted:  # the models are revealed: the image may now say which one made it (Content Credentials)
+        return Response(request.app.state.provenance.sign(path.read_bytes(), "png", model), 200, headers, "image/png")
+    return FileResponse(path, media_type="image/png", headers=headers)
 
 
 @router.post("/api/votes", response_model=VoteOut, summary="Vote once on a battle; the models are revealed")

@@ -8,19 +8,15 @@ that is refused, costs the server no decoding."""
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from PIL import ExifTags, Image
-
 from limner.engine import Engine, GeneratedImage, GenerationRequest
 from limner.engine.engine import check_request
-from limner.engine.metadata import a1111_parameters
-from limner.errors import InvalidRequest
 from limner.moderation import Policy
+from limner.provenance import Provenance
 from limner.store.db import ApiKey, Database, Usage
 from limner.store.quota import refund, reserve
 
@@ -86,9 +82,11 @@ def run(
     moderation: str = "auto",
     timeout: float | None = None,
     ticket: Ticket | None = None,
+    provenance: Provenance | None = None,
 ) -> Result:
     """Generate for ``req``; raises LimnerError subclasses (each with its HTTP status). Without a
-    ``ticket`` the request is admitted here."""
+    ``ticket`` the request is admitted here. With ``provenance``, each image is watermarked and
+    stamped (its encodings carry a signed manifest)."""
     if ticket is None:
         with admission(
             db, policy, key=key, texts=(req.prompt,), n=req.n, moderation=moderation,
@@ -96,7 +94,7 @@ def run(
         ) as ticket:  # fmt: skip
             return run(
                 db, engine, policy, req, endpoint=endpoint, request_id=request_id, key=key, user_id=user_id,
-                timeout=timeout, ticket=ticket,
+                timeout=timeout, ticket=ticket, provenance=provenance,
             )  # fmt: skip
     if (req.prompt,) != ticket.texts:
         policy.check_input(req.prompt, level=moderation)  # a prompt found in an upload
@@ -106,6 +104,9 @@ def run(
         images = engine.generate(req, timeout=timeout)
         for im in images:
             policy.check_output(im.image)
+        if provenance is not None:  # the watermark and the manifest's signer, for every door
+            with db.session() as s:
+                provenance.stamp(s, images, request_id=request_id, key=key, user_id=user_id, source=req.image)
     except BaseException as e:
         _record(
             db,
@@ -156,19 +157,7 @@ def _record(
 
 
 def encode(image: GeneratedImage, fmt: str = "png", compression: int | None = None) -> bytes:
-    """PNG with Limner's metadata chunks; JPEG/WebP with the same parameters in EXIF UserComment
-    (where AUTOMATIC1111-style readers look for them)."""
-    if fmt == "png":
-        return image.png_bytes()
-    if fmt not in ("jpeg", "webp"):
-        raise InvalidRequest("output_format must be png, jpeg or webp", param="output_format")
-    exif = Image.Exif()
-    # UserComment lives in the Exif sub-IFD (where readers such as sd-parsers look), not in IFD0
-    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.UserComment] = b"UNICODE\x00" + a1111_parameters(
-        image.parameters
-    ).encode("utf-16-be")
-    buf = io.BytesIO()
+    """``image`` in ``fmt``, with its parameters and (when stamped) its signed manifest:
+    ``GeneratedImage.encode``, with the API's ``output_compression`` as JPEG/WebP quality."""
     quality = 90 if compression is None else max(1, min(100, 100 - compression))
-    img = image.image.convert("RGB") if fmt == "jpeg" else image.image  # WebP keeps an alpha channel
-    img.save(buf, format=fmt.upper(), quality=quality, exif=exif)
-    return buf.getvalue()
+    return image.encode(fmt, quality)

@@ -41,6 +41,7 @@ from limner.engine import Engine, GeneratedImage, GenerationRequest, Progress
 from limner.engine.request import MAX_N, MAX_PROMPT_CHARS, MAX_STEPS
 from limner.errors import Busy, Forbidden, InvalidRequest, LimnerError, NotFound, RateLimited, TooLarge
 from limner.moderation import Policy
+from limner.provenance import Provenance
 from limner.server import generation
 from limner.server.api.images import public_base
 from limner.server.body_limit import MCP_PATH, body_limit
@@ -123,6 +124,7 @@ class Door:
     files: FileStore | None = None  # HTTP: images are stored and linked by signed URL
     base_url: str = ""
     outputs: Path | None = None  # stdio: images are written here and linked as files
+    provenance: Provenance | None = None  # the watermark and the manifest's signer (None: neither)
 
 
 @dataclass
@@ -259,6 +261,7 @@ def _door(ctx: Context, local: Door | None) -> Door:
         request_id=request.state.request_id,
         files=state.files,
         base_url=public_base(request),
+        provenance=state.provenance,
     )
 
 
@@ -280,7 +283,7 @@ async def _draw(
             req.cancel, req.on_progress = cancel, on_progress
             result = generation.run(
                 door.db, door.engine, door.policy, req, endpoint="mcp", request_id=door.request_id, key=door.key,
-                ticket=ticket,
+                ticket=ticket, provenance=door.provenance,
             )  # fmt: skip
         return [_keep(door, im) for im in result.images]
 
@@ -484,7 +487,8 @@ def local_door(settings: Settings, outputs: Path) -> Door:
     )
     engine.allow_paths = False
     slots = Slots(settings.max_running_requests, settings.max_waiting_requests)
-    return Door(db, engine, Policy.load(settings.moderation_policy), slots, settings, outputs=outputs)
+    policy = Policy.load(settings.moderation_policy)
+    return Door(db, engine, policy, slots, settings, outputs=outputs, provenance=Provenance.from_settings(settings))
 
 
 def serve_stdio(settings: Settings, outputs: Path) -> None:

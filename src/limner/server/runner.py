@@ -295,8 +295,9 @@ class JobRunner:
 
             req.on_progress = on_progress
             result = generation.run(
-                app.db, app.engine, app.policy, req, endpoint="creator", request_id=job.id, user_id=job.user_id
-            )
+                app.db, app.engine, app.policy, req, endpoint="creator", request_id=job.id, user_id=job.user_id,
+                provenance=app.provenance,
+            )  # fmt: skip
             images = result.images
         except Cancelled:
             status, error = "cancelled", "cancelled"

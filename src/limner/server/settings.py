@@ -55,6 +55,10 @@ class Settings:
     smtp_password: str | None = None
     smtp_from: str | None = None  # default: limner@<smtp_host>
     smtp_starttls: bool = True
+    watermark: bool = True  # an invisible watermark on every image (a key can turn it off for itself)
+    content_credentials: bool = True  # a signed C2PA manifest in every image file (likewise)
+    c2pa_certificate: Path | None = None  # an organisation's chain (PEM, signer first); default: made in data_dir
+    c2pa_private_key: Path | None = None  # its private key (PEM); set both or neither
     engine_factory: object = field(default=None, repr=False)  # tests inject a ready Engine
 
     @classmethod

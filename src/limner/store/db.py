@@ -54,6 +54,9 @@ class ApiKey(Base):
     day: Mapped[int] = mapped_column(Integer, default=0)  # current day bucket (epoch days, UTC)
     used_day: Mapped[int] = mapped_column(Integer, default=0)
     size_policy: Mapped[str | None] = mapped_column(String(16), nullable=True)  # None: the server's
+    operator: Mapped[bool] = mapped_column(Boolean, default=False)  # may see what a watermark resolves to
+    watermark: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # None: the server's setting
+    content_credentials: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # None: the server's setting
 
 
 class Usage(Base):
@@ -199,6 +202,22 @@ class ArenaVoter(Base):
     live_today: Mapped[int] = mapped_column(Integer, default=0)  # live battles started that day
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)
     reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class Mark(Base):
+    """One watermarked image: the mark carries this row's id (encrypted), so ``limner verify``
+    can tell its operator which key or account, which model and when."""
+
+    __tablename__ = "marks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    model: Mapped[str] = mapped_column(String(200))
+    request_id: Mapped[str] = mapped_column(String(64))
+    seed: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # the same picture made again by the same key or account gets the same row, so the same pixels
+    fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
 
 class Throttle(Base):

@@ -126,6 +126,7 @@ def _admit_and_run(request: Request, key, body: GenerationBody, endpoint: str, p
             key=key,
             moderation=body.moderation,
             ticket=ticket,
+            provenance=app.state.provenance,
         )
         if delivered is not None:
             result.resized_from = f"{result.images[0].image.width}x{result.images[0].image.height}"

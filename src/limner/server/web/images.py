@@ -11,6 +11,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from sqlalchemy import delete
 
+from limner.provenance.verify import verify
+from limner.server.uploads import read_image
 from limner.server.web.auth import CurrentUser, check_csrf
 from limner.server.web.pages import redirect, render_page
 from limner.store.db import Creation, StoredFile
@@ -30,7 +32,25 @@ def image_page(request: Request, creation_id: str, user: CurrentUser) -> Respons
     c = owned_creation(request, user.id, creation_id)
     if c is None:
         return render_page(request, "notfound.html", 404)
-    return render_page(request, "image.html", c=c, params_json=json.dumps(c.params, indent=1, sort_keys=True))
+    return render_page(
+        request,
+        "image.html",
+        c=c,
+        params_json=json.dumps(c.params, indent=1, sort_keys=True),
+        credentials=_credentials(request, c),
+    )
+
+
+def _credentials(request: Request, c: Creation) -> dict | None:
+    """The "Content credentials" panel: the stored file as ``limner verify`` reads it (what its
+    watermark resolves to is the operator's, not shown here)."""
+    with request.app.state.db.session() as s:
+        f = s.get(StoredFile, c.file_id)
+    if f is None or not Path(f.path).exists():
+        return None
+    data = Path(f.path).read_bytes()
+    image = read_image(data, param="image", max_pixels=request.app.state.settings.max_upload_pixels)
+    return verify(data, image, trusted_roots=request.app.state.provenance.trusted_roots())
 
 
 @router.get("/images/{creation_id}/file")
