@@ -428,6 +428,13 @@ def evaluate(
     tone_reader: Annotated[Path | None, typer.Option(help="Skin-tone reader (limner calibrate-tones).")] = None,
     models: Annotated[Path | None, typer.Option(help="A models.toml naming more models.")] = None,
     typography: Annotated[str, typer.Option(help="auto, glyph or off (the ablation).")] = "auto",
+    references: Annotated[
+        bool,
+        typer.Option(
+            "--references/--no-references",
+            help="Measure (or read the cached) real, noise and nearest-train references on the same prompts.",
+        ),
+    ] = True,
 ) -> None:
     """Measure a model on the benchmark prompt sets; write metrics.json and report.html."""
     import json
@@ -452,6 +459,7 @@ def evaluate(
             engine=engine,
             progress=PhaseProgress(bar),
             typography=typography,
+            with_references=references,
         )
     if engine:
         engine.close()
