@@ -23,6 +23,16 @@ REPO = Path(__file__).parent.parent
 CORPUS_PARAMS = BuildParams(size=64, typography=12, seed=0, workers=1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _data_dir_outside_the_checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Commands that keep state (``limner generate`` records its images' provenance) write into a
+    temporary data folder, never ./limner-data of the checkout."""
+    with pytest.MonkeyPatch.context() as m:
+        if not os.environ.get("LIMNER_DATA_DIR"):
+            m.setenv("LIMNER_DATA_DIR", str(tmp_path_factory.mktemp("limner-data")))
+        yield
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("-m"):
         return

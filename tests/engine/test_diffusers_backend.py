@@ -277,7 +277,13 @@ def test_the_images_api_selects_loras_and_refuses_what_the_pipeline_cannot_take(
         ModelSpec("tiny-sd", "diffusers", tiny_sd, {"device": "cpu", "loras": loras}, {"num_inference_steps": 3}),
         ModelSpec("lcm", "diffusers", make_tiny_lcm(tmp_path), {"device": "cpu"}, {"num_inference_steps": 2}),
     ]
-    settings = Settings(data_dir=tmp_path / "data", secret="s", engine_factory=lambda: Engine(specs=specs))
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        secret="s",
+        engine_factory=lambda: Engine(specs=specs),
+        watermark=False,  # compared with the backend's own pixels: no mark on them
+        content_credentials=False,
+    )
     with TestClient(create_app(settings)) as client:
         with client.app.state.db.session() as s:  # type: ignore[attr-defined]
             key, _ = create_key(s, "test")

@@ -25,8 +25,9 @@ def written(result) -> list[Path]:
 def test_generate_with_a_models_file_writes_pngs_and_prints_their_paths(models_toml, tmp_path):
     out = tmp_path / "out"
     args = ["generate", "a red apple, 3D render!", "--models", str(models_toml), "-n", "2"]
-    args += ["--seed", "5", "--guidance-scale", "3", "-o", str(out)]
-    paths = written(runner.invoke(cli.app, args))
+    args += ["--seed", "5", "--guidance-scale", "3", "-o", str(out), "--data-dir", str(tmp_path / "data")]
+    unmarked = {"LIMNER_WATERMARK": "0", "LIMNER_CONTENT_CREDENTIALS": "0"}  # the engine's pixels, as made
+    paths = written(runner.invoke(cli.app, args, env=unmarked))
     assert paths == [out / "a-red-apple--3d-render-5.png", out / "a-red-apple--3d-render-6.png"]
     for path, seed in zip(paths, (5, 6), strict=True):
         with Image.open(path) as im:
