@@ -101,21 +101,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from limner.engine import Engine
 
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         db = Database(settings.resolved_database_url())
         db.migrate()
-        engine = (
-            settings.engine_factory()
-            if callable(settings.engine_factory)
-            else Engine(
-                models_file=settings.models_file,
-                window_ms=settings.batch_window_ms,
-                max_batch_images=settings.max_batch_images,
-            )
-        )
-        engine.allow_paths = False  # over HTTP only configured models: never a folder of the server's disk
+        engine = settings.make_engine()
         if engine.default is not None:
             names = [a.strip() for a in settings.model_aliases.split(",") if a.strip()]
             engine.aliases = {a: engine.default for a in names if a not in engine.specs} | engine.aliases

@@ -476,16 +476,7 @@ def local_door(settings: Settings, outputs: Path) -> Door:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = Database(settings.resolved_database_url())
     db.migrate()
-    engine = (
-        settings.engine_factory()
-        if callable(settings.engine_factory)
-        else Engine(
-            models_file=settings.models_file,
-            window_ms=settings.batch_window_ms,
-            max_batch_images=settings.max_batch_images,
-        )
-    )
-    engine.allow_paths = False
+    engine = settings.make_engine()
     slots = Slots(settings.max_running_requests, settings.max_waiting_requests)
     policy = Policy.load(settings.moderation_policy)
     return Door(db, engine, policy, slots, settings, outputs=outputs, provenance=Provenance.from_settings(settings))

@@ -7,6 +7,10 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from limner.engine import Engine
 
 ALIASES = {"models_file": "LIMNER_MODELS", "creator_daily_boosts": "LIMNER_DAILY_BOOSTS"}
 PARSERS: dict[str, Callable[[str], object]] = {
@@ -83,6 +87,21 @@ class Settings:
             if v is not None:
                 setattr(s, k, v)
         return s
+
+    def make_engine(self) -> Engine:
+        """The engine these settings serve (the injected one in tests), reaching configured models
+        only: over HTTP or MCP a caller can neither load nor probe a folder of the server's disk."""
+        from limner.engine import Engine
+
+        engine = (
+            self.engine_factory()  # type: ignore[operator]
+            if callable(self.engine_factory)
+            else Engine(
+                models_file=self.models_file, window_ms=self.batch_window_ms, max_batch_images=self.max_batch_images
+            )
+        )
+        engine.allow_paths = False
+        return engine
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'limner.db').resolve()}"

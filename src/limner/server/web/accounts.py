@@ -41,7 +41,7 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _too_many(request: Request, page: str, seconds: int, **ctx: object) -> HTMLResponse:
+def too_many(request: Request, page: str, seconds: int, **ctx: object) -> HTMLResponse:
     minutes = max(1, round(seconds / 60))
     response = render_page(
         request, page, 429, error=f"Too many attempts; try again in {minutes} minute{'s' * (minutes != 1)}.", **ctx
@@ -64,7 +64,7 @@ def signup(
     with db.session() as s:
         wait = throttle.retry_after(s, signup_address(request.app.state.settings), _client(request))
     if wait is not None:
-        return _too_many(request, "signup.html", wait, email_value=email)
+        return too_many(request, "signup.html", wait, email_value=email)
     try:
         with hashing(), db.session() as s:
             create_user(s, email, password)
@@ -99,7 +99,7 @@ def signin(
     with db.session() as s:
         waits = [w for limit, who in subjects if (w := throttle.retry_after(s, limit, who)) is not None]
     if waits:
-        return _too_many(request, "signin.html", max(waits), email_value=email)
+        return too_many(request, "signin.html", max(waits), email_value=email)
     with hashing(), db.session() as s:
         user = authenticate(s, email, password)
         if user is None:

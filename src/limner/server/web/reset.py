@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from limner.server.api.images import public_base
 from limner.server.settings import Settings
+from limner.server.web.accounts import too_many
 from limner.server.web.auth import HASHER, check_csrf, check_password, hashing
 from limner.server.web.pages import redirect, render_page
 from limner.store import throttle
@@ -122,9 +123,7 @@ async def forgot(
             user = s.scalar(select(User).where(User.email == email.strip().lower()))
             link = None if user is None else reset_link(settings, user, public_base(request))
     if wait is not None:
-        response = render_page(request, "forgot.html", 429, mail=True, error="Too many requests; try again later.")
-        response.headers["Retry-After"] = str(wait)
-        return response
+        return too_many(request, "forgot.html", wait, mail=True)
     if link is not None:
         try:
             await run_in_threadpool(send_link, settings, email.strip().lower(), link)
