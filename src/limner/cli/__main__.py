@@ -1,0 +1,5 @@
+"""``python -m limner.cli``."""
+
+from limner.cli import main
+
+main()
