@@ -22,13 +22,13 @@ import numpy as np
 import torch
 
 from limner.data import exemplars as X
+from limner.data.exemplars import Exemplars, subset_of
 from limner.data.trainset import TrainSet
 from limner.eval.evaluator import Evaluator, to_eval_tensor
 from limner.eval.metrics import retrieval_top1
 from limner.model.checkpoint import load_denoiser
 from limner.model.sampling import cfg_denoiser, flow_sigmas, sample_euler
 from limner.model.text import TextEncoder, Tokenizer, encode_pooled
-from limner.train import Exemplars, subset_of
 
 
 @torch.no_grad()

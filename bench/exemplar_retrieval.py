@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from limner.data import exemplars as X
+from limner.data.exemplars import Exemplars
 from limner.data.trainset import TrainSet
 from limner.model.text import TextEncoder, Tokenizer, encode_pooled
-from limner.train import Exemplars
 
 
 def main() -> None:

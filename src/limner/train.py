@@ -10,7 +10,6 @@ bfloat16 autocast on both devices (AMX on this CPU, tensor cores on GPUs).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -26,13 +25,14 @@ import torch.distributed as dist
 from PIL import Image
 
 from limner.data import exemplars as X
+from limner.data.exemplars import Exemplars, subset_of
 from limner.data.trainset import TrainSet, composite, version_of
 from limner.model.checkpoint import init_from, save_weights
 from limner.model.denoiser import PRESETS, Denoiser, DenoiserConfig, flops_per_image
 from limner.model.flow import flow_loss, sample_sigma
 from limner.model.muon import Muon, split_params
 from limner.model.sampling import cfg_denoiser, flow_sigmas, sample_euler
-from limner.model.text import TextEncoder, Tokenizer, encode_pooled
+from limner.model.text import CaptionStore, TextEncoder, Tokenizer
 
 
 def bf16_peak(device: torch.device) -> float:
@@ -136,146 +136,6 @@ def resolve_data(cfg: TrainConfig, resolution: int, split: str) -> Path:
         print(f"packing {split} split of {data} at {resolution}px → {path}", file=sys.stderr)
         pack(data, path, resolution, split)
     return path
-
-
-def in_subset(name: str, share: float) -> bool:
-    """Whether a concept (or a clip art's family) belongs to a ``share`` of all, chosen by hash."""
-    return share >= 1.0 or int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) < share * 2**32
-
-
-def subset_of(ts: TrainSet, share: float) -> TrainSet:
-    """The pictures (not typography) of a ``share`` of the concepts, every rendition of each:
-    calibration runs that compare designs on objects."""
-    concepts, families, _, eligible = X.record_info(ts)
-    keep = [
-        i for i, (c, f) in enumerate(zip(concepts, families, strict=True)) if eligible[i] and in_subset(c or f, share)
-    ]
-    idx = torch.tensor(keep)
-    glyph_of = ts.glyph_of[idx]
-    has = glyph_of >= 0
-    new_glyph = torch.full_like(glyph_of, -1)
-    new_glyph[has] = torch.arange(int(has.sum()))
-
-    def sel(values: list | None) -> list | None:
-        return None if values is None else [values[i] for i in keep]
-
-    return TrainSet(
-        ts.images[idx],
-        ts.glyphs[glyph_of[has]],
-        new_glyph,
-        [ts.captions[i] for i in keep],
-        [ts.keys[i] for i in keep],
-        [ts.sources[i] for i in keep],
-        None if ts.rgba is None else ts.rgba[idx],
-        None if ts.backgrounds is None else ts.backgrounds[idx],
-        sel(ts.names),
-        sel(ts.styles),
-        sel(ts.tones),
-        None if ts.thumbs is None else ts.thumbs[idx],
-    )
-
-
-class Exemplars:
-    """Everything exemplar conditioning needs on the training device: every record's thumbnail,
-    its candidate exemplars, and a database (the eligible records) to look prompts up in."""
-
-    def __init__(
-        self,
-        train: TrainSet,
-        encoder: TextEncoder,
-        tokenizer: Tokenizer,
-        device: torch.device,
-        cache: Path | None = None,
-    ):
-        assert train.names is not None
-        concepts, families, texts, eligible = X.record_info(train)
-        keys = encode_pooled(texts, encoder, tokenizer, device, cache).cpu()
-        # neighbours are chosen by name alone: keys share their style words ("…, clip art"),
-        # which would make any two clip arts look alike
-        names = encode_pooled(
-            train.names, encoder, tokenizer, device, cache.with_name(cache.stem + "-names.pt") if cache else None
-        ).cpu()
-        thumbs = train.thumbnails()
-        self.cands_np = X.candidates(concepts, families, names, thumbs, eligible)
-        self.cands = torch.from_numpy(self.cands_np).to(device)
-        self.thumbs = thumbs.to(device)
-        rows = np.flatnonzero(eligible)
-        self.db = X.ExemplarDB(thumbs[rows], keys[rows], [texts[i] for i in rows], [train.sources[i] for i in rows])
-        self.concepts, self.eligible = concepts, eligible
-
-    def for_val(self, val: TrainSet, encoder: TextEncoder, tokenizer: Tokenizer, device: torch.device) -> torch.Tensor:
-        """One exemplar thumbnail per validation record, from the training records: another
-        source's drawing of its concept, else the nearest key above the threshold; blank if none."""
-        concepts, _, texts, eligible = X.record_info(val)
-        vkeys = encode_pooled(texts, encoder, tokenizer, device).cpu()
-        out = torch.zeros(len(val), X.CHANNELS, X.THUMB, X.THUMB, dtype=torch.uint8)
-        by_concept: dict[str, int] = {}
-        for j, c in enumerate(self.concepts):
-            if c is not None and self.eligible[j]:
-                by_concept.setdefault(c, j)
-        for i in range(len(val)):
-            if not eligible[i]:
-                continue
-            j = by_concept.get(concepts[i]) if concepts[i] else None
-            if j is None:
-                out[i] = self.db.lookup(vkeys[i : i + 1], [0])[0][0]
-            else:
-                out[i] = self.thumbs[j].cpu()
-        return out
-
-
-class CaptionStore:
-    """Every caption of the training set encoded once by the frozen text encoder and kept in
-    one padded tensor on the training device (bf16). Row ``null`` is the empty caption.
-    With ``cache`` the states are saved and reused while the captions stay the same."""
-
-    def __init__(
-        self,
-        captions: list[str],
-        encoder: TextEncoder,
-        tokenizer: Tokenizer,
-        device: torch.device,
-        chunk: int = 512,
-        progress: bool = True,
-        cache: Path | None = None,
-    ):
-        texts = [*captions, ""]
-        self.null = len(captions)
-        tokens = tokenizer(texts)
-        self.ids, self.mask = tokens.ids, tokens.mask
-        n, length = self.ids.shape
-        self.lengths = self.mask.sum(1).to(device)
-        digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
-        if cache is not None and cache.exists():
-            saved = torch.load(cache, map_location="cpu", mmap=True)
-            if saved["digest"] == digest:
-                self.states, self.pooled = saved["states"].to(device), saved["pooled"].to(device)
-                self.mask = self.mask.to(device)
-                return
-        self.states = torch.empty(n, length, encoder.word.embedding_dim, dtype=torch.bfloat16, device=device)
-        self.pooled = torch.empty(n, encoder.word.embedding_dim, dtype=torch.float32, device=device)
-        enc = encoder.to(device)
-        started = time.time()
-        for i in range(0, n, chunk):
-            ids, mask = self.ids[i : i + chunk].to(device), self.mask[i : i + chunk].to(device)
-            with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
-                s, p = enc(ids, mask)
-            self.states[i : i + chunk] = s.to(torch.bfloat16)
-            self.pooled[i : i + chunk] = p.float()
-            if progress and (i // chunk) % 20 == 0:
-                print(
-                    f"  encoded {min(i + chunk, n)}/{n} captions ({time.time() - started:.0f}s)",
-                    file=sys.stderr,
-                )
-        self.mask = self.mask.to(device)
-        if cache is not None:  # the frozen encoder gives the same states every run: keep them
-            torch.save({"digest": digest, "states": self.states.cpu(), "pooled": self.pooled.cpu()}, cache)
-
-    def batch(self, rows: torch.Tensor, fixed: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """States, mask and pooled embedding of caption ``rows``; padded to the batch's longest
-        caption, or to the store's (``fixed``: one shape for torch.compile)."""
-        length = self.states.shape[1] if fixed else int(self.lengths[rows].max())
-        return self.states[rows, :length], self.mask[rows, :length], self.pooled[rows]
 
 
 def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:

@@ -18,6 +18,7 @@ silhouette and its main colours, too little to copy a drawing.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +36,7 @@ from limner.model.exemplars import (  # noqa: F401  (the sampling side, re-expor
     thumbnails,
     to_atlas,
 )
+from limner.model.text import TextEncoder, Tokenizer, encode_pooled
 
 if TYPE_CHECKING:
     from limner.data.trainset import TrainSet
@@ -235,3 +237,91 @@ if __name__ == "__main__":
     a = p.parse_args()
     db = build(a.corpus, a.out, a.dims, a.threshold, a.every_tone)
     print(f"{len(db)} exemplars, {a.out.stat().st_size / 1e6:.2f} MB in {a.out}")
+
+
+def in_subset(name: str, share: float) -> bool:
+    """Whether a concept (or a clip art's family) belongs to a ``share`` of all, chosen by hash."""
+    return share >= 1.0 or int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) < share * 2**32
+
+
+def subset_of(ts: TrainSet, share: float) -> TrainSet:
+    """The pictures (not typography) of a ``share`` of the concepts, every rendition of each:
+    calibration runs that compare designs on objects."""
+    from limner.data.trainset import TrainSet
+
+    concepts, families, _, eligible = record_info(ts)
+    keep = [
+        i for i, (c, f) in enumerate(zip(concepts, families, strict=True)) if eligible[i] and in_subset(c or f, share)
+    ]
+    idx = torch.tensor(keep)
+    glyph_of = ts.glyph_of[idx]
+    has = glyph_of >= 0
+    new_glyph = torch.full_like(glyph_of, -1)
+    new_glyph[has] = torch.arange(int(has.sum()))
+
+    def sel(values: list | None) -> list | None:
+        return None if values is None else [values[i] for i in keep]
+
+    return TrainSet(
+        ts.images[idx],
+        ts.glyphs[glyph_of[has]],
+        new_glyph,
+        [ts.captions[i] for i in keep],
+        [ts.keys[i] for i in keep],
+        [ts.sources[i] for i in keep],
+        None if ts.rgba is None else ts.rgba[idx],
+        None if ts.backgrounds is None else ts.backgrounds[idx],
+        sel(ts.names),
+        sel(ts.styles),
+        sel(ts.tones),
+        None if ts.thumbs is None else ts.thumbs[idx],
+    )
+
+
+class Exemplars:
+    """Everything exemplar conditioning needs on the training device: every record's thumbnail,
+    its candidate exemplars, and a database (the eligible records) to look prompts up in."""
+
+    def __init__(
+        self,
+        train: TrainSet,
+        encoder: TextEncoder,
+        tokenizer: Tokenizer,
+        device: torch.device,
+        cache: Path | None = None,
+    ):
+        assert train.names is not None
+        concepts, families, texts, eligible = record_info(train)
+        keys = encode_pooled(texts, encoder, tokenizer, device, cache).cpu()
+        # neighbours are chosen by name alone: keys share their style words ("…, clip art"),
+        # which would make any two clip arts look alike
+        names = encode_pooled(
+            train.names, encoder, tokenizer, device, cache.with_name(cache.stem + "-names.pt") if cache else None
+        ).cpu()
+        thumbs = train.thumbnails()
+        self.cands_np = candidates(concepts, families, names, thumbs, eligible)
+        self.cands = torch.from_numpy(self.cands_np).to(device)
+        self.thumbs = thumbs.to(device)
+        rows = np.flatnonzero(eligible)
+        self.db = ExemplarDB(thumbs[rows], keys[rows], [texts[i] for i in rows], [train.sources[i] for i in rows])
+        self.concepts, self.eligible = concepts, eligible
+
+    def for_val(self, val: TrainSet, encoder: TextEncoder, tokenizer: Tokenizer, device: torch.device) -> torch.Tensor:
+        """One exemplar thumbnail per validation record, from the training records: another
+        source's drawing of its concept, else the nearest key above the threshold; blank if none."""
+        concepts, _, texts, eligible = record_info(val)
+        vkeys = encode_pooled(texts, encoder, tokenizer, device).cpu()
+        out = torch.zeros(len(val), CHANNELS, THUMB, THUMB, dtype=torch.uint8)
+        by_concept: dict[str, int] = {}
+        for j, c in enumerate(self.concepts):
+            if c is not None and self.eligible[j]:
+                by_concept.setdefault(c, j)
+        for i in range(len(val)):
+            if not eligible[i]:
+                continue
+            j = by_concept.get(concepts[i]) if concepts[i] else None
+            if j is None:
+                out[i] = self.db.lookup(vkeys[i : i + 1], [0])[0][0]
+            else:
+                out[i] = self.thumbs[j].cpu()
+        return out

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -220,3 +222,57 @@ def encode_pooled(
     if cache is not None:
         torch.save({"digest": digest, "pooled": pooled.cpu()}, cache)
     return pooled
+
+
+class CaptionStore:
+    """Every caption of the training set encoded once by the frozen text encoder and kept in
+    one padded tensor on the training device (bf16). Row ``null`` is the empty caption.
+    With ``cache`` the states are saved and reused while the captions stay the same."""
+
+    def __init__(
+        self,
+        captions: list[str],
+        encoder: TextEncoder,
+        tokenizer: Tokenizer,
+        device: torch.device,
+        chunk: int = 512,
+        progress: bool = True,
+        cache: Path | None = None,
+    ):
+        texts = [*captions, ""]
+        self.null = len(captions)
+        tokens = tokenizer(texts)
+        self.ids, self.mask = tokens.ids, tokens.mask
+        n, length = self.ids.shape
+        self.lengths = self.mask.sum(1).to(device)
+        digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
+        if cache is not None and cache.exists():
+            saved = torch.load(cache, map_location="cpu", mmap=True)
+            if saved["digest"] == digest:
+                self.states, self.pooled = saved["states"].to(device), saved["pooled"].to(device)
+                self.mask = self.mask.to(device)
+                return
+        self.states = torch.empty(n, length, encoder.word.embedding_dim, dtype=torch.bfloat16, device=device)
+        self.pooled = torch.empty(n, encoder.word.embedding_dim, dtype=torch.float32, device=device)
+        enc = encoder.to(device)
+        started = time.time()
+        for i in range(0, n, chunk):
+            ids, mask = self.ids[i : i + chunk].to(device), self.mask[i : i + chunk].to(device)
+            with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
+                s, p = enc(ids, mask)
+            self.states[i : i + chunk] = s.to(torch.bfloat16)
+            self.pooled[i : i + chunk] = p.float()
+            if progress and (i // chunk) % 20 == 0:
+                print(
+                    f"  encoded {min(i + chunk, n)}/{n} captions ({time.time() - started:.0f}s)",
+                    file=sys.stderr,
+                )
+        self.mask = self.mask.to(device)
+        if cache is not None:  # the frozen encoder gives the same states every run: keep them
+            torch.save({"digest": digest, "states": self.states.cpu(), "pooled": self.pooled.cpu()}, cache)
+
+    def batch(self, rows: torch.Tensor, fixed: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """States, mask and pooled embedding of caption ``rows``; padded to the batch's longest
+        caption, or to the store's (``fixed``: one shape for torch.compile)."""
+        length = self.states.shape[1] if fixed else int(self.lengths[rows].max())
+        return self.states[rows, :length], self.mask[rows, :length], self.pooled[rows]
