@@ -59,7 +59,7 @@ class Batch:
     def all_cancelled(self) -> bool:
         return len(self.cancelled) == len(self.requests)
 
-    def step(self, done: int, total: int, previews: Callable[[int], list[Image.Image]] | None = None) -> bool:
+    def step(self, done: int, total: int, previews: Callable[[int], list[Image.Image] | None] | None = None) -> bool:
         """After sampling step ``done`` of ``total``: urgent short work runs (moderation waits a
         step, not the batch), cancellations are noted, each live request hears its progress
         (with ``previews(j)`` of its images if it asked for them). True when all are cancelled."""

@@ -28,13 +28,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from PIL import Image
 
-from limner.engine import compute
+from limner.engine.backend import Batch
 from limner.engine.builtin import to_images
 from limner.engine.request import (
     GeneratedImage,
     GenerationRequest,
     ModelInfo,
-    Progress,
     common_settings,
     image_parameters,
     parse_size,
@@ -442,27 +441,26 @@ class DiffusersBackend:
         if s0["mode"] == "inpaint":
             kwargs["mask_image"] = masks
 
-        # 3. sample, reporting each step to each request
-        cancelled: set[int] = set()
+        # 3. sample, reporting each step to each request (previews decoded every few steps, when asked for)
+        batch = Batch(requests)
         wanted = [k for k, owner in enumerate(owners) if requests[owner].previews]
         shown: dict[int, Image.Image] = {}  # image row → its latest preview
 
         def on_step(p: Any, i: int, t: Any, cb_kwargs: dict) -> dict:
-            compute.between_steps()  # urgent short work (moderation) waits a step, not the batch
-            for j, req in enumerate(requests):
-                if req.cancel.is_set():
-                    cancelled.add(j)
-            if len(cancelled) == len(requests):
-                p._interrupt = True
             total = getattr(p, "num_timesteps", None) or s0["num_inference_steps"]  # img2img runs fewer
             every = max(1, total // PREVIEWS_PER_RUN)
-            if wanted and "latents" in cb_kwargs and ((i + 1) % every == 0 or i + 1 == total):
-                shown.update(zip(wanted, self._previews(p, cb_kwargs["latents"][wanted], s0), strict=False))
-            for j, req in enumerate(requests):
-                if req.on_progress and j not in cancelled:
-                    rows = [k for k, o in enumerate(owners) if o == j]
-                    previews = [shown[k] for k in rows] if req.previews and all(k in shown for k in rows) else None
-                    req.on_progress(Progress(i + 1, total, previews))
+            due = bool(wanted) and "latents" in cb_kwargs and ((i + 1) % every == 0 or i + 1 == total)
+
+            def previews(j: int) -> list[Image.Image] | None:
+                nonlocal due
+                if due:  # once per step, for every row that wants one
+                    shown.update(zip(wanted, self._previews(p, cb_kwargs["latents"][wanted], s0), strict=False))
+                    due = False
+                rows = [k for k, o in enumerate(owners) if o == j]
+                return [shown[k] for k in rows] if all(k in shown for k in rows) else None
+
+            if batch.step(i + 1, total, previews):
+                p._interrupt = True  # every request was cancelled: stop sampling
             return cb_kwargs
 
         accepted = inspect.signature(pipe.__call__).parameters
@@ -473,14 +471,12 @@ class DiffusersBackend:
         kwargs = {k: v for k, v in kwargs.items() if k in accepted}  # what resolve() let through but went unused
         with torch.inference_mode():
             result = pipe(**kwargs).images
-        if len(cancelled) == len(requests):
+        if batch.all_cancelled:
             raise Cancelled("cancelled by the caller")
 
         # 4. typography, inpainting's paste-back, parameters
-        out: list[list[GeneratedImage] | BaseException] = [[] for _ in requests]
         for k, (img, owner) in enumerate(zip(result, owners, strict=True)):
-            if owner in cancelled:
-                out[owner] = Cancelled("cancelled by the caller")
+            if owner in batch.cancelled:
                 continue
             req, st = requests[owner], settings[owner]
             prepared = prepare(req.prompt, seeds[k], max(img.size), req.typography)
@@ -490,10 +486,8 @@ class DiffusersBackend:
                 keep = _white_is_repaint(req.mask).resize(img.size).point(lambda v: 0 if v > 127 else 255)
                 img = Image.composite(src, img.convert("RGB"), keep)
             params = image_parameters(req, st, seeds[k], self.name, self.kind, st["sampler"], prepared.parsed.spans)
-            lst = out[owner]
-            assert isinstance(lst, list)
-            lst.append(GeneratedImage(img.convert("RGB"), seeds[k], req.prompt, self.name, params))
-        return out
+            batch.add(owner, GeneratedImage(img.convert("RGB"), seeds[k], req.prompt, self.name, params))
+        return batch.results()
 
     def _previews(self, pipe: Any, latents: torch.Tensor, s0: dict) -> list[Image.Image]:
         """The current latents as small images, decoded by the pipeline's own VAE."""
