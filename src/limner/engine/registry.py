@@ -119,7 +119,8 @@ def check(spec: ModelSpec) -> ModelState:
 
 def _builtin_backends() -> None:
     from limner.engine.builtin import LimnerBackend
-    from limner.engine.diffusers_backend import DiffusersBackend, check_diffusers
+    from limner.engine.diffusers_backend import DiffusersBackend
+    from limner.engine.diffusers_files import check_diffusers
 
     register_backend("limner", LimnerBackend, check=_check_limner)
     register_backend("diffusers", DiffusersBackend, check=check_diffusers)  # diffusers itself is imported on use
