@@ -1,4 +1,4 @@
-"""The MCP server (``server/mcp.py``) through the SDK's own client: connected in memory to the stdio
+"""The MCP server (``server/mcp/``) through the SDK's own client: connected in memory to the stdio
 server, and over streamable HTTP (in-process, on the app's event loop) to ``/mcp`` in the app."""
 
 from __future__ import annotations

@@ -1,59 +1,37 @@
-"""Limner as a Model Context Protocol server, so assistants (Claude Desktop, VS Code, Cursor, custom
-agents) can draw with it: ``generate_image``, ``edit_image`` and ``list_models``, over stdio
-(``limner mcp``) and over streamable HTTP at ``/mcp`` in ``limner serve``, where every request
-carries an API key.
-
-A call takes the Images API's path — ``generation.admission`` (moderation, the key's quota), then
-``generation.run`` with endpoint "mcp" — so quotas, moderation and usage records are the API's. A
-refusal comes back as a tool error holding the API's error object (same code, same words). Images
-come back as PNG image content with their seed and parameters, and a link to the kept file: over
-HTTP the API's signed file URL, over stdio the PNG written to the output folder."""
+"""The tools: ``generate_image``, ``edit_image`` and ``list_models``, with the Images API's
+parameter names and bounds, its admission and generation path, and its error objects."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import json
 import logging
-import re
 import secrets
 import threading
-import urllib.parse
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated
 
 import anyio
-from fastapi import FastAPI
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent, ToolAnnotations
 from pydantic import Field
 from starlette.requests import Request
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from limner import __version__
 from limner.engine import Engine, GeneratedImage, GenerationRequest, Progress
 from limner.engine.request import MAX_N, MAX_PROMPT_CHARS, MAX_STEPS
-from limner.errors import Busy, Forbidden, InvalidRequest, LimnerError, NotFound, RateLimited, TooLarge
-from limner.moderation import Policy
-from limner.provenance import Provenance
+from limner.errors import Busy, LimnerError, RateLimited
 from limner.server import generation
 from limner.server.api.images import public_base
-from limner.server.body_limit import MCP_PATH, body_limit
-from limner.server.deps import get_api_key
 from limner.server.errors import error_object
-from limner.server.settings import Settings
+from limner.server.mcp.door import Door, Drawn
+from limner.server.mcp.inputs import image_bytes
 from limner.server.uploads import edit_mask, read_image
-from limner.server.work import Slots
-from limner.store.db import ApiKey, Database, StoredFile
-from limner.store.files import FileStore
 
 log = logging.getLogger("limner.server")
+
 
 INSTRUCTIONS = """Limner draws images from text prompts on its own server.
 list_models: the models and the sizes each makes. generate_image: draw from a prompt.
@@ -61,10 +39,8 @@ edit_image: repaint an image, or only the part a mask leaves transparent.
 Text in double quotes in a prompt is set exactly as written ('a poster that says "GRAND OPENING"').
 Every result gives each image's seed and parameters: the same ones make the same image again."""
 
-_FILE_LINK = re.compile(r"/v1/files/(file-[0-9a-f]{32})/content$")
 
-# -- the tools' parameters: the Images API's names and bounds (engine/request.py) -------------------
-
+# the tools' parameters: the Images API's names and bounds (engine/request.py)
 Prompt = Annotated[
     str,
     Field(
@@ -75,6 +51,8 @@ Prompt = Annotated[
         "The built-in model reads about the first 35 words.",
     ),
 ]
+
+
 Size = Annotated[
     str | None,
     Field(
@@ -83,7 +61,11 @@ Size = Annotated[
         "list_models shows them.",
     ),
 ]
+
+
 Count = Annotated[int, Field(ge=1, le=MAX_N, description="How many images; image i uses seed + i.")]
+
+
 Seed = Annotated[
     int | None,
     Field(
@@ -93,45 +75,28 @@ Seed = Annotated[
         "(the result says which).",
     ),
 ]
+
+
 Model = Annotated[str | None, Field(max_length=200, description="A model name from list_models; omit for the default.")]
+
+
 Negative = Annotated[
     str, Field(max_length=MAX_PROMPT_CHARS, description='What to steer away from ("blurry, text"). Optional.')
 ]
+
+
 Steps = Annotated[
     int | None,
     Field(ge=1, le=MAX_STEPS, description="Sampling steps: more is slower and usually cleaner. Omit for the model's."),
 ]
+
+
 Guidance = Annotated[
     float | None,
     Field(
         ge=0, le=30, description="How closely to follow the prompt (classifier-free guidance). Omit for the model's."
     ),
 ]
-
-
-@dataclass
-class Door:
-    """What one call draws with, and for whom: the service's objects, the caller's key, and where
-    the images are kept."""
-
-    db: Database
-    engine: Engine
-    policy: Policy
-    slots: Slots
-    settings: Settings
-    key: ApiKey | None = None  # HTTP: the request's key; stdio: none (the local user, as `limner generate`)
-    request_id: str = "-"
-    files: FileStore | None = None  # HTTP: images are stored and linked by signed URL
-    base_url: str = ""
-    outputs: Path | None = None  # stdio: images are written here and linked as files
-    provenance: Provenance | None = None  # the watermark and the manifest's signer (None: neither)
-
-
-@dataclass
-class Drawn:
-    png: bytes
-    parameters: dict
-    link: str | None
 
 
 def create_server(local: Door | None = None) -> MCPServer:
@@ -211,10 +176,10 @@ def create_server(local: Door | None = None) -> MCPServer:
 
         def prepare() -> GenerationRequest:  # after admission: a refused call decodes nothing
             limit = door.settings.max_upload_pixels
-            source = read_image(_image_bytes(door, image, "image"), param="image", max_pixels=limit)
+            source = read_image(image_bytes(door, image, "image"), param="image", max_pixels=limit)
             matte = None
             if mask is not None:
-                matte = edit_mask(source, read_image(_image_bytes(door, mask, "mask"), param="mask", max_pixels=limit))
+                matte = edit_mask(source, read_image(image_bytes(door, mask, "mask"), param="mask", max_pixels=limit))
             return GenerationRequest(
                 prompt,
                 negative_prompt=negative_prompt,
@@ -354,67 +319,6 @@ def tool_error(e: LimnerError, request_id: str = "-") -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=json.dumps({"error": body}))], is_error=True)
 
 
-def _image_bytes(door: Door, value: str, param: str) -> bytes:
-    """An input image given as a link this server handed out, a local file (stdio only), or base64
-    (a data: URL too), within the upload limit."""
-    value = value.strip()
-    limit = door.settings.max_upload_bytes
-    too_large = TooLarge(
-        f"'{param}' is larger than the upload limit of {limit:,} bytes", code="file_too_large", param=param
-    )
-    if value.startswith(("http://", "https://")):
-        return _linked_file(door, value, param)
-    if door.outputs is not None and len(value) < 4096 and not value.startswith("data:"):
-        path = Path(urllib.parse.unquote(value[7:]) if value.startswith("file://") else value).expanduser()
-        try:
-            size = path.stat().st_size if path.is_file() else None
-        except OSError:  # not a name a path can have (base64 is read below)
-            size = None
-        if size is not None:
-            if size > limit:
-                raise too_large
-            return path.read_bytes()
-    encoded = value.partition(",")[2] if value.startswith("data:") else value
-    try:
-        data = base64.b64decode("".join(encoded.split()), validate=True)
-    except (binascii.Error, ValueError):
-        data = b""
-    if not data:
-        where = "a local file, " if door.outputs is not None else ""
-        raise InvalidRequest(
-            f"'{param}' must be the link of an image this server made, {where}or base64 image data",
-            code="invalid_image",
-            param=param,
-        )
-    if len(data) > limit:
-        raise too_large
-    return data
-
-
-def _linked_file(door: Door, url: str, param: str) -> bytes:
-    """The stored file behind a signed link of this server's (``/v1/files/{id}/content``); nothing
-    else is fetched."""
-    parts = urllib.parse.urlsplit(url)
-    found = _FILE_LINK.search(parts.path)
-    query = urllib.parse.parse_qs(parts.query)
-    expires, signature = query.get("expires", [""])[0], query.get("signature", [""])[0]
-    if door.files is None or not found or not expires.isdigit() or not signature:
-        raise InvalidRequest(
-            f"'{param}' is a link, but not to an image this server made: give such a link, or the image in base64",
-            code="invalid_image",
-            param=param,
-        )
-    file_id = found.group(1)
-    if not door.files.check(file_id, int(expires), signature):
-        raise Forbidden("This link has expired or its signature is wrong.", code="invalid_signature", param=param)
-    with door.db.session() as s:
-        row = s.get(StoredFile, file_id)
-        path = Path(row.path) if row is not None else None
-    if path is None or not path.exists():
-        raise NotFound(f"No file with id '{file_id}'.", code="file_not_found", param=param)
-    return path.read_bytes()
-
-
 def _models(engine: Engine) -> list[dict]:
     """Every model; the default's details (loading it: the first image needs it anyway) and those of
     models loaded already. No paths: they are the server's."""
@@ -430,63 +334,3 @@ def _models(engine: Engine) -> list[dict]:
                 item |= {"sizes": info.sizes, "modes": info.modes, "defaults": info.defaults}
         out.append(item)
     return out
-
-
-# -- the two doors -----------------------------------------------------------------------------------
-
-
-class Endpoint:
-    """``/mcp`` in ``limner serve``: each request is authenticated with an API key, by the Images
-    API's own lookup (a missing or wrong key is its 401), and the tools find the key on the request."""
-
-    def __init__(self, server: MCPServer):
-        self.server = server
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        request.state.api_key = await anyio.to_thread.run_sync(get_api_key, request)
-        await self.server.session_manager.handle_request(scope, receive, send)
-
-
-def mount(app: FastAPI) -> MCPServer:
-    """Add ``/mcp`` to the app; its sessions run inside the app's lifespan (``serving``)."""
-    server = create_server()
-    app.router.routes.append(Route(MCP_PATH, Endpoint(server), include_in_schema=False))
-    return server
-
-
-@asynccontextmanager
-async def serving(server: MCPServer, settings: Settings) -> AsyncIterator[None]:
-    """Run the endpoint's session manager while the app runs: a fresh one per start (the SDK's runs
-    once). Stateless, so any worker process can answer any request. No DNS-rebinding allowlist:
-    every request needs an API key, which a page that rebinds a name does not have."""
-    server.streamable_http_app(
-        streamable_http_path=MCP_PATH,
-        stateless_http=True,
-        max_request_body_size=body_limit(settings, MCP_PATH),
-        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-    )
-    async with server.session_manager.run():
-        yield
-
-
-def local_door(settings: Settings, outputs: Path) -> Door:
-    """What ``limner mcp`` draws with: the data folder's database (usage is recorded there, with no
-    key), the engine (configured models only: an assistant names no folders), the moderation policy."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    db = Database(settings.resolved_database_url())
-    db.migrate()
-    engine = settings.make_engine()
-    slots = Slots(settings.max_running_requests, settings.max_waiting_requests)
-    policy = Policy.load(settings.moderation_policy)
-    return Door(db, engine, policy, slots, settings, outputs=outputs, provenance=Provenance.from_settings(settings))
-
-
-def serve_stdio(settings: Settings, outputs: Path) -> None:
-    """``limner mcp``: the tools over stdin and stdout, until the assistant closes them."""
-    door = local_door(settings, outputs)
-    try:
-        create_server(door).run("stdio")
-    finally:
-        door.engine.close(wait=False)
-        door.db.engine.dispose()
