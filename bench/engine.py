@@ -100,7 +100,7 @@ def main() -> None:
     )
     args = p.parse_args()
 
-    from limner.eval.run import machine_name
+    from limner.eval.instruments import machine_name
 
     # every torch op runs on the engine's compute thread, as the engine's own work does: a second
     # OpenMP team in the process would slow every step (limner/engine/compute.py)

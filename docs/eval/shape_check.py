@@ -39,7 +39,8 @@ from PIL import Image
 from limner.data.shards import iter_records, shard_paths
 from limner.eval import metrics as M
 from limner.eval.evaluator import Evaluator, pooled_captions, to_eval_tensor
-from limner.eval.run import Instruments, generate_images, load_instruments, pooled_text
+from limner.eval.instruments import Instruments, load_instruments, pooled_text
+from limner.eval.sources import generate_images
 
 
 def blobs(img: Image.Image, side: int = 4) -> Image.Image:

@@ -10,7 +10,8 @@ from limner.data.trainset import pack
 from limner.engine import Engine
 from limner.engine.registry import ModelSpec
 from limner.eval.evaluator import Evaluator, train_evaluator
-from limner.eval.run import SUMMARY, evaluate
+from limner.eval.report import SUMMARY
+from limner.eval.run import evaluate
 from limner.eval.tone import calibrate_corpus
 from limner.model.checkpoint import save_weights
 from limner.model.denoiser import PRESETS, Denoiser
@@ -206,7 +207,7 @@ def test_generation_keeps_within_the_engines_bounded_queue():
     from types import SimpleNamespace
 
     from limner.errors import Busy
-    from limner.eval.run import generate_images
+    from limner.eval.sources import generate_images
 
     class Pending:  # an image is drawn when its caller collects it
         def __init__(self, engine, seed):

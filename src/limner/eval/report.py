@@ -33,6 +33,23 @@ ROWS = [
 ]
 
 
+SUMMARY = {  # the numbers a reference column shows: (section, key)
+    "fidelity (top-1 of 32)": ("fidelity", "generated"),
+    "shape fidelity (grey, top-1 of 32)": ("shape", "generated"),
+    "Fréchet distance to real": ("frechet", "generated_vs_real"),
+    "OCR word accuracy": ("text", "word_accuracy"),
+    "OCR normalised edit distance (quoted spans)": ("text", "ned"),
+    "OCR normalised edit distance (whole image)": ("text", "ned_whole"),
+    "skin-tone accuracy": ("skin_tone", "accuracy"),
+    "skin-tone accuracy, ITA reader (v4)": ("skin_tone", "ita_accuracy"),
+    "memorised share": ("memorisation", "share"),
+}
+
+
+def summary(m: dict) -> dict:
+    return {label: (m.get(section) or {}).get(key) for label, (section, key) in SUMMARY.items()}
+
+
 def _get(m: dict | None, path: tuple[str, ...]):
     for p in path:
         if not isinstance(m, dict) or p not in m:
@@ -106,8 +123,6 @@ def write_report(
 
     refs = m.get("references")
     if refs:
-        from limner.eval.run import SUMMARY, summary
-
         mine = summary(m)
         names = list(refs)
         table.append(

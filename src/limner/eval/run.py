@@ -11,10 +11,8 @@ Their fidelity and Fréchet numbers are recomputed in every report for context.
 from __future__ import annotations
 
 import json
-import platform
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,29 +22,11 @@ from PIL import Image
 from limner.engine.compute import on_compute
 from limner.eval import metrics as M
 from limner.eval.evaluator import Evaluator, to_eval_tensor
-from limner.eval.tone import TONELESS_STYLES, ToneReader, drawn_tones
-from limner.model.text import TextEncoder, Tokenizer
+from limner.eval.instruments import Instruments, load_instruments, machine_name, pooled_text
+from limner.eval.report import summary, write_report
+from limner.eval.sources import PROMPT_SETS, generate_images, measure_speed, real_sets
 
 REFERENCE_MODELS = ("real", "noise", "nearest-train")
-PROMPT_SETS = ("concepts", "typography", "skin_tones")
-
-
-@dataclass
-class Instruments:
-    evaluator: Evaluator
-    evaluator_path: Path
-    shape: Evaluator  # the colour-blind evaluator of shape fidelity
-    shape_path: Path
-    tone_reader: ToneReader
-    tone_reader_path: Path
-    encoder: TextEncoder
-    tokenizer: Tokenizer
-    train_signatures: np.ndarray  # (N, D) copy signatures of the training images
-    copy_threshold: float
-    val_images: np.ndarray  # (V, 64, 64, 3) uint8
-    val_captions: list[str]
-    train_images: np.ndarray
-    train_captions: list[str]
 
 
 def load_prompts(prompts_dir: Path, limit: int | None) -> dict[str, list[dict]]:
@@ -56,209 +36,6 @@ def load_prompts(prompts_dir: Path, limit: int | None) -> dict[str, list[dict]]:
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         sets[name] = rows[:limit] if limit else rows
     return sets
-
-
-def default_evaluator_path() -> Path:
-    from limner.engine.registry import weights_dir
-
-    return weights_dir() / "evaluator.safetensors"
-
-
-def default_shape_evaluator_path() -> Path:
-    from limner.engine.registry import weights_dir
-
-    return weights_dir() / "shape-evaluator.safetensors"
-
-
-def default_tone_reader_path() -> Path:
-    from limner.engine.registry import weights_dir
-
-    return weights_dir() / "skin-tone-reader.safetensors"
-
-
-def machine_name() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {torch.get_num_threads()} threads, {gpu}"
-
-
-@on_compute
-def pooled_text(instr: Instruments, texts: list[str]) -> torch.Tensor:
-    out = []
-    for i in range(0, len(texts), 256):
-        t = instr.tokenizer(texts[i : i + 256])
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-            out.append(instr.encoder(t.ids, t.mask)[1].float())
-    return torch.cat(out)
-
-
-def calibrate_copies(train_images: np.ndarray, signatures: np.ndarray, n: int = 300, seed: int = 0) -> float:
-    """Similarity above which an image counts as a near copy: the 5th percentile of the
-    similarity between training images and altered copies of them (±5 % brightness, pixel noise
-    σ = 4), so 95 % of such copies are caught. Positions are not shifted: a memorised image comes
-    back on the same pixel grid, and a one-pixel shift of a sharp 64 px icon already looks like
-    another drawing to a thumbnail."""
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(len(train_images), size=min(n, len(train_images)), replace=False)
-    sims = []
-    for i in idx:
-        img = train_images[i].astype(np.float32) * rng.uniform(0.95, 1.05) + rng.normal(0, 4, train_images[i].shape)
-        sig = M.copy_signature(np.clip(img, 0, 255).astype(np.uint8))
-        sims.append(float(sig @ signatures[i]))
-    return float(np.percentile(sims, 5))
-
-
-@on_compute
-def load_instruments(
-    corpus: Path,
-    evaluator_path: Path | None = None,
-    shape_evaluator_path: Path | None = None,
-    tone_reader_path: Path | None = None,
-) -> Instruments:
-    from limner.data.trainset import TrainSet
-
-    path = evaluator_path or default_evaluator_path()
-    if not Path(path).exists():
-        raise FileNotFoundError(f"evaluator weights {path} not found: run `limner train-evaluator` first")
-    shape_path = shape_evaluator_path or default_shape_evaluator_path()
-    if not Path(shape_path).exists():
-        raise FileNotFoundError(
-            f"shape-evaluator weights {shape_path} not found: run `limner train-evaluator --grey` first"
-        )
-    tone_path = tone_reader_path or default_tone_reader_path()
-    if not Path(tone_path).exists():
-        raise FileNotFoundError(f"skin-tone reader {tone_path} not found: run `limner calibrate-tones` first")
-    evaluator, _ = Evaluator.load(path)
-    shape, _ = Evaluator.load(shape_path)
-    if shape.cfg.colour:
-        raise ValueError(
-            f"{shape_path} sees colour: the shape evaluator is trained with `limner train-evaluator --grey`"
-        )
-    train = TrainSet.load(Path(corpus) / "trainset-64-train.npz")
-    val = TrainSet.load(Path(corpus) / "trainset-64-val.npz")
-    train_images = train.images.permute(0, 2, 3, 1).numpy()
-    val_images = val.images.permute(0, 2, 3, 1).numpy()
-    cache = Path(corpus) / "eval-signatures-32rgb.npy"
-    if cache.exists() and len(np.load(cache, mmap_mode="r")) == len(train_images):
-        sigs = np.load(cache)
-    else:
-        sigs = np.stack([M.copy_signature(im) for im in train_images])
-        np.save(cache, sigs)
-    return Instruments(
-        evaluator,
-        Path(path),
-        shape,
-        Path(shape_path),
-        ToneReader.load(tone_path),
-        Path(tone_path),
-        TextEncoder.load(),
-        Tokenizer(),
-        sigs,
-        calibrate_copies(train_images, sigs),
-        val_images,
-        [c[0] for c in val.captions],
-        train_images,
-        [c[0] for c in train.captions],
-    )
-
-
-# -- producing images -----------------------------------------------------------------------------
-
-
-def generate_images(
-    model: str,
-    prompts: list[str],
-    seeds: list[int],
-    instr: Instruments,
-    engine=None,
-    batch: int = 8,
-    progress=None,
-    typography: str = "auto",
-) -> list[Image.Image]:
-    if model == "noise":
-        rng = np.random.default_rng(0)
-        return [Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)) for _ in prompts]
-    if model == "nearest-train":
-        q = pooled_text(instr, prompts)
-        keys = pooled_text(instr, instr.train_captions)
-        nearest = (q @ keys.T).argmax(1).tolist()
-        return [Image.fromarray(instr.train_images[i]).resize((256, 256), Image.Resampling.LANCZOS) for i in nearest]
-    from limner.engine import Engine, GenerationRequest
-
-    engine = engine or Engine()
-    requests = [
-        GenerationRequest(p, seed=s, model=model, typography=typography) for p, s in zip(prompts, seeds, strict=True)
-    ]
-    # at most ``ahead`` waiting at a time: enough to fill every batch, within the engine's bounded queue
-    ahead = max(batch * 4, 1)
-    futures = [engine.submit(r) for r in requests[:ahead]]
-    images = []
-    for i in range(len(requests)):
-        images.append(futures[i].result()[0].image)
-        if i + ahead < len(requests):
-            futures.append(engine.submit(requests[i + ahead]))
-        if progress:
-            progress("generating", i + 1, len(requests))
-    return images
-
-
-def measure_speed(model: str, engine, repeats: int = 2) -> dict:
-    """Seconds per image and images per second at batch 1 and 4, on this machine."""
-    from limner.engine import GenerationRequest
-
-    out: dict = {"machine": machine_name()}
-    engine.generate(GenerationRequest("warm-up", seed=0, model=model))
-    for n in (1, 4):
-        t = time.perf_counter()
-        for r in range(repeats):
-            engine.generate(GenerationRequest("a red apple, 3D render", n=n, seed=r, model=model))
-        dt = (time.perf_counter() - t) / repeats
-        out[f"batch{n}"] = {
-            "seconds_per_call": round(dt, 3),
-            "seconds_per_image": round(dt / n, 3),
-            "images_per_second": round(n / dt, 3),
-        }
-    return out
-
-
-def real_sets(corpus: Path, limit: int | None) -> tuple[dict[str, list[dict]], dict[str, list[Image.Image]]]:
-    """Validation records standing in for the three prompt sets: images with their own caption,
-    typography scenes with their exact strings, and emoji that draw exactly one skin tone (the tone
-    drawn, :func:`limner.eval.tone.drawn_tones`; line icons, which draw none, left out)."""
-    from limner.data.shards import iter_records, shard_paths
-
-    n = limit or 10**9
-    sets: dict[str, list[dict]] = {k: [] for k in PROMPT_SETS}
-    images: dict[str, list[Image.Image]] = {k: [] for k in PROMPT_SETS}
-    for rec in iter_records(shard_paths(corpus, "val")):
-        tones = drawn_tones(rec.meta)
-        if len(sets["concepts"]) < n:
-            sets["concepts"].append({"id": rec.key, "prompt": rec.meta["captions"][0]})
-            images["concepts"].append(rec.image())
-        if len(tones) == 1 and len(sets["skin_tones"]) < n and rec.meta["style"] not in TONELESS_STYLES:
-            sets["skin_tones"].append({"id": rec.key, "prompt": rec.meta["captions"][0], "tone": tones[0]})
-            images["skin_tones"].append(rec.image())
-    for rec in iter_records(shard_paths(corpus, "val", "typography")):
-        if len(sets["typography"]) >= n:
-            break
-        texts = [s["text"] for s in rec.meta["spans"]]
-        sets["typography"].append(
-            {
-                "id": rec.key,
-                "prompt": rec.meta["captions"][0],
-                "text": texts,
-                "words": [w for t in texts for w in t.split()],
-            }
-        )
-        images["typography"].append(rec.image())
-    return sets, images
 
 
 # -- metrics ----------------------------------------------------------------------------------------
@@ -342,18 +119,6 @@ def _finite(obj):
 #    drawn; the ITA reading stays in metrics.json as skin_tone.ita_accuracy.
 METRICS_VERSION = 6
 
-SUMMARY = {  # the numbers a reference column shows: (section, key)
-    "fidelity (top-1 of 32)": ("fidelity", "generated"),
-    "shape fidelity (grey, top-1 of 32)": ("shape", "generated"),
-    "Fréchet distance to real": ("frechet", "generated_vs_real"),
-    "OCR word accuracy": ("text", "word_accuracy"),
-    "OCR normalised edit distance (quoted spans)": ("text", "ned"),
-    "OCR normalised edit distance (whole image)": ("text", "ned_whole"),
-    "skin-tone accuracy": ("skin_tone", "accuracy"),
-    "skin-tone accuracy, ITA reader (v4)": ("skin_tone", "ita_accuracy"),
-    "memorised share": ("memorisation", "share"),
-}
-
 
 def measure(
     model: str,
@@ -433,10 +198,6 @@ def measure(
     return m, sets, images, ocr, sims
 
 
-def summary(m: dict) -> dict:
-    return {label: (m.get(section) or {}).get(key) for label, (section, key) in SUMMARY.items()}
-
-
 def references(instr: Instruments, sets: dict, corpus: Path, limit: int | None, prompts_dir: Path) -> dict:
     """Summaries of the three reference models on these prompt sets, cached beside the corpus."""
     import hashlib
@@ -483,7 +244,6 @@ def evaluate(
 ) -> dict:
     """Run every metric for ``model``; write ``metrics.json`` and ``report.html`` to ``out``. Unless the
     model is itself a reference, the report carries the references' numbers on the same prompts."""
-    from limner.eval.report import write_report
 
     started = time.time()
     out = Path(out)
