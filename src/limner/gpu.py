@@ -49,8 +49,8 @@ def pack(corpus: Path, dest: Path, resolution: int = 64, init: Path | None = Non
 
     from limner.data.trainset import TrainSet, version_of
     from limner.data.trainset import pack as pack_split
-    from limner.model.checkpoint import load_denoiser, save_int8
-    from limner.model.text import TextEncoder, Tokenizer, prune, quantize, wheel_dir
+    from limner.model.checkpoint import load_denoiser, quantize_int8, save_int8
+    from limner.model.text import TextEncoder, Tokenizer, prune, wheel_dir
 
     if dest.exists():
         shutil.rmtree(dest)
@@ -70,7 +70,7 @@ def pack(corpus: Path, dest: Path, resolution: int = 64, init: Path | None = Non
         captions += [c for caps in TrainSet.load(dest / name).captions for c in caps]
     tokens = Tokenizer()([*captions, ""])
     sd = prune(TextEncoder.load(), tokens.ids[tokens.mask])
-    save_file(quantize(sd), str(dest / "text-encoder.safetensors"))
+    save_file(quantize_int8(sd, only=("layers.", "word.")), str(dest / "text-encoder.safetensors"))
     shutil.copy(wheel_dir() / "tokenizer.json", dest / "tokenizer.json")
     if init is not None:
         model, meta = load_denoiser(init)

@@ -84,13 +84,17 @@ def weight_files(path: Path) -> list[Path]:
     return shards
 
 
-def quantize_int8(tensors: dict[str, torch.Tensor], group: int = 32) -> dict[str, torch.Tensor]:
+def quantize_int8(
+    tensors: dict[str, torch.Tensor], group: int = 32, only: tuple[str, ...] | None = None
+) -> dict[str, torch.Tensor]:
     """Matrices as int8 with one float16 scale per ``group`` weights of a row (``NAME.int8`` and
     ``NAME.scale``), the rest float16: half the bytes, for weights that must travel light (an
-    initialisation sent to a GPU machine). ``read_weights`` undoes it."""
+    initialisation or a pruned text encoder sent to a GPU machine). ``only``: quantise just the
+    matrices whose names start so. ``dequantize_int8`` (and ``read_weights``) undo it."""
     out: dict[str, torch.Tensor] = {}
     for k, v in tensors.items():
-        if v.is_floating_point() and v.dim() == 2 and v.shape[1] % group == 0:
+        chosen = only is None or k.startswith(only)
+        if chosen and v.is_floating_point() and v.dim() == 2 and v.shape[1] % group == 0:
             g = v.float().reshape(v.shape[0], -1, group)  # (out, in/group, group)
             scale = g.abs().amax(-1, keepdim=True).clamp(min=1e-8) / 127
             out[k + ".int8"] = (g / scale).round().to(torch.int8).reshape(v.shape)
@@ -100,7 +104,8 @@ def quantize_int8(tensors: dict[str, torch.Tensor], group: int = 32) -> dict[str
     return out
 
 
-def _dequantize(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def dequantize_int8(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Float32 weights again from ``quantize_int8``'s (other tensors as they are)."""
     out = {k: v for k, v in tensors.items() if not k.endswith((".int8", ".scale"))}
     for k, q in tensors.items():
         if k.endswith(".int8"):
@@ -139,7 +144,7 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
             raise CheckpointError(f"cannot read {f}: {e}") from e
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a Limner weights file (format {meta.get('format')!r})")
-    return (_dequantize(tensors) if any(k.endswith(".int8") for k in tensors) else tensors), meta
+    return (dequantize_int8(tensors) if any(k.endswith(".int8") for k in tensors) else tensors), meta
 
 
 def load_module(path: Path, kind: str, dtype: torch.dtype = torch.float32) -> tuple[torch.nn.Module, dict]:

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from limner.model.checkpoint import dequantize_int8
 from limner.model.invariance import batch_invariant
 
 MAX_TOKENS = 48
@@ -111,7 +112,7 @@ class TextEncoder(nn.Module):
         as the per-sample fallback makes large batches slower."""
         from safetensors.torch import load_file
 
-        sd = dequantize(load_file(str(path or wheel_dir() / "model.safetensors")))
+        sd = dequantize_int8(load_file(str(path or wheel_dir() / "model.safetensors")))
         if "word.weight" not in sd:
             sd = _from_bert_names(sd)
         vocab_map = sd.pop("vocab_map", None)
@@ -176,30 +177,6 @@ def prune(encoder: TextEncoder, used_ids: torch.Tensor) -> dict[str, torch.Tenso
     return sd
 
 
-def quantize(sd: dict[str, torch.Tensor], group: int = 32) -> dict[str, torch.Tensor]:
-    """int8 matrices and word table with one float16 scale per ``group`` consecutive weights of a
-    row (halves a pruned encoder again, for travel to a GPU machine); everything else float16."""
-    out: dict[str, torch.Tensor] = {}
-    for k, v in sd.items():
-        if v.is_floating_point() and v.dim() == 2 and k.startswith(("layers.", "word.")) and v.shape[1] % group == 0:
-            g = v.reshape(v.shape[0], -1, group)  # (out, in/group, group)
-            scale = g.abs().amax(-1, keepdim=True).clamp(min=1e-8) / 127
-            out[k + ".int8"] = (g / scale).round().to(torch.int8).reshape(v.shape)
-            out[k + ".scale"] = scale.half()
-        else:
-            out[k] = v.half() if v.is_floating_point() else v
-    return out
-
-
-def dequantize(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    out = {k: v for k, v in sd.items() if not k.endswith((".int8", ".scale"))}
-    for k in sd:
-        if k.endswith(".int8"):
-            name = k.removesuffix(".int8")
-            scale = sd[name + ".scale"].float()  # (out, in/group, 1)
-            q = sd[k].float().reshape(scale.shape[0], scale.shape[1], -1)
-            out[name] = (q * scale).reshape(sd[k].shape)
-    return out
 
 
 def encode_pooled(

@@ -22,15 +22,8 @@ def get_db(request: Request) -> Database:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    s = request.app.state.db.sessions()
-    try:
+    with request.app.state.db.session() as s:  # committed after the handler, rolled back if it raised
         yield s
-        s.commit()
-    except BaseException:
-        s.rollback()
-        raise
-    finally:
-        s.close()
 
 
 def presented_key(request: Request) -> str | None:
