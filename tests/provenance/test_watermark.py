@@ -49,7 +49,7 @@ def test_the_payload_comes_back_and_the_mark_is_under_the_psnr_floor(marked):
     assert out.size == image.size and out.mode == "RGB"
     assert 38.0 <= watermark.psnr(image, out) < 40.0
     d = watermark.detect(out)
-    assert d.payload == PAYLOAD and d.found and d.false_alarm < 1e-9
+    assert d.payload == PAYLOAD and d.found and d.false_alarm < 1e-8
 
 
 @pytest.mark.parametrize(
