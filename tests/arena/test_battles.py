@@ -3,19 +3,23 @@ daily caps, flagged voters, per-category boards, live battles and the preference
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from arena_helpers import MODELS, POOL, battle_and_vote, error_of, new_battle, png_chunks, sign_up, vote
 from fastapi.testclient import TestClient
+from PIL import Image
 from sqlalchemy import func, select
 
 from limner.arena import battles
 from limner.arena.categories import categorize
+from limner.engine import GenerationRequest
 from limner.provenance import credentials
-from limner.store.db import ArenaBattle, ArenaImage, ArenaVoter, StoredFile
+from limner.store.db import ArenaBattle, ArenaImage, ArenaVoter, Mark, StoredFile
 
 pytestmark = pytest.mark.usefixtures("clock")
 
@@ -416,3 +420,20 @@ def test_an_image_carries_content_credentials_only_after_the_vote(client, pool):
     after = client.get(battle["images"]["a"]).content
     report = credentials.read(after, "png", client.app.state.provenance.trusted_roots())
     assert report.valid and report.trusted and report.generator["model"] == models["a"]
+
+
+def test_arena_images_carry_the_watermark_from_the_start(arena):
+    """Drawn for the pool, each image is marked (its row says which model, for the operator only)
+    before it is kept; the file itself still says nothing about the model."""
+    prompt = "a green frog, flat icon"
+    assert arena.seed_pool([prompt], seed=7) == len(MODELS)
+    with arena.db.session() as s:
+        marks = s.query(Mark).all()
+        rows = s.query(ArenaImage).filter_by(prompt=prompt).all()
+        kept = {im.model: Path(s.get_one(StoredFile, im.file_id).path).read_bytes() for im in rows}
+    assert sorted(m.model for m in marks) == sorted(MODELS)
+    assert {m.request_id for m in marks} == {"arena-pool"} and all(m.key_id is None for m in marks)
+    for model, data in kept.items():
+        assert "tEXt" not in png_chunks(data) and "caBX" not in png_chunks(data)
+        plain = arena.engine.generate(GenerationRequest(prompt, seed=7, model=model))[0].image
+        assert np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).tolist() != np.asarray(plain).tolist()

@@ -115,3 +115,27 @@ def test_kept_pixels_stay_exact_and_half_a_picture_still_carries_the_mark():
 def test_a_large_image_is_marked_at_its_scale_and_found_shrunk():
     image = picture(size=1024, seed=2)  # a 256-px tile: found after shrinking to DETECT_SIDE
     assert watermark.detect(watermark.embed(image, PAYLOAD)).payload == PAYLOAD
+
+
+def test_provenance_mark_alone_registers_the_model_and_the_detector_finds_it(tmp_path):
+    """What the arena uses before a vote: the mark without a manifest, resolvable by the operator."""
+    from types import SimpleNamespace
+
+    from limner.provenance import Provenance
+    from limner.store.db import Database, Mark
+
+    db = Database(f"sqlite:///{tmp_path / 'limner.db'}")
+    db.migrate()
+    provenance = Provenance(None, "a secret", watermark=True)
+    image = SimpleNamespace(image=picture(seed=3), model="tiny-b", seed=11)
+    with db.session() as s:
+        provenance.mark(s, [image], "arena-pool")
+    found = watermark.detect(image.image)
+    assert found.found
+    with db.session() as s:
+        row = s.get_one(Mark, Cipher("a secret").decrypt(found.payload))
+        assert (row.model, row.request_id, row.seed, row.key_id) == ("tiny-b", "arena-pool", 11, None)
+    off = SimpleNamespace(image=picture(seed=3), model="tiny-b", seed=11)
+    with db.session() as s:
+        Provenance(None, "a secret", watermark=False).mark(s, [off], "arena-pool")
+    assert off.image.tobytes() == picture(seed=3).tobytes()

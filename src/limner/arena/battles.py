@@ -12,6 +12,7 @@ import secrets
 import shutil
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from limner.arena.categories import CATEGORIES, categorize
 from limner.arena.ratings import OUTCOMES, Standing, Vote, bootstrap_intervals, choose_pair, leaderboard
-from limner.engine import Engine, GenerationRequest
+from limner.engine import Engine, GeneratedImage, GenerationRequest
 from limner.errors import Conflict, InvalidRequest, RateLimited, Unauthorized
 from limner.moderation import Policy
 from limner.store import days
@@ -51,10 +52,18 @@ def plain_png(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
+# marks images before they are kept (the server's invisible watermark and its marks row), in the
+# session that keeps them, with the request id the row records
+Mark = Callable[[Session, list[GeneratedImage], str], None]
+
+
 class Arena:
-    def __init__(self, db: Database, engine: Engine, files: FileStore, policy: Policy, secret: str):
+    def __init__(
+        self, db: Database, engine: Engine, files: FileStore, policy: Policy, secret: str, mark: Mark | None = None
+    ):
         self.db, self.engine, self.files, self.policy = db, engine, files, policy
         self.secret = secret.encode()
+        self.mark = mark  # the watermark says who made an image even before the vote; nothing visible does
         self.clock = time.time  # seconds since the epoch; simulations and tests swap in their own
 
     # -- models and the pool ------------------------------------------------------------------------
@@ -76,6 +85,7 @@ class Arena:
                     continue
                 image = self.engine.generate(GenerationRequest(prompt, seed=seed + k, model=model))[0]
                 with self.db.session() as s:
+                    self._mark(s, [image], "arena-pool")
                     row = self.files.save(s, plain_png(image.image), "png", meta={"arena": True})
                     s.add(ArenaImage(prompt=prompt, model=model, file_id=row.id))
                 made += 1
@@ -84,6 +94,10 @@ class Arena:
         return made
 
     # -- battles ------------------------------------------------------------------------------------
+
+    def _mark(self, s: Session, images: list[GeneratedImage], request_id: str) -> None:
+        if self.mark is not None:
+            self.mark(s, images, request_id)
 
     def token(self, battle_id: str, voter: str) -> str:
         return hmac.new(self.secret, f"arena:{battle_id}:{voter}".encode(), hashlib.sha256).hexdigest()[:40]
@@ -141,13 +155,14 @@ class Arena:
             s0 = int(rng.integers(2**31))
             try:
                 # generate both before answering: the order of arrival must not hint at the models
-                imgs = [self.engine.generate(GenerationRequest(prompt, seed=s0, model=m))[0].image for m in (a, b)]
+                imgs = [self.engine.generate(GenerationRequest(prompt, seed=s0, model=m))[0] for m in (a, b)]
             except BaseException:
                 self._refund_live(voter, day)  # nothing was drawn: the battle does not count
                 raise
             with self.db.session() as s:
-                file_a = self.files.save(s, plain_png(imgs[0]), "png", meta={"arena": True}).id
-                file_b = self.files.save(s, plain_png(imgs[1]), "png", meta={"arena": True}).id
+                self._mark(s, imgs, "arena-live")
+                file_a = self.files.save(s, plain_png(imgs[0].image), "png", meta={"arena": True}).id
+                file_b = self.files.save(s, plain_png(imgs[1].image), "png", meta={"arena": True}).id
             source = "live"
         battle_id = "battle-" + secrets.token_hex(10)
         with self.db.session() as s:

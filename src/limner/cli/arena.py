@@ -16,6 +16,7 @@ def _arena(models: Path | None, database_url: str | None, data_dir: Path | None)
     from limner.arena.battles import Arena
     from limner.engine import Engine
     from limner.moderation import Policy
+    from limner.provenance import Provenance
     from limner.server.settings import Settings
     from limner.store.files import FileStore
 
@@ -28,6 +29,7 @@ def _arena(models: Path | None, database_url: str | None, data_dir: Path | None)
         FileStore(settings.data_dir / "files", settings.resolved_secret()),
         Policy.load(settings.moderation_policy),
         settings.resolved_secret(),
+        mark=Provenance.from_settings(settings).mark,
     ), engine
 
 

@@ -54,6 +54,18 @@ class Provenance:
         the vote nothing in them may name the model); ``data`` unchanged when manifests are off."""
         return data if self.signer is None else self.signer.sign(data, fmt, Claim(model, __version__))
 
+    def mark(self, session: Session, images: list, request_id: str) -> None:
+        """The watermark alone (the arena's images: before the vote nothing readable in them may name
+        the model, so the manifest waits for ``sign``), when the server marks at all."""
+        if not self.watermark:
+            return
+        for im in images:
+            mark_id = ledger.register(
+                session, model=im.model, request_id=request_id, key_id=None, user_id=None, seed=im.seed,
+                fingerprint=fingerprint(im.image, im.model, None, None),
+            )  # fmt: skip
+            im.image = watermark.embed(im.image, self.cipher.encrypt(mark_id))
+
     def trusted_roots(self) -> bytes | None:
         return self.chain.root if self.chain is not None else None
 

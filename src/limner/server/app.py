@@ -125,7 +125,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.jobs = JobRunner(app.state, concurrency=settings.job_workers, lease_s=settings.job_lease_seconds)
         app.state.job_streams = {}  # open progress streams per account (touched on the event loop only)
         janitor = Janitor(app.state)
-        app.state.arena = Arena(db, engine, app.state.files, app.state.policy, settings.resolved_secret())
+        app.state.arena = Arena(
+            db, engine, app.state.files, app.state.policy, settings.resolved_secret(), mark=app.state.provenance.mark
+        )
         log.info("limner %s serving models %s", __version__, [m["name"] for m in engine.models()])
         try:
             async with mcp.serving(mcp_server, settings):  # /mcp's sessions (set up per start)
