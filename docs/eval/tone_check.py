@@ -7,7 +7,7 @@ drawn (line icons, emoji without a tone). The tables in docs/evaluation.md
 
     python docs/eval/tone_check.py --out docs/eval/tone-check.json --sheet docs/eval/fluent-3d-tones.webp
 
-The sheet shows why the reader scores Fluent 3D on the tone drawn (limner.eval.tone.DRAWN_AS):
+The sheet shows why the reader scores Fluent 3D on the tone drawn (limner.data.catalog.DRAWN_AS):
 for a few subjects, the five files coded light … dark of Fluent flat (rows 1, 3, …) and of the
 Fluent 3D package (rows 2, 4, …), in code-point order.
 """

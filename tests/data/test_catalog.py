@@ -65,10 +65,11 @@ def test_fluent_names_without_tone_variants_keep_their_whole_stem(items):
 
 
 def test_fluent_3d_reads_code_points_from_file_names(items):
+    """Its files coded medium (1F3FD) draw medium-light skin, and are labelled as drawn."""
     toned = items[("fluent-3d", "1f44b-1f3fd.webp")]
     assert (toned.name, toned.skin_tones, toned.family, toned.kind) == (
         "waving hand",
-        ["medium"],
+        ["medium-light"],
         "1f44b",
         "bitmap",
     )

@@ -38,7 +38,15 @@ class Item:
     family: str = ""  # variants that share a family always land in the same split
 
 
+# The Fluent 3D renders as packaged (npm @lobehub/fluent-emoji-3d) draw medium skin in the files
+# coded medium-light (U+1F3FC) and medium-light skin in those coded medium (U+1F3FD) — in every
+# family, hands and people alike (side by side in docs/evaluation.md). Their labels, and so their
+# captions, name the tone drawn; the code points stay in ``original_id``.
+DRAWN_AS = {"fluent-3d": {"medium-light": "medium", "medium": "medium-light"}}
+
+
 def _fluent_3d(root: Path, index: EmojiIndex) -> Iterator[Item]:
+    drawn = DRAWN_AS["fluent-3d"]
     for f in sorted(root.glob("**/assets/*.webp")):
         info = index.lookup(f.stem)
         if info is None:
@@ -51,7 +59,7 @@ def _fluent_3d(root: Path, index: EmojiIndex) -> Iterator[Item]:
             info.name,
             tags=info.tags,
             group=info.group,
-            skin_tones=skin_tones_of(f.stem),
+            skin_tones=[drawn.get(t, t) for t in skin_tones_of(f.stem)],
             family=base_hex(f.stem),
         )
 

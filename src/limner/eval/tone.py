@@ -42,16 +42,11 @@ SIDE = 64  # images are read at the eval's 64 × 64
 TONELESS_STYLES = ("black and white line icon",)  # Fluent high contrast: no skin colour to read
 
 
-# The Fluent 3D renders as packaged (npm @lobehub/fluent-emoji-3d) draw medium skin in the files
-# coded medium-light (U+1F3FC) and medium-light skin in those coded medium (U+1F3FD) — in every
-# family, hands and people alike (side by side in docs/evaluation.md), while the corpus's labels
-# and captions follow the code points. The reader is calibrated and scored on the tone drawn.
-DRAWN_AS = {"fluent-3d": {"medium-light": "medium", "medium": "medium-light"}}
-
-
 def drawn_tones(meta: dict) -> list[str]:
-    """The skin tones a record's image draws: its labels, corrected where a source's files are
-    known to draw another tone than their code points name (``DRAWN_AS``)."""
+    """The skin tones a record's image draws: its labels, or for a source whose files draw another
+    tone than their code points name (``limner.data.catalog.DRAWN_AS``) the tones read from the
+    code points and corrected — right for corpora built before the labels were fixed, and after."""
+    from limner.data.catalog import DRAWN_AS
     from limner.data.emoji import skin_tones_of
 
     swap = DRAWN_AS.get(meta.get("source", ""))
