@@ -153,7 +153,7 @@ def image_parameters(
     req: GenerationRequest, settings: dict, seed: int, model: str, backend: str, sampler: str, text: list[str]
 ) -> dict:
     """What the PNG metadata records about one image: enough to make it again."""
-    from limner import __version__
+    from limner.version import __version__
 
     lora = {"loras": settings["loras"]} if settings.get("loras") else {}  # recorded only when used
     return {

@@ -13,9 +13,9 @@ import numpy as np
 from PIL import Image
 from sqlalchemy.orm import Session
 
-from limner import __version__
 from limner.provenance import credentials, ledger, watermark
 from limner.provenance.credentials import Chain, Claim, Signer
+from limner.version import __version__
 
 
 @dataclass(frozen=True)

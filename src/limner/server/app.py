@@ -15,7 +15,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.base import BaseHTTPMiddleware
 
-from limner import __version__
 from limner.arena.battles import Arena
 from limner.errors import Unauthorized
 from limner.moderation import Policy
@@ -30,6 +29,7 @@ from limner.server.work import Slots
 from limner.store import quota
 from limner.store.db import Database
 from limner.store.files import FileStore
+from limner.version import __version__
 
 log = logging.getLogger("limner.server")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")

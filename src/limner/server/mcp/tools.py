@@ -19,7 +19,6 @@ from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, 
 from pydantic import Field
 from starlette.requests import Request
 
-from limner import __version__
 from limner.engine import Engine, GeneratedImage, GenerationRequest, Progress
 from limner.engine.request import MAX_N, MAX_PROMPT_CHARS, MAX_STEPS
 from limner.errors import Busy, LimnerError, RateLimited
@@ -29,6 +28,7 @@ from limner.server.errors import error_object
 from limner.server.mcp.door import Door, Drawn
 from limner.server.mcp.inputs import image_bytes
 from limner.server.uploads import edit_mask, read_image
+from limner.version import __version__
 
 log = logging.getLogger("limner.server")
 
