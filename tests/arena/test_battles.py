@@ -19,6 +19,7 @@ from limner.arena import battles
 from limner.arena.categories import categorize
 from limner.engine import GenerationRequest
 from limner.provenance import credentials
+from limner.provenance.watermark import psnr
 from limner.store.db import ArenaBattle, ArenaImage, ArenaVoter, Mark, StoredFile
 
 pytestmark = pytest.mark.usefixtures("clock")
@@ -320,8 +321,9 @@ def test_seed_pool_draws_each_prompt_once_per_model(client, arena, pool_images):
         assert sorted((p, m) for p, m, _ in rows) == sorted(
             [(p, m) for p in POOL[:2] for m in MODELS] + [(POOL[2], MODELS[0])]
         )
-        for prompt, model, file_id in rows:  # the same seeds as the session's pool: the same pixels
-            assert Path(s.get(StoredFile, file_id).path).read_bytes() == pool_images[(prompt, model)]
+        for prompt, model, file_id in rows:  # the same seeds as the session's pool: the same picture, marked
+            stored = Image.open(Path(s.get(StoredFile, file_id).path))
+            assert psnr(Image.open(io.BytesIO(pool_images[(prompt, model)])), stored) >= 38.0
     battle = new_battle(client)
     assert battle["prompt"] in POOL[:2]
 

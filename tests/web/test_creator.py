@@ -162,6 +162,15 @@ def test_an_edit_needs_a_painted_mask(
     assert jobs_of(app, a) == 1
 
 
+def test_an_edit_prompt_too_long_is_refused_not_cut(app: FastAPI, image: tuple[Account, str]) -> None:
+    a, image_id = image
+    files = {"mask": ("mask.png", png(Image.new("L", (128, 128), 255)), "image/png")}
+    data = {"csrf_token": a.csrf, "prompt": "a pear " * 400}  # 2,800 characters
+    r = a.client.post(f"/images/{image_id}/edit", data=data, files=files)
+    assert r.status_code == 400 and "longer than 2000 characters" in r.text
+    assert jobs_of(app, a) == 1
+
+
 def test_cancelling_a_running_job_gives_the_boost_back(app: FastAPI, account: Callable[[], Account]) -> None:
     a = account()
     backend = app.state.engine.backend("tiny")

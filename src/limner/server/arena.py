@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from limner.arena.categories import CATEGORIES
+from limner.engine.request import MAX_PROMPT_CHARS
 from limner.server.errors import ERROR_RESPONSES
 from limner.server.web.auth import user_from_request
 from limner.server.web.pages import render_page as page
@@ -52,7 +53,10 @@ class BattleOut(BaseModel):
 class BattleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     prompt: str | None = Field(
-        None, min_length=1, max_length=2000, description="Generate live for this prompt (signed-in accounts only)."
+        None,
+        min_length=1,
+        max_length=MAX_PROMPT_CHARS,
+        description="Generate live for this prompt (signed-in accounts only).",
     )
 
 

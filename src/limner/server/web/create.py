@@ -16,7 +16,7 @@ from starlette.datastructures import UploadFile
 
 from limner.engine import GenerationRequest
 from limner.engine.engine import check_request
-from limner.engine.request import MAX_SEED, MAX_STEPS
+from limner.engine.request import MAX_PROMPT_CHARS, MAX_SEED, MAX_STEPS
 from limner.errors import Busy, InvalidRequest, LimnerError, ModerationBlocked, RateLimited
 from limner.model.sampling import SAMPLERS
 from limner.server.uploads import read_image
@@ -146,11 +146,11 @@ def _advanced(form: dict) -> dict:
 def create(
     request: Request,
     user: CurrentUser,
-    prompt: Annotated[str, Form(max_length=2000)],
+    prompt: Annotated[str, Form(max_length=MAX_PROMPT_CHARS)],
     model: Annotated[str, Form(max_length=200)] = "",
     size: Annotated[str, Form(max_length=20)] = "",
     style: Annotated[str, Form(max_length=60)] = "",
-    negative_prompt: Annotated[str, Form(max_length=2000)] = "",
+    negative_prompt: Annotated[str, Form(max_length=MAX_PROMPT_CHARS)] = "",
     seed: Annotated[str, Form(max_length=20)] = "",
     n: Annotated[str, Form(max_length=4)] = "",
     steps: Annotated[str, Form(max_length=8)] = "",
@@ -222,12 +222,14 @@ async def image_edit(request: Request, creation_id: str, user: CurrentUser) -> R
     async with request.form(max_files=1, max_fields=5) as form:  # closes the upload's temporary file
         token = form.get("csrf_token")
         check_csrf(request, token if isinstance(token, str) else None)
-        prompt = str(form.get("prompt") or "").strip()[:2000]
+        prompt = str(form.get("prompt") or "").strip()
         upload = form.get("mask")
         c = await run_in_threadpool(owned_creation, request, user.id, creation_id)
         if c is None:
             return await run_in_threadpool(render_page, request, "notfound.html", 404)
         try:
+            if len(prompt) > MAX_PROMPT_CHARS:  # refused, never cut short
+                raise InvalidRequest(f"The prompt is longer than {MAX_PROMPT_CHARS} characters: shorten it.")
             mask = await _painted_mask(request, upload)
         except InvalidRequest as e:
             params = json.dumps(c.params, indent=1, sort_keys=True)

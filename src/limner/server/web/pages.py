@@ -10,10 +10,12 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from limner.engine.request import MAX_PROMPT_CHARS
 from limner.server.web.auth import csrf_token, ensure_csrf_cookie, user_from_request
 from limner.store.allowances import boosts_left, refill_in_seconds
 
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
+templates.env.globals["max_prompt_chars"] = MAX_PROMPT_CHARS  # the forms' limit is the engine's
 
 
 def render_page(request: Request, name: str, status: int = 200, **ctx: object) -> HTMLResponse:
