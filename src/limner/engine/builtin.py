@@ -32,6 +32,7 @@ from limner.engine.request import (
 from limner.errors import Cancelled, CheckpointError, InvalidRequest
 from limner.model.checkpoint import load_denoiser, load_upsampler, weight_files
 from limner.model.exemplars import ExemplarDB, render
+from limner.model.flow import add_noise
 from limner.model.invariance import batch_invariant
 from limner.model.sampling import SAMPLERS, cfg_denoiser, flow_sigmas
 from limner.model.text import TextEncoder, Tokenizer
@@ -238,7 +239,7 @@ class LimnerBackend:
         # 3. image-to-image / inpainting
         x_init = torch.stack([to_tensor(im, r) for im in inits]).to(dev) if inits else None
         m_base = torch.stack([mask_tensor(m, r) for m in masks]).to(dev) if masks else None  # (B, 1, r, r)
-        x = noise * sigmas[0] if x_init is None else (1 - sigmas[0]) * x_init + sigmas[0] * noise
+        x = noise * sigmas[0] if x_init is None else add_noise(x_init, noise, sigmas[0].expand(len(noise)))
 
         def net(x: torch.Tensor, s: torch.Tensor, **kw: torch.Tensor) -> torch.Tensor:
             return self.denoiser(x, s, **kw).float()
