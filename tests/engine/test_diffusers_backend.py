@@ -222,6 +222,15 @@ def test_a_parameter_the_pipeline_does_not_take_is_refused_not_dropped(tmp_path)
     assert e.value.param == "negative_prompt"
     assert pixels(lcm, request())[0].shape == (16, 16, 3)  # without it, the pipeline runs
 
+    class Unseeded:  # a pipeline that takes neither a generator nor a step count
+        def __call__(self, prompt, width=None, height=None, guidance_scale=None, output_type="pil"): ...
+
+    lcm.text2img = Unseeded()
+    with pytest.raises(InvalidRequest, match=r"lcm \(Unseeded\) takes no num_inference_steps; omit it"):
+        lcm.resolve(request(num_inference_steps=3))
+    with pytest.raises(InvalidRequest, match=r"takes no seed; it cannot draw a given seed"):
+        lcm.resolve(request())
+
 
 def test_cpu_offload_needs_a_cuda_device(tiny_sd):
     with pytest.raises(LimnerError, match="cpu_offload needs a CUDA device, and this one runs on cpu"):

@@ -172,13 +172,14 @@ class DiffusersBackend:
             "guidance_scale": req.guidance_scale is not None,
             "size": req.size is not None and mode == "text2img",
             "strength": mode != "text2img",
+            "num_inference_steps": req.num_inference_steps is not None,
+            "seed": True,  # every image is drawn with its own seeded generator: a pipeline must take one
         }
-        takes = {"size": "width" in accepted and "height" in accepted}
+        takes = {"size": "width" in accepted and "height" in accepted, "seed": "generator" in accepted}
         for param, is_used in used.items():
             if is_used and not takes.get(param, param in accepted):
-                raise InvalidRequest(
-                    f"model {self.name} ({type(pipe).__name__}) takes no {param}; omit it", param=param
-                )
+                omit = "it cannot draw a given seed" if param == "seed" else "omit it"
+                raise InvalidRequest(f"model {self.name} ({type(pipe).__name__}) takes no {param}; {omit}", param=param)
         if req.negative_prompt and "true_cfg_scale" in accepted:  # FLUX: a negative prompt needs true CFG
             raise InvalidRequest(
                 f"model {self.name} ({type(pipe).__name__}) uses a negative prompt only with true_cfg_scale, "
