@@ -145,6 +145,24 @@ def test_a_backend_named_as_module_and_class_in_models_toml_loads_and_meets_the_
         load_models_file(toml)
 
 
+def test_a_backend_declared_by_an_installed_package_entry_point_loads(tiny_limner, tmp_path, monkeypatch):
+    """A package that declares ``[project.entry-points."limner.backends"] echo-ep = "pkg.mod:Class"``
+    is found by name, with nothing else to configure."""
+    from importlib.metadata import EntryPoint
+
+    from limner.engine import registry
+
+    point = EntryPoint("echo-ep", "test_registry:EchoBackend", "limner.backends")
+    monkeypatch.setattr(registry, "entry_points", lambda group: [point] if group == "limner.backends" else [])
+    monkeypatch.delitem(BACKENDS, "echo-ep", raising=False)
+    toml = tmp_path / "models.toml"
+    toml.write_text(f'[models.echo]\nbackend = "echo-ep"\npath = "{tiny_limner}"\n')
+    with Engine(specs=[], models_file=toml) as engine:
+        assert type(engine.backend("echo")) is EchoBackend
+    assert BACKENDS["echo-ep"] is EchoBackend
+    BACKENDS.pop("echo-ep")
+
+
 STRICT = """default = "sdxl"
 
 [models.sdxl]
