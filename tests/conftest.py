@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from limner.data.build import BuildParams, build
-from limner.data.trainset import pack
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).parent.parent
@@ -104,6 +103,8 @@ def noto_font() -> Path:
 def trainset_32(tmp_path_factory: pytest.TempPathFactory, built_corpus: Path) -> Path:
     """A few corpus images packed at the tiny preset's 32 px, with a small validation sibling
     (``trainset-32-val.npz``, found by ``limner.train`` next to the training file)."""
+    from limner.data.trainset import pack  # torch: loaded by the tests that pack, not by every test
+
     out = tmp_path_factory.mktemp("trainset")
     pack(built_corpus, out / "trainset-32-val.npz", 32, "val", limit=4)
     return pack(built_corpus, out / "trainset-32-train.npz", 32, "train", limit=8)

@@ -255,6 +255,9 @@ def train_evaluator(
             img = model.embed_images(x).float()
             txt = model.embed_texts(pooled[pick]).float()
         logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
+        # plain CLIP: every other pair of the batch is a negative, caption twins included (two images
+        # with the same caption text are rare in a batch of 256 from 32 k, and the weights shipped
+        # and measured in docs/evaluation.md were trained so)
         labels = torch.arange(batch)
         loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
         opt.zero_grad(set_to_none=True)

@@ -30,7 +30,7 @@ from sqlalchemy import CursorResult, delete, func, select, update
 from starlette.datastructures import State
 
 from limner.engine import GenerationRequest, Progress
-from limner.errors import Busy, Cancelled, LimnerError, ModerationBlocked, RateLimited
+from limner.errors import Busy, Cancelled, LimnerError, ModerationBlocked, NotFound, RateLimited
 from limner.server import generation
 from limner.store import days
 from limner.store.allowances import end_job, take_boost, take_job
@@ -326,7 +326,7 @@ class JobRunner:
             row = s.get(Creation, source)
             f = s.get(StoredFile, row.file_id) if row is not None else None
         if f is None:
-            raise LimnerError("the image this job edits was deleted")
+            raise NotFound("the image this job edits was deleted", code="image_not_found")
         return Image.open(f.path).convert("RGB")
 
     def _finish(self, job: Job, status: str, error: str | None, images: list) -> None:
