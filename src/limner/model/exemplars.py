@@ -142,13 +142,15 @@ class ExemplarDB:
         """One ``.npz``: the thumbnails as a WebP atlas, keys as int8 with a scale per row."""
         k = self.keys.float()
         scale = k.abs().amax(1, keepdim=True).clamp(min=1e-8) / 127
-        space = {} if self.proj is None or self.mean is None else {"proj": self.proj.half(), "mean": self.mean.half()}
-        np.savez(
+        space: dict[str, torch.Tensor] = (
+            {} if self.proj is None or self.mean is None else {"proj": self.proj.half(), "mean": self.mean.half()}
+        )
+        np.savez(  # (numpy's stub reads the **arrays as savez's allow_pickle flag)
             path,
             atlas=np.frombuffer(to_atlas(self.thumbs.numpy(), quality), dtype=np.uint8),
             keys=(k / scale).round().to(torch.int8).numpy(),
             scale=scale.half().numpy(),
-            **{k: v.numpy() for k, v in space.items()},
+            **{k: v.numpy() for k, v in space.items()},  # type: ignore[arg-type]
             meta=np.frombuffer(
                 json.dumps({"labels": self.labels, "sources": self.sources, "threshold": self.threshold}).encode(),
                 dtype=np.uint8,

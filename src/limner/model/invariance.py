@@ -32,6 +32,7 @@ def _key(layer: nn.Module, x: torch.Tensor) -> tuple:
     autocast = torch.is_autocast_enabled(x.device.type)
     cast = torch.get_autocast_dtype(x.device.type) if autocast else None
     weight = layer.weight
+    assert isinstance(weight, torch.Tensor)
     return (
         type(layer),
         tuple(weight.shape),

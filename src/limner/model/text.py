@@ -177,8 +177,6 @@ def prune(encoder: TextEncoder, used_ids: torch.Tensor) -> dict[str, torch.Tenso
     return sd
 
 
-
-
 def encode_pooled(
     texts: list[str], encoder: TextEncoder, tokenizer: Tokenizer, device: torch.device, cache: Path | None = None
 ) -> torch.Tensor:

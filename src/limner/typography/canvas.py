@@ -55,7 +55,8 @@ def wrap_options(text: str, max_lines: int = 4) -> list[list[str]]:
     options = [[text]]
     for k in range(2, min(max_lines, len(words)) + 1):
         target = len(text) / k
-        lines, cur = [], []
+        lines: list[str] = []
+        cur: list[str] = []
         for w in words:
             if cur and len(" ".join([*cur, w])) > target * 1.15 and len(lines) < k - 1:
                 lines.append(" ".join(cur))
@@ -110,7 +111,7 @@ class Canvas:
         sizes = []
         for text, (x0, y0, x1, y1) in zip(texts, boxes, strict=True):
             sizes.append(
-                max(self.fit_font(style, "\n".join(lines), x1 - x0, y1 - y0).size for lines in wrap_options(text))
+                max(int(self.fit_font(style, "\n".join(lines), x1 - x0, y1 - y0).size) for lines in wrap_options(text))
             )
         return min(sizes)
 
@@ -144,9 +145,9 @@ class Canvas:
         inked = self.draw.multiline_textbbox(at, best_text, **kw)
         span = Span(
             text,
-            tuple(int(v) for v in inked),
+            (int(inked[0]), int(inked[1]), int(inked[2]), int(inked[3])),
             role,
-            Path(best_font.path).name,
+            Path(str(best_font.path)).name,
             colour,  # type: ignore[arg-type]
             int(best_font.size),
             behind,

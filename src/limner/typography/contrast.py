@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import random
 
-from limner.typography.colours import PALETTE
+from limner.typography.colours import PALETTE, RGB
 
-RGB = tuple[int, int, int]
 BLACK: RGB = (12, 12, 14)
 WHITE: RGB = (255, 255, 255)
 MIN_CONTRAST = 4.5  # WCAG AA for normal text

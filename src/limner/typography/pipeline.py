@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from limner.errors import InvalidRequest
 from limner.typography.canvas import Scene, Spec
 from limner.typography.colours import ALIASES, COLOUR_NAMES, NAMED
-from limner.typography.contrast import BLACK, MIN_CONTRAST, WHITE, contrast_ratio
+from limner.typography.contrast import BLACK, MIN_CONTRAST, RGB, WHITE, contrast_ratio
 from limner.typography.fonts import covering, default_fonts, missing_glyphs
 from limner.typography.parse import Parsed, parse
 from limner.typography.scenes import layout_scene
@@ -53,6 +53,10 @@ class Prepared:
     @property
     def glyph(self) -> Image.Image | None:
         return self.scene.glyph if self.scene is not None and self.mode in ("auto", "glyph") else None
+
+
+def _rgb(v: np.ndarray) -> RGB:
+    return (int(v[0]), int(v[1]), int(v[2]))
 
 
 def style_of(prompt: str, kind: str) -> str | None:
@@ -161,8 +165,8 @@ def finish(image: Image.Image, prepared: Prepared) -> Image.Image:
             continue
         region = arr[y0:y1, x0:x1].astype(np.float32)
         around = region[ring[y0:y1, x0:x1]]
-        behind = tuple(int(v) for v in np.median(around, 0)) if len(around) else (span.behind or (WHITE,))[0]
-        painted = tuple(int(v) for v in np.median(region[a > 0.5], 0))
+        behind = _rgb(np.median(around, 0)) if len(around) else (span.behind or (WHITE,))[0]
+        painted = _rgb(np.median(region[a > 0.5], 0))
         if contrast_ratio(painted, behind) >= MIN_CONTRAST:
             colour = painted
         elif contrast_ratio(span.colour, behind) >= MIN_CONTRAST:
