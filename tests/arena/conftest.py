@@ -11,8 +11,8 @@ from arena_helpers import MODELS, POOL, Clock
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from limner.arena.battles import plain_png
 from limner.engine import Engine, GenerationRequest
+from limner.engine.metadata import plain_png
 from limner.engine.registry import ModelSpec
 from limner.server.app import create_app
 from limner.server.settings import Settings

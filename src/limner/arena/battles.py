@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import io
 import json
 import secrets
 import shutil
@@ -17,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from sqlalchemy import CursorResult, case, select, update
 from sqlalchemy.orm import Session
 
 from limner.arena.categories import CATEGORIES, categorize
 from limner.arena.ratings import OUTCOMES, Standing, Vote, bootstrap_intervals, choose_pair, leaderboard
 from limner.engine import Engine, GeneratedImage, GenerationRequest
+from limner.engine.metadata import plain_png
 from limner.errors import Conflict, InvalidRequest, RateLimited, Unauthorized
 from limner.moderation import Policy
 from limner.store import days
@@ -43,13 +42,6 @@ class BattleView:
     id: str
     prompt: str
     token: str
-
-
-def plain_png(image: Image.Image) -> bytes:
-    """PNG with no text chunks: nothing in the file says which model made it."""
-    buf = io.BytesIO()
-    image.convert("RGB").save(buf, format="PNG")
-    return buf.getvalue()
 
 
 # marks images before they are kept (the server's invisible watermark and its marks row), in the
@@ -86,7 +78,7 @@ class Arena:
                 image = self.engine.generate(GenerationRequest(prompt, seed=seed + k, model=model))[0]
                 with self.db.session() as s:
                     self._mark(s, [image], "arena-pool")
-                    row = self.files.save(s, plain_png(image.image), "png", meta={"arena": True})
+                    row = self.files.save(s, plain_png(image.image.convert("RGB")), "png", meta={"arena": True})
                     s.add(ArenaImage(prompt=prompt, model=model, file_id=row.id))
                 made += 1
                 if progress:
@@ -161,8 +153,8 @@ class Arena:
                 raise
             with self.db.session() as s:
                 self._mark(s, imgs, "arena-live")
-                file_a = self.files.save(s, plain_png(imgs[0].image), "png", meta={"arena": True}).id
-                file_b = self.files.save(s, plain_png(imgs[1].image), "png", meta={"arena": True}).id
+                file_a = self.files.save(s, plain_png(imgs[0].image.convert("RGB")), "png", meta={"arena": True}).id
+                file_b = self.files.save(s, plain_png(imgs[1].image.convert("RGB")), "png", meta={"arena": True}).id
             source = "live"
         battle_id = "battle-" + secrets.token_hex(10)
         with self.db.session() as s:

@@ -40,6 +40,14 @@ def _one_line(text: str) -> str:
     return " ".join(text.splitlines())
 
 
+def plain_png(image: Image.Image) -> bytes:
+    """PNG with no text chunks: previews, stored masks, and the arena's images before the vote
+    (nothing in the file may say which model made them)."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def png_with_metadata(image: Image.Image, parameters: dict) -> bytes:
     info = PngImagePlugin.PngInfo()
     info.add_text("parameters", a1111_parameters(parameters))

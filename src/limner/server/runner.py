@@ -32,6 +32,7 @@ from starlette.datastructures import State
 from limner.engine import GenerationRequest, Progress
 from limner.errors import Busy, Cancelled, LimnerError, ModerationBlocked, NotFound, RateLimited
 from limner.server import generation
+from limner.server.sse import png_b64
 from limner.store import days
 from limner.store.allowances import end_job, take_boost, take_job
 from limner.store.db import Creation, Job, StoredFile, Worker, utcnow
@@ -70,9 +71,7 @@ def spec_of(req: GenerationRequest, source: str | None) -> dict:
     req.seeds()
     mask = None
     if req.mask is not None:
-        buf = io.BytesIO()
-        req.mask.convert("L").save(buf, format="PNG")
-        mask = base64.b64encode(buf.getvalue()).decode()
+        mask = png_b64(req.mask.convert("L"))
     fields = (
         "prompt",
         "negative_prompt",
@@ -404,6 +403,4 @@ def _count(result: Any) -> int:
 
 
 def _data_url(img: Image.Image) -> str:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return "data:image/png;base64," + png_b64(img)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
 
 from PIL import Image
+
+from limner.engine.metadata import plain_png
 
 
 def event(type_: str, **data: object) -> str:
@@ -21,9 +22,7 @@ def data(payload: dict) -> str:
 
 
 def png_b64(img: Image.Image) -> str:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode()
+    return base64.b64encode(plain_png(img)).decode()
 
 
 def stream_doc(prefix: str) -> dict:
