@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "server": {"errors", "engine", "store", "moderation", "arena", "typography", "model", "provenance", "version"},
     "train": {"errors", "model", "data"},
     "train_upsampler": {"errors", "model", "data"},
-    "gpu": {"errors", "model", "data", "train"},
+    "train_gpu": {"errors", "model", "data", "train"},
     "cli": {"*"},
     "limner": {"engine", "version"},
 }

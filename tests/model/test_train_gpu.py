@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from limner import gpu
+from limner import train_gpu
 from limner.data.exemplars import thumbnails
 from limner.data.trainset import TrainSet, pack
 from limner.model.checkpoint import init_from, load_module, read_weights, save_weights
@@ -17,7 +17,7 @@ from limner.model.denoiser import PRESETS, Denoiser
 @pytest.fixture(scope="module")
 def packed(built_corpus, tmp_path_factory, tiny_x_weights):
     dest = tmp_path_factory.mktemp("gpu") / "pack"
-    sizes = gpu.pack(built_corpus, dest, resolution=32, init=tiny_x_weights)
+    sizes = train_gpu.pack(built_corpus, dest, resolution=32, init=tiny_x_weights)
     return dest, sizes
 
 
@@ -69,13 +69,13 @@ def test_starting_weights_travel_as_int8_and_come_back_close(packed, tiny_x_weig
 
 def test_a_pack_over_the_limit_is_refused(built_corpus, tmp_path):
     with pytest.raises(SystemExit, match="over the"):
-        gpu.pack(built_corpus, tmp_path / "p", resolution=32, limit=1000)
+        train_gpu.pack(built_corpus, tmp_path / "p", resolution=32, limit=1000)
 
 
 def test_the_run_trains_to_the_clock_and_returns_small_shards(packed, tmp_path):
     dest, _ = packed
     out = tmp_path / "out"
-    summary = gpu.run(
+    summary = train_gpu.run(
         dest, out, "tiny-x", minutes=0.05, batch=4, lr=1e-3, compile=False, batch_probe="2,4", work=tmp_path / "w"
     )
     assert summary["init"] == str(dest / "init.safetensors")
