@@ -14,36 +14,51 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from PIL import Image
 
+# every metric once: its label in the table, where metrics.json keeps it, whether higher is better,
+# and its (shorter) label in the reference columns — those labels key stored references: keep them
 ROWS = [
-    ("Prompt fidelity, generated (top-1 of 32)", ("fidelity", "generated"), True),
-    ("Prompt fidelity, real images (ceiling)", ("fidelity", "real_ceiling"), True),
-    ("Prompt fidelity ratio generated / real", ("fidelity", "ratio"), True),
-    ("Shape fidelity, generated (grey, top-1 of 32)", ("shape", "generated"), True),
-    ("Shape fidelity, real images (ceiling)", ("shape", "real_ceiling"), True),
-    ("Shape fidelity ratio generated / real", ("shape", "ratio"), True),
-    ("Fréchet distance to real (evaluator features)", ("frechet", "generated_vs_real"), False),
-    ("Fréchet distance, real halves (floor)", ("frechet", "real_halves_floor"), False),
-    ("Fréchet distance, noise (ceiling of badness)", ("frechet", "noise_vs_real"), False),
-    ("OCR word accuracy", ("text", "word_accuracy"), True),
-    ("OCR normalised edit distance, quoted spans", ("text", "ned"), False),
-    ("OCR normalised edit distance, whole image (text OCR finds in drawings counts)", ("text", "ned_whole"), False),
-    ("Skin-tone accuracy", ("skin_tone", "accuracy"), True),
-    ("Skin-tone accuracy, ITA reader (METRICS_VERSION ≤ 5)", ("skin_tone", "ita_accuracy"), True),
-    ("Memorised share (near copies of training images)", ("memorisation", "share"), False),
+    ("Prompt fidelity, generated (top-1 of 32)", ("fidelity", "generated"), True, "fidelity (top-1 of 32)"),
+    ("Prompt fidelity, real images (ceiling)", ("fidelity", "real_ceiling"), True, None),
+    ("Prompt fidelity ratio generated / real", ("fidelity", "ratio"), True, None),
+    (
+        "Shape fidelity, generated (grey, top-1 of 32)",
+        ("shape", "generated"),
+        True,
+        "shape fidelity (grey, top-1 of 32)",
+    ),
+    ("Shape fidelity, real images (ceiling)", ("shape", "real_ceiling"), True, None),
+    ("Shape fidelity ratio generated / real", ("shape", "ratio"), True, None),
+    (
+        "Fréchet distance to real (evaluator features)",
+        ("frechet", "generated_vs_real"),
+        False,
+        "Fréchet distance to real",
+    ),
+    ("Fréchet distance, real halves (floor)", ("frechet", "real_halves_floor"), False, None),
+    ("Fréchet distance, noise (ceiling of badness)", ("frechet", "noise_vs_real"), False, None),
+    ("OCR word accuracy", ("text", "word_accuracy"), True, "OCR word accuracy"),
+    (
+        "OCR normalised edit distance, quoted spans",
+        ("text", "ned"),
+        False,
+        "OCR normalised edit distance (quoted spans)",
+    ),
+    (
+        "OCR normalised edit distance, whole image (text OCR finds in drawings counts)",
+        ("text", "ned_whole"),
+        False,
+        "OCR normalised edit distance (whole image)",
+    ),
+    ("Skin-tone accuracy", ("skin_tone", "accuracy"), True, "skin-tone accuracy"),
+    (
+        "Skin-tone accuracy, ITA reader (METRICS_VERSION ≤ 5)",
+        ("skin_tone", "ita_accuracy"),
+        True,
+        "skin-tone accuracy, ITA reader (v4)",
+    ),
+    ("Memorised share (near copies of training images)", ("memorisation", "share"), False, "memorised share"),
 ]
-
-
-SUMMARY = {  # the numbers a reference column shows: (section, key)
-    "fidelity (top-1 of 32)": ("fidelity", "generated"),
-    "shape fidelity (grey, top-1 of 32)": ("shape", "generated"),
-    "Fréchet distance to real": ("frechet", "generated_vs_real"),
-    "OCR word accuracy": ("text", "word_accuracy"),
-    "OCR normalised edit distance (quoted spans)": ("text", "ned"),
-    "OCR normalised edit distance (whole image)": ("text", "ned_whole"),
-    "skin-tone accuracy": ("skin_tone", "accuracy"),
-    "skin-tone accuracy, ITA reader (v4)": ("skin_tone", "ita_accuracy"),
-    "memorised share": ("memorisation", "share"),
-}
+SUMMARY = {short: where for _, where, _, short in ROWS if short}  # the numbers a reference column shows
 
 
 def summary(m: dict) -> dict:
@@ -110,7 +125,7 @@ def write_report(
         + ("<th>baseline</th><th>change</th>" if baseline else "")
         + "</tr>"
     ]
-    for label, path, higher in ROWS:
+    for label, path, higher, _ in ROWS:
         v, b = _get(m, path), _get(baseline, path)
         row = f"<tr><td>{label}</td><td>{_fmt(v)}</td>"
         if baseline:
