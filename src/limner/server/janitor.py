@@ -8,12 +8,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-import time
 from pathlib import Path
 
 from sqlalchemy import delete, select
 from starlette.datastructures import State
 
+from limner.store import days
 from limner.store.db import StoredFile, Throttle, utcnow
 
 log = logging.getLogger("limner.server")
@@ -34,7 +34,7 @@ def sweep_files(state: State) -> int:
 
 def sweep_throttles(state: State, now: float | None = None) -> None:
     """Counters of windows that began a day ago or more matter to no limit (windows are ≤ 1 h)."""
-    day_ago = (time.time() if now is None else now) - 86400
+    day_ago = (days.now() if now is None else now) - days.DAY
     with state.db.session() as s:
         s.execute(delete(Throttle).where(Throttle.window < day_ago))
 

@@ -31,3 +31,8 @@ def left(seconds: int, at: float | None = None) -> int:
 def day_of(when: dt.datetime) -> int:
     """The UTC day of a time the database stored."""
     return int((when - EPOCH).total_seconds() // DAY)
+
+
+def start_of(day: int) -> dt.datetime:
+    """When UTC day ``day`` began, as the database stores times."""
+    return EPOCH + dt.timedelta(days=day)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import asdict, dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from limner.store.db import ApiKey, Usage, utcnow
+from limner.store.days import start_of, today
+from limner.store.db import ApiKey, Usage
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,8 @@ class DayUsage:
 
 
 def usage_by_day(session: Session, days: int) -> list[DayUsage]:
-    """One row per UTC day and key over the last ``days`` days, oldest first."""
-    since = utcnow() - dt.timedelta(days=days)
+    """One row per UTC day and key over the last ``days`` UTC days (today included), oldest first."""
+    since = start_of(today() - (days - 1))
     day = func.date(Usage.created)
     q = (
         select(
