@@ -8,8 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def tiny_weights(path: Path, seed: int = 0) -> Path:
-    """Write the tiny model's ``denoiser.safetensors`` and ``upsampler.safetensors`` into ``path``."""
+def tiny_weights(path: Path, seed: int = 0, preset: str = "tiny", meta: dict | None = None) -> Path:
+    """Write the tiny model's ``denoiser.safetensors`` and ``upsampler.safetensors`` into ``path``
+    (``preset``: "tiny-x" for the exemplar variant; ``meta``: more metadata for the denoiser)."""
     import torch
 
     from limner.model.checkpoint import save_weights
@@ -19,10 +20,10 @@ def tiny_weights(path: Path, seed: int = 0) -> Path:
     g = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        denoiser, upsampler = Denoiser(PRESETS["tiny"]), Upsampler(UPSAMPLER_PRESETS["tiny"])
+        denoiser, upsampler = Denoiser(PRESETS[preset]), Upsampler(UPSAMPLER_PRESETS["tiny"])
     with torch.no_grad():
         for p in [*denoiser.parameters(), *upsampler.parameters()]:
             p.add_(torch.randn(p.shape, generator=g) * 0.05)
-    save_weights(path / "denoiser.safetensors", denoiser, "denoiser", {"preset": "tiny", "steps": 0})
+    save_weights(path / "denoiser.safetensors", denoiser, "denoiser", {"preset": preset, "steps": 0, **(meta or {})})
     save_weights(path / "upsampler.safetensors", upsampler, "upsampler")
     return path

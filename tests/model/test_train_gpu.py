@@ -10,8 +10,9 @@ import torch
 from limner import train_gpu
 from limner.data.exemplars import thumbnails
 from limner.data.trainset import TrainSet, pack
-from limner.model.checkpoint import init_from, load_module, read_weights, save_weights
+from limner.model.checkpoint import init_from, load_module, read_weights
 from limner.model.denoiser import PRESETS, Denoiser
+from tiny import tiny_weights
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +24,7 @@ def packed(built_corpus, tmp_path_factory, tiny_x_weights):
 
 @pytest.fixture(scope="module")
 def tiny_x_weights(tmp_path_factory):
-    g = torch.Generator().manual_seed(0)
-    model = Denoiser(PRESETS["tiny-x"])
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.05)
-    path = tmp_path_factory.mktemp("init") / "denoiser.safetensors"
-    save_weights(path, model, "denoiser", {"steps": 7})
-    return path
+    return tiny_weights(tmp_path_factory.mktemp("init"), preset="tiny-x", meta={"steps": 7}) / "denoiser.safetensors"
 
 
 def test_the_pack_holds_composites_and_thumbnails_not_foregrounds_and_reports_its_size(packed, built_corpus):
