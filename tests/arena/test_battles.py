@@ -135,7 +135,7 @@ def test_a_token_for_another_voter_or_battle_is_refused(client, arena, pool):
 
     # someone else's battle, with its real token: neither the images nor a vote
     r = other.get(mine["images"]["a"])
-    assert r.status_code == 400 and error_of(r)["code"] == "battle_not_found"
+    assert r.status_code == 404 and error_of(r)["code"] == "battle_not_found"
     r = vote(other, mine, "b")
     assert r.status_code == 400 and error_of(r)["code"] == "invalid_token"
     # my battle with the token of another battle, or a forged one
@@ -143,7 +143,7 @@ def test_a_token_for_another_voter_or_battle_is_refused(client, arena, pool):
         r = vote(client, mine, "b", token=token)
         assert r.status_code == 400 and error_of(r)["code"] == "invalid_token"
     r = client.get(f"/arena/battles/{mine['id']}/a.png", params={"token": theirs["token"]})
-    assert r.status_code == 400
+    assert r.status_code == 404  # a wrong token finds no battle for this voter
     r = client.get(f"/arena/battles/{mine['id']}/c.png", params={"token": mine["token"]})
     assert r.status_code == 400 and error_of(r)["param"] == "side"
     assert stored_votes(arena) == 0

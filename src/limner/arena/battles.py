@@ -23,7 +23,7 @@ from limner.arena.categories import CATEGORIES, categorize
 from limner.arena.ratings import OUTCOMES, Standing, Vote, bootstrap_intervals, choose_pair, leaderboard
 from limner.engine import Engine, GeneratedImage, GenerationRequest
 from limner.engine.metadata import plain_png
-from limner.errors import Conflict, InvalidRequest, RateLimited, Unauthorized
+from limner.errors import Conflict, InvalidRequest, NotFound, RateLimited, Unauthorized
 from limner.moderation import Policy
 from limner.store import days
 from limner.store.db import ArenaBattle, ArenaImage, ArenaVoter, Database, StoredFile, dialect_insert
@@ -216,7 +216,7 @@ class Arena:
         with self.db.session() as s:
             battle = s.get(ArenaBattle, battle_id)
             if battle is None or battle.voter != voter or not self._token_ok(battle_id, voter, token):
-                raise InvalidRequest("no such battle for this voter", param="battle_id", code="battle_not_found")
+                raise NotFound("no such battle for this voter", param="battle_id", code="battle_not_found")
             return Path(s.get_one(StoredFile, battle.file_a if side == "a" else battle.file_b).path)
 
     # -- votes --------------------------------------------------------------------------------------
