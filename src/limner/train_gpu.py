@@ -55,7 +55,7 @@ def pack(corpus: Path, dest: Path, resolution: int = 64, init: Path | None = Non
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    sizes = {}
+    sizes: dict[str, float] = {}
     captions: list[str] = []
     for split in ("train", "val"):
         name = f"trainset-{resolution}-{split}.npz"

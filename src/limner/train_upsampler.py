@@ -42,7 +42,7 @@ class UpsamplerTrainConfig:
 
 def load_images(cfg: UpsamplerTrainConfig, split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """uint8 images (N, 3, S, S), glyphs (N, 1, S, S) (zeros where none) and has_glyph (N,)."""
-    paths = shard_paths(cfg.data, split) + shard_paths(cfg.data, split, "typography")
+    paths = shard_paths(Path(cfg.data), split) + shard_paths(Path(cfg.data), split, "typography")
     rng = random.Random(cfg.seed)
     records = [r for r in iter_records(paths) if r.meta.get("native_resolution", 10**6) >= cfg.min_native]
     rng.shuffle(records)

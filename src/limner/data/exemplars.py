@@ -319,9 +319,10 @@ class Exemplars:
         for i in range(len(val)):
             if not eligible[i]:
                 continue
-            j = by_concept.get(concepts[i]) if concepts[i] else None
-            if j is None:
+            concept = concepts[i]
+            row = by_concept.get(concept) if concept else None
+            if row is None:
                 out[i] = self.db.lookup(vkeys[i : i + 1], [0])[0][0]
             else:
-                out[i] = self.thumbs[j].cpu()
+                out[i] = self.thumbs[row].cpu()
         return out

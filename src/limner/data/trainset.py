@@ -105,7 +105,8 @@ def pack(
     paths = shard_paths(corpus_dir, split) + shard_paths(corpus_dir, split, "typography")
     if not paths:
         raise FileNotFoundError(f"no {split} shards in {corpus_dir}: run `limner data build` first")
-    images, fgs, glyphs, glyph_of, captions, keys, sources = [], [], [], [], [], [], []
+    images, fgs, glyph_of, captions, keys, sources = [], [], [], [], [], []
+    glyphs: list[bytes] = []
     names, styles, tones, backgrounds = [], [], [], []
     records: list[Record] = []
     for i, rec in enumerate(iter_records(paths)):
@@ -150,7 +151,7 @@ def pack(
         tmp,
         version=np.array(VERSION),
         resolution=np.array(resolution),
-        **parts,
+        **parts,  # type: ignore[arg-type]  # numpy's stub reads **arrays as savez's allow_pickle
         backgrounds=np.array(backgrounds, dtype=np.uint8).reshape(-1, 7),
         glyph_of=np.array(glyph_of, dtype=np.int32),
         meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),

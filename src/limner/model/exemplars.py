@@ -145,12 +145,12 @@ class ExemplarDB:
         space: dict[str, torch.Tensor] = (
             {} if self.proj is None or self.mean is None else {"proj": self.proj.half(), "mean": self.mean.half()}
         )
-        np.savez(  # (numpy's stub reads the **arrays as savez's allow_pickle flag)
+        np.savez(
             path,
             atlas=np.frombuffer(to_atlas(self.thumbs.numpy(), quality), dtype=np.uint8),
             keys=(k / scale).round().to(torch.int8).numpy(),
             scale=scale.half().numpy(),
-            **{k: v.numpy() for k, v in space.items()},  # type: ignore[arg-type]
+            **{k: v.numpy() for k, v in space.items()},  # type: ignore[arg-type]  # numpy's stub reads **arrays as savez's allow_pickle
             meta=np.frombuffer(
                 json.dumps({"labels": self.labels, "sources": self.sources, "threshold": self.threshold}).encode(),
                 dtype=np.uint8,
