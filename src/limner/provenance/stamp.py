@@ -57,14 +57,21 @@ class Provenance:
     def mark(self, session: Session, images: list, request_id: str) -> None:
         """The watermark alone (the arena's images: before the vote nothing readable in them may name
         the model, so the manifest waits for ``sign``), when the server marks at all."""
-        if not self.watermark:
-            return
-        for im in images:
-            mark_id = ledger.register(
-                session, model=im.model, request_id=request_id, key_id=None, user_id=None, seed=im.seed,
-                fingerprint=fingerprint(im.image, im.model, None, None),
-            )  # fmt: skip
-            im.image = watermark.embed(im.image, self.cipher.encrypt(mark_id))
+        if self.watermark:
+            for im in images:
+                self._mark_one(session, im, request_id, None, None)
+
+    def _mark_one(
+        self, session: Session, im, request_id: str, key_id: int | None, user_id: int | None,
+        source: Image.Image | None = None,
+    ) -> None:  # fmt: skip
+        """Register ``im`` in the marks table and embed that row's (enciphered) id in its pixels;
+        what an edit kept exactly from ``source`` stays untouched."""
+        mark_id = ledger.register(
+            session, model=im.model, request_id=request_id, key_id=key_id, user_id=user_id, seed=im.seed,
+            fingerprint=fingerprint(im.image, im.model, key_id, user_id),
+        )  # fmt: skip
+        im.image = watermark.embed(im.image, self.cipher.encrypt(mark_id), keep=kept(im.image, source))
 
     def trusted_roots(self) -> bytes | None:
         return self.chain.root if self.chain is not None else None
@@ -87,11 +94,7 @@ class Provenance:
         key_id = key.id if key is not None else None
         for im in images:
             if mark:
-                mark_id = ledger.register(
-                    session, model=im.model, request_id=request_id, key_id=key_id, user_id=user_id, seed=im.seed,
-                    fingerprint=fingerprint(im.image, im.model, key_id, user_id),
-                )  # fmt: skip
-                im.image = watermark.embed(im.image, self.cipher.encrypt(mark_id), keep=kept(im.image, source))
+                self._mark_one(session, im, request_id, key_id, user_id, source)
             if sign and self.signer is not None:
                 claim = Claim(im.model, __version__, im.parameters, source=source_png)
                 im.stamp = Stamp(self.signer, claim)
