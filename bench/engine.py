@@ -1,10 +1,13 @@
-"""Engine throughput on this machine: seconds per image at batch 1 and 4, images/s under 1, 4
-and 8 concurrent callers with and without dynamic batching, and the achieved FLOP/s of the
-denoiser as a share of the measured bf16 matmul peak.
+"""Engine throughput on this machine, for the model's sampling settings and the settings it had
+before (20 Euler steps with guidance on every step), side by side in one run: seconds per call at
+batch 1 and 4, images/s under 1, 4 and 8 concurrent callers with and without dynamic batching;
+and the achieved FLOP/s of the denoiser as a share of the measured bf16 matmul peak.
 
-    python bench/engine.py [--model limner-1] [--steps 20] [--out bench/results/engine.json] [--compile]
+    python bench/engine.py [--model limner-1] [--out bench/results/engine.json] [--compile]
 
-Run it on an otherwise idle machine; it prints a Markdown table and writes JSON.
+Run it on an otherwise idle machine; it prints a Markdown table and writes JSON. The settings are
+measured alternately (old, new, old, new …) so that a drift of the shared machine's clock falls
+on both.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ from pathlib import Path
 import torch
 
 from limner.engine import Engine, GenerationRequest, compute
+from limner.engine.registry import ModelSpec
 from limner.model.denoiser import flops_per_image
 
-ROWS = (2, 4, 8, 16, 32, 64)  # denoiser batch sizes timed: one image with guidance is 2 rows
+ROWS = (1, 2, 4, 8, 16, 32, 64)  # denoiser batch sizes timed: one image with guidance is 2 rows
+# the sampling every Limner model had before bench/sampling.py measured cheaper settings
+OLD = {"sampler": "euler", "num_inference_steps": 20, "guidance_interval": [0.0, 1.0], "shift": 1.0}
 
 
 def measure_peak(n: int = 2048, repeats: int = 10) -> float:
@@ -60,25 +66,24 @@ def denoiser_rates(den, peak: float, row_counts: tuple[int, ...] = ROWS) -> dict
             "gflops": round(flops / dt / 1e9),
             "share_of_measured_peak": round(flops / dt / peak, 3),
         }
-    per_row = [r["ms_per_row"] for r in results.values()]
-    results["batching_bound"] = round(per_row[0] / min(per_row), 2)
+    per_row = {rows: results[f"denoiser_forward_batch{rows}"]["ms_per_row"] for rows in row_counts}
+    if 2 in per_row:
+        results["batching_bound"] = round(per_row[2] / min(per_row.values()), 2)
     return results
 
 
-def one_call(engine: Engine, model: str | None, n: int, steps: int, seed: int) -> float:
+def one_call(engine: Engine, model: str, n: int, seed: int) -> float:
     t = time.perf_counter()
-    engine.generate(GenerationRequest("a red apple, 3D render", n=n, seed=seed, model=model, num_inference_steps=steps))
+    engine.generate(GenerationRequest("a red apple, 3D render", n=n, seed=seed, model=model))
     return time.perf_counter() - t
 
 
-def callers(engine: Engine, model: str | None, k: int, per_caller: int, steps: int) -> float:
+def callers(engine: Engine, model: str, k: int, per_caller: int) -> float:
     """Images per second when ``k`` threads each make ``per_caller`` single-image requests."""
 
     def work(i: int) -> None:
         for j in range(per_caller):
-            engine.generate(
-                GenerationRequest(f"prompt {i} {j}: a rocket", seed=i * 100 + j, model=model, num_inference_steps=steps)
-            )
+            engine.generate(GenerationRequest(f"prompt {i} {j}: a rocket", seed=i * 100 + j, model=model))
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(k)]
     t = time.perf_counter()
@@ -91,8 +96,7 @@ def callers(engine: Engine, model: str | None, k: int, per_caller: int, steps: i
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--model", default=None)
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--model", default=None, help="a shipped model's name or a weights folder (default: the default)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", type=Path, default=Path("bench/results/engine.json"))
     p.add_argument(
@@ -105,22 +109,53 @@ def main() -> None:
     # every torch op runs on the engine's compute thread, as the engine's own work does: a second
     # OpenMP team in the process would slow every step (limner/engine/compute.py)
     peak = compute.run(measure_peak)
-    results: dict = {
-        "machine": machine_name(),
-        "measured_bf16_peak_gflops": round(peak / 1e9),
-        "steps": args.steps,
+    results: dict = {"machine": machine_name(), "measured_bf16_peak_gflops": round(peak / 1e9)}
+    listing = Engine(batching=False)
+    base = listing.specs[listing.resolve_name(args.model)]
+    specs = [ModelSpec("old", base.backend, base.path, base.options, {**base.defaults, **OLD}), base]
+    plain = Engine(specs=specs, batching=False)
+    batched = Engine(specs=specs, batching=True, window_ms=30, max_batch_images=8)
+    new = base.name
+    results["model"] = new
+    results["settings"] = {"old": plain.backend("old").info().defaults, "new": plain.backend(new).info().defaults}
+    for model in ("old", new):
+        one_call(plain, model, 1, 0)  # warm-up
+        batched.generate(GenerationRequest("warm-up", seed=0, model=model))
+    calls: dict = {m: {1: [], 4: []} for m in ("old", new)}
+    for r in range(args.repeats):
+        for n in (1, 4):
+            for model in ("old", new):
+                calls[model][n].append(one_call(plain, model, n, r))
+    throughput: dict = {m: {} for m in ("old", new)}
+    for k in (1, 4, 8):
+        for model in ("old", new):
+            throughput[model][k] = {
+                "without_batching": round(callers(plain, model, k, 4), 3),
+                "with_batching": round(callers(batched, model, k, 4), 3),
+            }
+    batched.close()
+    for model, key in (("old", "old"), (new, "new")):
+        row: dict = {}
+        for n in (1, 4):
+            best = min(calls[model][n])
+            row[f"batch{n}"] = {"seconds_per_call": round(best, 3), "seconds_per_image": round(best / n, 3)}
+        row["concurrency"] = throughput[model]
+        row["batching_gain_8_vs_1"] = round(
+            throughput[model][8]["with_batching"] / throughput[model][1]["with_batching"], 2
+        )
+        results[key] = row
+    old, fast = results["old"], results["new"]
+    results["speed-up"] = {
+        "one_caller_images_per_second": round(
+            fast["concurrency"][1]["without_batching"] / old["concurrency"][1]["without_batching"], 2
+        ),
+        "four_images_one_call": round(old["batch4"]["seconds_per_call"] / fast["batch4"]["seconds_per_call"], 2),
+        "eight_callers_with_batching": round(
+            fast["concurrency"][8]["with_batching"] / old["concurrency"][8]["with_batching"], 2
+        ),
     }
-    plain = Engine(batching=False)
-    backend = plain.backend(args.model)
-    model = backend.name
-    results["model"] = model
-    one_call(plain, model, 1, args.steps, 0)  # warm-up
-    for n in (1, 4):
-        times = [one_call(plain, model, n, args.steps, r) for r in range(args.repeats)]
-        best = min(times)
-        results[f"batch{n}"] = {"seconds_per_call": round(best, 3), "seconds_per_image": round(best / n, 3)}
 
-    den = backend.denoiser
+    den = plain.backend(new).denoiser
     if args.compile:  # one compilation with a symbolic batch size serves every row count
         import torch._inductor.config
 
@@ -131,36 +166,26 @@ def main() -> None:
         results["compile_seconds"] = round(time.perf_counter() - t, 1)
     results.update(compute.run(denoiser_rates, den, peak))
 
-    batched = Engine(batching=True, window_ms=30, max_batch_images=8)
-    batched.generate(GenerationRequest("warm-up", seed=0, model=model, num_inference_steps=args.steps))
-    results["concurrency"] = {}
-    for k in (1, 4, 8):
-        results["concurrency"][k] = {
-            "without_batching": round(callers(plain, model, k, 4, args.steps), 3),
-            "with_batching": round(callers(batched, model, k, 4, args.steps), 3),
-        }
-    batched.close()
-    c = results["concurrency"]
-    results["batching_gain_8_vs_1"] = round(c[8]["with_batching"] / c[1]["with_batching"], 2)
-
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
-    print(f"## Engine benchmark — {results['machine']}, model {model}, {args.steps} steps\n")
+    settings = results["settings"]
+    print(f"## Engine benchmark — {results['machine']}, model {new}\n")
     print(f"measured bf16 matmul peak: {results['measured_bf16_peak_gflops']} GFLOP/s\n")
-    print("| measure | value |\n|---|---|")
+    print(f"old settings: {settings['old']}\nnew settings: {settings['new']}\n")
+    print("| measure | old | new | new ÷ old |\n|---|---|---|---|")
     for n in (1, 4):
-        r = results[f"batch{n}"]
-        print(f"| batch {n}: seconds per call / per image | {r['seconds_per_call']} / {r['seconds_per_image']} |")
+        a, b = old[f"batch{n}"]["seconds_per_call"], fast[f"batch{n}"]["seconds_per_call"]
+        print(f"| seconds for {n} image{'s' if n > 1 else ''} in one call | {a} | {b} | {a / b:.2f}× faster |")
+    for k in (1, 4, 8):
+        for mode in ("without_batching", "with_batching"):
+            a, b = old["concurrency"][k][mode], fast["concurrency"][k][mode]
+            print(f"| {k} caller{'s' if k > 1 else ''}, images/s {mode.replace('_', ' ')} | {a} | {b} | {b / a:.2f}× |")
+    print(f"| batching gain, 8 callers vs 1 | {old['batching_gain_8_vs_1']}× | {fast['batching_gain_8_vs_1']}× | |")
+    print("\n| denoiser rows per call | ms per row | GFLOP/s | share of measured peak |\n|---|---|---|---|")
     for rows in ROWS:
         r = results[f"denoiser_forward_batch{rows}"]
-        print(
-            f"| denoiser, {rows} rows: ms per row, GFLOP/s (share of measured peak) "
-            f"| {r['ms_per_row']}, {r['gflops']} ({r['share_of_measured_peak']:.0%}) |"
-        )
-    print(f"| most merging can gain (per-row time at 2 rows / at the best batch) | {results['batching_bound']}× |")
-    for k, r in c.items():
-        print(f"| {k} callers: images/s without / with batching | {r['without_batching']} / {r['with_batching']} |")
-    print(f"| batching gain, 8 callers vs 1 | {results['batching_gain_8_vs_1']}× |")
+        print(f"| {rows} | {r['ms_per_row']} | {r['gflops']} | {r['share_of_measured_peak']:.0%} |")
+    print(f"\nmost merging can gain (per-row time at 2 rows / at the best batch): {results['batching_bound']}×")
 
 
 if __name__ == "__main__":

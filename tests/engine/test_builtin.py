@@ -5,7 +5,7 @@ from PIL import Image, ImageDraw
 
 from limner.engine.builtin import LimnerBackend, mask_tensor, to_images, to_tensor
 from limner.engine.request import GenerationRequest
-from limner.errors import Cancelled, InvalidRequest
+from limner.errors import Cancelled, CheckpointError, InvalidRequest
 from limner.model.checkpoint import save_weights
 from limner.model.denoiser import PRESETS, Denoiser
 from limner.model.exemplars import ExemplarDB, thumbnails
@@ -46,7 +46,12 @@ def test_info_describes_sizes_modes_and_defaults(backend, tiny_limner):
     assert info.modes == ["text2img", "img2img", "inpaint"]
     params = [*backend.denoiser.parameters(), *backend.upsampler.parameters()]
     assert info.parameters == sum(p.numel() for p in params)
-    assert info.defaults == {"num_inference_steps": 20, "guidance_scale": 4.0, "sampler": "euler"}
+    assert info.defaults == {
+        "num_inference_steps": 20,
+        "guidance_scale": 4.0,
+        "sampler": "euler",
+        "guidance_interval": [0.0, 1.0],
+    }
     assert info.description == "Limner tiny model, 0 training steps"
 
 
@@ -111,6 +116,49 @@ def test_image_k_of_a_request_is_the_single_image_with_seed_plus_k(backend):
 def test_prompt_guidance_and_sampling_settings_change_the_image(backend, change):
     base = generate(backend, request())[0]
     assert not np.array_equal(generate(backend, request(**change))[0], base)
+
+
+def test_guidance_on_part_of_the_path_changes_the_image_and_is_recorded(tiny_limner):
+    whole = LimnerBackend("tiny", tiny_limner, device="cpu").generate([request()])[0]
+    part = LimnerBackend("tiny", tiny_limner, device="cpu", defaults={"guidance_interval": [0.3, 0.7]})
+    limited = part.generate([request()])[0]
+    assert isinstance(whole, list) and isinstance(limited, list)
+    assert not np.array_equal(pixels(whole)[0], pixels(limited)[0])
+    assert "guidance_interval" not in whole[0].parameters  # the full path, as every model before
+    assert limited[0].parameters["guidance_interval"] == [0.3, 0.7]
+    assert part.info().defaults["guidance_interval"] == [0.3, 0.7]
+
+
+def test_kept_text_encodings_draw_what_a_fresh_encoding_draws(tiny_limner, monkeypatch):
+    monkeypatch.setattr("limner.engine.builtin.TEXT_CACHE", 3)
+    fresh = generate(LimnerBackend("tiny", tiny_limner, device="cpu"), request("a red apple", seed=2))[0]
+    backend = LimnerBackend("tiny", tiny_limner, device="cpu")
+    for prompt in ("a red apple", "a cat", "a dog", "a red apple", "a bus", "a tree", "a kite"):
+        got = generate(backend, request(prompt, seed=2))[0]
+        if prompt == "a red apple":
+            assert np.array_equal(got, fresh)
+        assert len(backend._text_cache) <= 3  # the prompt and "", bounded
+    assert "" in backend._text_cache  # every request's negative prompt stays
+    assert np.array_equal(generate(backend, request("a red apple", seed=2))[0], fresh)
+
+
+def test_a_sampling_file_beside_the_weights_overrides_what_the_checkpoint_recorded(tiny_limner, tmp_path):
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    for f in tiny_limner.iterdir():
+        (folder / f.name).symlink_to(f)
+    (folder / "sampling.json").write_text('{"sampler": "dpmpp_2m", "num_inference_steps": 8}')
+    backend = LimnerBackend("tiny", folder, device="cpu")
+    assert backend.resolve(GenerationRequest("a"))["sampler"] == "dpmpp_2m"
+    assert backend.info().defaults["num_inference_steps"] == 8
+    # a models.toml's defaults still win over the file
+    assert (
+        LimnerBackend("tiny", folder, defaults={"num_inference_steps": 3}).info().defaults["num_inference_steps"] == 3
+    )
+    for text, message in (("{not json", "not readable JSON"), ('{"steps": 8}', r"unknown settings \['steps'\]")):
+        (folder / "sampling.json").write_text(text)
+        with pytest.raises(CheckpointError, match=message):
+            LimnerBackend("tiny", folder, device="cpu")
 
 
 def test_batching_never_changes_an_image(backend):

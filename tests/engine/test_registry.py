@@ -189,6 +189,19 @@ path = "sdxl"
         ("device = 0", r"models.toml:6: model 'sdxl': device must be a string, not 0"),
         ("loras = 3", r"models.toml:6: model 'sdxl': loras must be a table, not 3"),
         (
+            "defaults = { guidance_interval = [0.2, 0.8] }",
+            r"models.toml:6: model 'sdxl': defaults.guidance_interval is a setting of Limner models, not of 'diffusers'",
+        ),
+        (
+            '[models.other]\npath = "x"\ndefaults = { guidance_interval = [0.8, 0.2] }',
+            r"models.toml:8: .*guidance_interval must be two noise levels \[lo, hi\] with 0 ≤ lo < hi ≤ 1",
+        ),
+        (
+            '[models.other]\npath = "x"\ndefaults = { guidance_interval = 0.5 }',
+            r"models.toml:8: .*guidance_interval must be a list, not 0.5",
+        ),
+        ('[models.other]\npath = "x"\ndefaults = { shift = 0 }', r"models.toml:8: .*shift must be above 0"),
+        (
             '[models.other]\nbackend = "limner"\npath = "x"\nvariant = "fp16"',
             r"models.toml:9: model 'other' has unknown key 'variant'",
         ),

@@ -138,3 +138,21 @@ def test_per_image_guidance_equals_each_image_guided_alone(guidance_inputs):
         one_u = {k: None if v is None else v[i : i + 1] for k, v in uncond.items()}
         alone = cfg_denoiser(toy_model, one, one_u, scale)(x[i : i + 1], s[i : i + 1])
         torch.testing.assert_close(batched[i : i + 1], alone)
+
+
+def test_guidance_outside_its_interval_runs_the_conditional_row_alone(guidance_inputs):
+    x, _, cond, uncond = guidance_inputs
+    batches = []
+
+    def counting(x: torch.Tensor, s: torch.Tensor, **kw) -> torch.Tensor:
+        batches.append(len(x))
+        return toy_model(x, s, **kw)
+
+    guided = cfg_denoiser(counting, cond, uncond, 4.0, interval=(0.2, 0.8))
+    for level, rows in ((0.9, 3), (0.8, 6), (0.5, 6), (0.2, 6), (0.1, 3)):  # the ends are inside
+        s = torch.full((3,), level)
+        batches.clear()
+        out = guided(x, s)
+        assert batches == [rows], level
+        c, u = toy_model(x, s, **cond), toy_model(x, s, **uncond)
+        torch.testing.assert_close(out, c if rows == 3 else u + 4 * (c - u))

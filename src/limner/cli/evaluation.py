@@ -39,6 +39,10 @@ def evaluate(
     tone_reader: Annotated[Path | None, typer.Option(help="Skin-tone reader (limner calibrate-tones).")] = None,
     models: Annotated[Path | None, typer.Option(help="A models.toml naming more models.")] = None,
     typography: Annotated[str, typer.Option(help="auto, glyph or off (the ablation).")] = "auto",
+    seed: Annotated[
+        int, typer.Option(help="Prompt i of each set is drawn with seed SEED + i (another seed: the run-to-run noise).")
+    ] = 1000,
+    speed: Annotated[bool, typer.Option("--speed/--no-speed", help="Time the model at batch 1 and 4.")] = True,
     references: Annotated[
         bool,
         typer.Option(
@@ -71,6 +75,8 @@ def evaluate(
             progress=PhaseProgress(bar),
             typography=typography,
             with_references=references,
+            seed=seed,
+            speed=speed,
         )
     if engine:
         engine.close()

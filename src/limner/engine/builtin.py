@@ -14,6 +14,7 @@ One call renders a batch of compatible requests:
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,17 @@ from limner.model.text import TextEncoder, Tokenizer
 from limner.model.upsampler import Upsampler
 from limner.typography.pipeline import Prepared, finish, prepare
 
-DEFAULTS = {"num_inference_steps": 20, "guidance_scale": 4.0, "sampler": "euler", "shift": 1.0}
+# what a checkpoint that records no sampling settings gets; ``guidance_interval`` is the σ range
+# where guidance applies (model/sampling.cfg_denoiser), ``shift`` the schedule's time shift
+DEFAULTS = {
+    "num_inference_steps": 20,
+    "guidance_scale": 4.0,
+    "sampler": "euler",
+    "shift": 1.0,
+    "guidance_interval": (0.0, 1.0),
+}
+TEXT_CACHE = 64  # encoded texts kept (≈ 75 kB each)
+SAMPLING_FILE = "sampling.json"  # beside the weights: settings measured after training, over the checkpoint's
 
 
 def to_tensor(img: Image.Image, size: int) -> torch.Tensor:
@@ -96,12 +107,29 @@ class LimnerBackend:
             self.upsampler, _ = load_upsampler(up_path)
             batch_invariant(self.upsampler.to(self.device, self.dtype))
         self.meta = meta
-        self.defaults = {**DEFAULTS, **meta.get("sampling", {}), **(defaults or {})}
+        self.defaults = {**DEFAULTS, **meta.get("sampling", {}), **self._sampling_file(), **(defaults or {})}
+        self.defaults["guidance_interval"] = tuple(self.defaults["guidance_interval"])
         self.encoder = TextEncoder.load(invariant=True).to(self.device)
+        self._text_cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = OrderedDict()
         self.tokenizer = Tokenizer()
         self.base = self.denoiser.cfg.resolution
         self.full = self.base * (self.upsampler.cfg.factor if self.upsampler else 1)
         self.exemplars = self._load_exemplars(exemplars) if self.denoiser.cfg.exemplar_channels else None
+
+    def _sampling_file(self) -> dict:
+        """Sampling settings measured for these weights after training (``sampling.json``);
+        they win over those the checkpoint recorded, a models.toml's ``defaults`` over both."""
+        path = (self.path if self.path.is_dir() else self.path.parent) / SAMPLING_FILE
+        if not path.exists():
+            return {}
+        try:
+            found = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"{path} is not readable JSON ({e}); fix or remove it") from None
+        unknown = set(found) - set(DEFAULTS) if isinstance(found, dict) else {"(not an object)"}
+        if unknown:
+            raise CheckpointError(f"{path} has unknown settings {sorted(unknown)}; known: {', '.join(DEFAULTS)}")
+        return found
 
     def _load_exemplars(self, extra: str | None) -> ExemplarDB:
         """The shipped database, extended with the user's images (``exemplars/`` beside the
@@ -117,6 +145,25 @@ class LimnerBackend:
             if user is not None and user.is_dir():
                 db.add_folder(user, self._embed)
         return db
+
+    def _encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(states, pooled, mask) of each text. The encoder is batch-invariant, so a text's rows do
+        not depend on what else it was encoded with: the last TEXT_CACHE texts are kept (the empty
+        negative prompt of nearly every request; a prompt drawn again with other seeds)."""
+        cache = self._text_cache
+        missing = [t for t in dict.fromkeys(texts) if t not in cache]
+        if missing:
+            tokens = self.tokenizer(missing, length=self.tokenizer.max_tokens)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                states, pooled = self.encoder(tokens.ids.to(self.device), tokens.mask.to(self.device))
+            for i, text in enumerate(missing):
+                cache[text] = (states[i].float(), pooled[i].float(), tokens.mask[i].to(self.device))
+        rows = [cache[t] for t in texts]
+        for text in texts:
+            cache.move_to_end(text)
+        while len(cache) > TEXT_CACHE:
+            cache.popitem(last=False)
+        return tuple(torch.stack([row[k] for row in rows]) for k in range(3))  # type: ignore[return-value]
 
     def _embed(self, texts: list[str]) -> torch.Tensor:
         tokens = self.tokenizer(texts, length=self.tokenizer.max_tokens)
@@ -135,7 +182,7 @@ class LimnerBackend:
             sizes,
             ["text2img", "img2img", "inpaint"],
             params,
-            {k: v for k, v in self.defaults.items() if k != "shift"},
+            {k: list(v) if isinstance(v, tuple) else v for k, v in self.defaults.items() if k != "shift"},
             f"Limner {self.meta.get('preset', '')} model, {self.meta.get('steps', '?')} training steps",
         )
 
@@ -187,10 +234,7 @@ class LimnerBackend:
         b = len(prompts)
 
         # 1. text
-        tokens = self.tokenizer(prompts + negatives, length=self.tokenizer.max_tokens)
-        with torch.autocast(dev.type, dtype=torch.bfloat16):
-            states, pooled = self.encoder(tokens.ids.to(dev), tokens.mask.to(dev))
-        states, pooled, tmask = states.float(), pooled.float(), tokens.mask.to(dev)
+        states, pooled, tmask = self._encode(prompts + negatives)
         glyph_full = None
         glyphs = [p.glyph for p in preps]
         if any(g is not None for g in glyphs):
@@ -245,7 +289,9 @@ class LimnerBackend:
             return self.denoiser(x, s, **kw).float()
 
         scale = torch.tensor(scales, device=dev).view(-1, 1, 1, 1)
-        guided = cfg_denoiser(net, cond, uncond, scale if bool((scale != 1).any()) else 1.0)
+        guided = cfg_denoiser(
+            net, cond, uncond, scale if bool((scale != 1).any()) else 1.0, self.defaults["guidance_interval"]
+        )
 
         def denoise(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
             if m_base is None or x_init is None:
@@ -285,6 +331,8 @@ class LimnerBackend:
                 continue
             req, st = requests[owner], settings[owner]
             params = image_parameters(req, st, seeds[k], self.name, self.kind, st["sampler"], preps[k].parsed.spans)
+            if self.defaults["guidance_interval"] != DEFAULTS["guidance_interval"]:
+                params["guidance_interval"] = list(self.defaults["guidance_interval"])  # to make it again
             if self.exemplars is not None:
                 params["exemplar"] = exemplar_labels[k]  # which picture it re-drew, if any
             read = self.tokenizer.read_part(req.prompt)  # None: the encoder read it all

@@ -54,7 +54,11 @@ DEFAULT_KEYS: dict[str, Any] = {
     "guidance_scale": float,
     "sampler": str,
     "loras": dict[str, float],
+    # sampling settings of the built-in backend that a request cannot set (model/sampling.py)
+    "guidance_interval": list[float],
+    "shift": float,
 }
+LIMNER_ONLY = ("guidance_interval", "shift")
 
 
 def register_backend(name: str, factory: BackendFactory, check: Callable[[ModelSpec], str] | None = None) -> None:
@@ -210,6 +214,12 @@ def load_models_file(path: Path) -> tuple[list[ModelSpec], str | None]:
             raise InvalidRequest(f"{where('backend')}: {e.message}", param="models") from None
         options = backend_options(factory)
         _known_keys(entry, {"backend": str, "path": str, "defaults": dict, **options}, where, "key")
+        limner_only = [k for k in LIMNER_ONLY if k in entry.get("defaults", {})]
+        if limner_only and backend != "limner":
+            raise InvalidRequest(
+                f"{where('defaults')}: defaults.{limner_only[0]} is a setting of Limner models, not of {backend!r} ones",
+                param="models",
+            )
         if "path" not in entry:
             raise InvalidRequest(f"{where()} has no path", param="models")
 
@@ -286,8 +296,19 @@ def _defaults(table: Any, where: Callable[[str], str]) -> dict:
         )
     _known_keys(table, DEFAULT_KEYS, where, "key")
     values = {k: _typed(v, DEFAULT_KEYS[k], f"{where(k)}.{k}", Path()) for k, v in table.items()}
+    interval = values.get("guidance_interval")
+    if interval is not None and not (
+        len(interval) == 2 and all(isinstance(v, float) for v in interval) and 0 <= interval[0] < interval[1] <= 1
+    ):
+        raise InvalidRequest(
+            f"{where('guidance_interval')}.guidance_interval must be two noise levels [lo, hi] with "
+            f"0 ≤ lo < hi ≤ 1, e.g. [0.2, 0.8], not {interval!r}",
+            param="models",
+        )
+    if values.get("shift", 1.0) <= 0:
+        raise InvalidRequest(f"{where('shift')}.shift must be above 0, not {values['shift']!r}", param="models")
     try:  # the same bounds as a request's (steps 1–200, guidance 0–30 …)
-        GenerationRequest("defaults", **values).validate()
+        GenerationRequest("defaults", **{k: v for k, v in values.items() if k not in LIMNER_ONLY}).validate()
     except InvalidRequest as e:
         raise InvalidRequest(f"{where(e.param or 'defaults')}: {e.message}", param="models") from None
     return values
@@ -309,6 +330,10 @@ def _typed(value: Any, kind: Any, where: str, base: Path) -> Any:
             raise InvalidRequest(f"{where} must be a table, not {value!r}", param="models")
         inner = typing.get_args(kind)[1] if origin is dict else Any
         return {k: _typed(v, inner, f"{where}.{k}", base) for k, v in value.items()}
+    if origin is list:
+        if not isinstance(value, list):
+            raise InvalidRequest(f"{where} must be a list, not {value!r}", param="models")
+        return [_typed(v, typing.get_args(kind)[0], f"{where}[{i}]", base) for i, v in enumerate(value)]
     if kind is Path:
         if not isinstance(value, str) or not value:
             raise InvalidRequest(f"{where} must be a path (a string), not {value!r}", param="models")

@@ -129,6 +129,7 @@ def measure(
     engine=None,
     progress=None,
     typography: str = "auto",
+    seed: int = 1000,
 ) -> tuple[dict, dict, dict, list, list]:
     """Images for every prompt set and every metric on them (speed aside)."""
     n_val = min(len(instr.val_images), max(64, limit or 512))
@@ -140,7 +141,7 @@ def measure(
     for name, rows in sets.items():
         if name not in images:
             prompts = [r["prompt"] for r in rows]
-            seeds = [1000 + i for i in range(len(prompts))]
+            seeds = [seed + i for i in range(len(prompts))]
             images[name] = generate_images(
                 model, prompts, seeds, instr, engine, progress=progress, typography=typography
             )
@@ -148,6 +149,7 @@ def measure(
         "model": model,
         "limit": limit,
         "typography": typography,
+        "seed": seed,
         "prompt_sets": {k: len(v) for k, v in sets.items()},
         "evaluator": str(instr.evaluator_path),
         "shape_evaluator": str(instr.shape_path),
@@ -241,6 +243,7 @@ def evaluate(
     progress=None,
     typography: str = "auto",
     with_references: bool = True,
+    seed: int = 1000,
 ) -> dict:
     """Run every metric for ``model``; write ``metrics.json`` and ``report.html`` to ``out``. Unless the
     model is itself a reference, the report carries the references' numbers on the same prompts."""
@@ -250,7 +253,7 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     instr = load_instruments(corpus, evaluator_path, shape_evaluator_path, tone_reader_path)
     sets = load_prompts(prompts_dir, limit)
-    m, sets, images, ocr, sims = measure(model, instr, sets, corpus, limit, engine, progress, typography)
+    m, sets, images, ocr, sims = measure(model, instr, sets, corpus, limit, engine, progress, typography, seed)
     if with_references and model not in REFERENCE_MODELS:
         m["references"] = references(instr, load_prompts(prompts_dir, limit), corpus, limit, prompts_dir)
     if speed and model not in REFERENCE_MODELS:
