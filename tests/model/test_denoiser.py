@@ -155,18 +155,3 @@ def test_training_attention_on_the_cpu_matches_the_fused_kernel(tiny_denoiser):
     with torch.enable_grad():
         plain = tiny_denoiser(**kw)
     torch.testing.assert_close(plain, fused, atol=1e-5, rtol=1e-5)
-
-
-def test_the_inference_gelu_equals_the_kernel_to_bfloat16_rounding():
-    from limner.model.denoiser import TanhGELU
-
-    x = (torch.randn(4, 64, 1568, generator=torch.Generator().manual_seed(0)) * 3).bfloat16()
-    kernel = torch.nn.functional.gelu(x, approximate="tanh")
-    with torch.no_grad():
-        fast = TanhGELU()(x)
-    assert fast.dtype == torch.bfloat16
-    differ = fast != kernel
-    assert differ.float().mean() < 0.01
-    assert (x[differ] < -4.5).all() and (fast[differ].float().abs() < 1e-6).all()  # only the far tail
-    with torch.no_grad():
-        torch.testing.assert_close(TanhGELU()(x.float()), torch.nn.functional.gelu(x.float(), approximate="tanh"))
