@@ -41,6 +41,17 @@ SETTINGS: dict[str, tuple[str, int, list[float], float, int]] = {
     "dpm8-gi": ("dpmpp_2m", 8, [0.2, 0.8], 1.0, 1000),
     "dpm6": ("dpmpp_2m", 6, FULL, 1.0, 1000),
     "dpm8-s2": ("dpmpp_2m", 8, FULL, 2.0, 1000),
+    # more of the steps at high noise, where what is drawn gets decided
+    "dpm8-s3": ("dpmpp_2m", 8, FULL, 3.0, 1000),
+    "euler10-s3": ("euler", 10, FULL, 3.0, 1000),
+    "dpm7-s3": ("dpmpp_2m", 7, FULL, 3.0, 1000),
+    "dpm6-s3": ("dpmpp_2m", 6, FULL, 3.0, 1000),
+    "dpm6-s3-hi": ("dpmpp_2m", 6, [0.5, 1.0], 3.0, 1000),
+    "dpm6-s4": ("dpmpp_2m", 6, FULL, 4.0, 1000),
+    # guidance skipped at low noise only (at high noise it sets what is drawn: see euler20-gi)
+    "dpm8-hi": ("dpmpp_2m", 8, [0.3, 1.0], 1.0, 1000),
+    "dpm7-hi": ("dpmpp_2m", 7, [0.3, 1.0], 1.0, 1000),
+    "dpm6-hi": ("dpmpp_2m", 6, [0.3, 1.0], 1.0, 1000),
 }
 
 

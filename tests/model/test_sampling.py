@@ -13,8 +13,10 @@ def test_flow_sigmas_run_from_start_to_zero_strictly_decreasing():
     torch.testing.assert_close(flow_sigmas(4), torch.tensor([1.0, 0.75, 0.5, 0.25, 0.0]))
     # a shift spends more of the steps at high noise
     assert (flow_sigmas(10, shift=3.0)[1:-1] > flow_sigmas(10)[1:-1]).all()
-    partial = flow_sigmas(5, start=0.6)  # image-to-image starts part-way
-    assert partial[0] == pytest.approx(0.6) and partial[-1] == 0.0 and len(partial) == 6
+    for shift in (1.0, 3.0):  # image-to-image starts part-way: at its strength, whatever the shift
+        partial = flow_sigmas(5, shift=shift, start=0.6)
+        assert partial[0] == pytest.approx(0.6) and partial[-1] == 0.0 and len(partial) == 6
+        assert (partial[1:] < partial[:-1]).all()
 
 
 @pytest.mark.parametrize("name", list(SAMPLERS))

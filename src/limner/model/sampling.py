@@ -18,8 +18,10 @@ Callback = Callable[[int, torch.Tensor, torch.Tensor], None] | None
 
 def flow_sigmas(steps: int, shift: float = 1.0, start: float = 1.0, device: str | torch.device = "cpu") -> torch.Tensor:
     """``steps + 1`` noise levels from ``start`` to 0, time-shifted toward high noise by ``shift``
-    (σ' = shift·σ / (1 + (shift − 1)·σ), Esser et al. 2024)."""
-    s = torch.linspace(start, 0.0, steps + 1, device=device, dtype=torch.float64)
+    (σ' = shift·σ / (1 + (shift − 1)·σ), Esser et al. 2024). ``start`` is the first level itself
+    (an edit's strength), whatever the shift: the steps are spaced evenly before shifting."""
+    t0 = start / (shift - (shift - 1) * start)  # the unshifted level that the shift takes to start
+    s = torch.linspace(t0, 0.0, steps + 1, device=device, dtype=torch.float64)
     s = shift * s / (1 + (shift - 1) * s)
     return s.float()
 
