@@ -30,8 +30,8 @@ from limner.eval.sources import generate_images
 from limner.model.sampling import flow_sigmas, guided_at
 
 FULL = [0.0, 1.0]
-# name → (sampler, steps, guidance interval, shift, seed)
-SETTINGS: dict[str, tuple[str, int, list[float], float, int]] = {
+# name → (sampler, steps, guidance interval, shift, seed[, guidance scale: 4])
+SETTINGS: dict[str, tuple] = {
     "ref": ("euler", 20, FULL, 1.0, 1000),
     "ref-seed2": ("euler", 20, FULL, 1.0, 2000),
     "euler20-gi": ("euler", 20, [0.2, 0.8], 1.0, 1000),
@@ -48,6 +48,7 @@ SETTINGS: dict[str, tuple[str, int, list[float], float, int]] = {
     "dpm6-s3": ("dpmpp_2m", 6, FULL, 3.0, 1000),
     "dpm6-s3-hi": ("dpmpp_2m", 6, [0.5, 1.0], 3.0, 1000),
     "dpm6-s4": ("dpmpp_2m", 6, FULL, 4.0, 1000),
+    "dpm6-s3-g5": ("dpmpp_2m", 6, FULL, 3.0, 1000, 5.0),
     # guidance skipped at low noise only (at high noise it sets what is drawn: see euler20-gi)
     "dpm8-hi": ("dpmpp_2m", 8, [0.3, 1.0], 1.0, 1000),
     "dpm7-hi": ("dpmpp_2m", 7, [0.3, 1.0], 1.0, 1000),
@@ -88,8 +89,15 @@ def main() -> None:
     results["model"] = str(base.path)
     reference: list[np.ndarray] | None = None
     for name in names:
-        sampler, steps, interval, shift, seed = SETTINGS[name]
-        defaults = {"sampler": sampler, "num_inference_steps": steps, "guidance_interval": interval, "shift": shift}
+        sampler, steps, interval, shift, seed, *rest = SETTINGS[name]
+        guidance = rest[0] if rest else 4.0
+        defaults = {
+            "sampler": sampler,
+            "num_inference_steps": steps,
+            "guidance_interval": interval,
+            "shift": shift,
+            "guidance_scale": guidance,
+        }
         spec = ModelSpec(name, "limner", base.path, {}, defaults)
         engine = Engine(specs=[spec], batching=False)
         t = time.perf_counter()
@@ -108,6 +116,7 @@ def main() -> None:
             "steps": steps,
             "guidance_interval": interval,
             "shift": shift,
+            "guidance_scale": guidance,
             "seed": seed,
             "rows_per_image": guided_rows(sampler, steps, interval, shift),
             "fidelity": fidelity(instr.evaluator, instr, images, concepts),

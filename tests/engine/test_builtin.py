@@ -118,14 +118,14 @@ def test_prompt_guidance_and_sampling_settings_change_the_image(backend, change)
     assert not np.array_equal(generate(backend, request(**change))[0], base)
 
 
-def test_guidance_on_part_of_the_path_changes_the_image_and_is_recorded(tiny_limner):
+def test_guidance_on_part_of_the_path_and_a_shift_change_the_image_and_are_recorded(tiny_limner):
     whole = LimnerBackend("tiny", tiny_limner, device="cpu").generate([request()])[0]
-    part = LimnerBackend("tiny", tiny_limner, device="cpu", defaults={"guidance_interval": [0.3, 0.7]})
+    part = LimnerBackend("tiny", tiny_limner, device="cpu", defaults={"guidance_interval": [0.3, 0.7], "shift": 2.0})
     limited = part.generate([request()])[0]
     assert isinstance(whole, list) and isinstance(limited, list)
     assert not np.array_equal(pixels(whole)[0], pixels(limited)[0])
-    assert "guidance_interval" not in whole[0].parameters  # the full path, as every model before
-    assert limited[0].parameters["guidance_interval"] == [0.3, 0.7]
+    assert "guidance_interval" not in whole[0].parameters and "shift" not in whole[0].parameters
+    assert limited[0].parameters["guidance_interval"] == [0.3, 0.7] and limited[0].parameters["shift"] == 2.0
     assert part.info().defaults["guidance_interval"] == [0.3, 0.7]
 
 

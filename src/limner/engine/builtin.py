@@ -331,8 +331,10 @@ class LimnerBackend:
                 continue
             req, st = requests[owner], settings[owner]
             params = image_parameters(req, st, seeds[k], self.name, self.kind, st["sampler"], preps[k].parsed.spans)
-            if self.defaults["guidance_interval"] != DEFAULTS["guidance_interval"]:
-                params["guidance_interval"] = list(self.defaults["guidance_interval"])  # to make it again
+            for key in ("guidance_interval", "shift"):  # model settings a request cannot name: to make it again
+                if self.defaults[key] != DEFAULTS[key]:
+                    value = self.defaults[key]
+                    params[key] = list(value) if isinstance(value, tuple) else value
             if self.exemplars is not None:
                 params["exemplar"] = exemplar_labels[k]  # which picture it re-drew, if any
             read = self.tokenizer.read_part(req.prompt)  # None: the encoder read it all
