@@ -78,15 +78,27 @@ def test_compatible_requests_share_a_batch_and_incompatible_ones_do_not(make, ba
     assert (batcher.batches_run, batcher.images_run) == (3, 5)
 
 
-def test_a_request_arriving_within_the_window_joins_the_batch(make, backend):
+def test_while_callers_overlap_a_request_arriving_within_the_window_joins_the_batch(make, backend):
     batcher = make(window_s=10.0, max_images=2)  # a full batch starts at once
     started = time.monotonic()
-    a = batcher.submit(req("a"))
+    first = hold(batcher, backend)
+    a = batcher.submit(req("a"))  # queued while the blocker runs: callers overlap
+    backend.gate.set()
+    assert first.result(10) == ["blocker"]
     time.sleep(0.05)
     b = batcher.submit(req("b"))
     assert (a.result(10), b.result(10)) == (["a"], ["b"])
-    assert backend.batches == [["a", "b"]]
+    assert backend.batches == [["blocker"], ["a", "b"]]
     assert time.monotonic() - started < 5
+
+
+def test_a_lone_caller_does_not_wait_for_the_window(make, backend):
+    batcher = make(window_s=10.0)
+    for prompt in ("a", "b", "c"):  # one after another, as a single caller sends them
+        started = time.monotonic()
+        assert batcher.submit(req(prompt)).result(10) == [prompt]
+        assert time.monotonic() - started < 2
+    assert backend.batches == [["a"], ["b"], ["c"]]
 
 
 def test_higher_priority_runs_first_then_arrival_order(make, backend):

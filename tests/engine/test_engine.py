@@ -112,10 +112,12 @@ def test_concurrent_callers_are_batched_and_get_what_they_would_get_alone(engine
         return batched.generate(request(*args), timeout=60)
 
     with ThreadPoolExecutor(2) as pool:
-        together = list(pool.map(call, prompts))
-    stats = batched._batchers[model]
-    assert (stats.batches_run, stats.images_run) == (1, 3)
-    assert len(calls) == 1 and sorted(calls[0]) == sorted(p for p, _ in prompts)
+        list(pool.map(call, prompts))  # the engine was idle: the first may start alone, the second queues
+        stats = batched._batchers[model]
+        before = (stats.batches_run, stats.images_run, len(calls))
+        together = list(pool.map(call, prompts))  # callers overlap now, so the window is waited
+    assert (stats.batches_run - before[0], stats.images_run - before[1]) == (1, 3)
+    assert len(calls) == before[2] + 1 and sorted(calls[-1]) == sorted(p for p, _ in prompts)
 
     sequential = engines(*specs, batching=False)
     for args, got in zip(prompts, together, strict=True):
