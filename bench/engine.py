@@ -72,6 +72,48 @@ def denoiser_rates(den, peak: float, row_counts: tuple[int, ...] = ROWS) -> dict
     return results
 
 
+def median_ms(fn, repeats: int = 20) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return round(sorted(times)[len(times) // 2] * 1000, 2)
+
+
+def parts(backend) -> dict:
+    """Where one image's time goes with the backend's settings: the text encoder on a prompt (the
+    empty negative prompt is kept encoded), each denoiser step with and without guidance, the
+    upsampler. Milliseconds, medians."""
+    from limner.model.sampling import flow_sigmas, guided_at
+
+    den, cfg = backend.denoiser, backend.denoiser.cfg
+    d = backend.defaults
+    sigmas = flow_sigmas(d["num_inference_steps"], d["shift"])[:-1].tolist()
+    guided = sum(guided_at(s, d["guidance_interval"]) for s in sigmas)
+
+    def step(rows: int):
+        x = torch.randn(rows, 3, cfg.resolution, cfg.resolution, dtype=torch.bfloat16)
+        text, mask = torch.randn(rows, 48, 384), torch.ones(rows, 48, dtype=torch.bool)
+        return lambda: den(x, torch.rand(rows), text, mask, torch.randn(rows, 384))
+
+    prompts = iter(f"a red apple, 3D render, number {i}" for i in range(10_000))
+    small = torch.randn(1, 3, cfg.resolution, cfg.resolution, dtype=torch.bfloat16)
+    with torch.no_grad():
+        out = {
+            "text_encoder_one_prompt": median_ms(lambda: backend._encode([next(prompts), ""])),
+            "denoiser_step_1_row": median_ms(step(1)),
+            "denoiser_step_2_rows": median_ms(step(2)),
+            "upsampler": median_ms(lambda: backend.upsampler(small, None)),
+        }
+    out["steps"], out["guided_steps"] = len(sigmas), guided
+    out["denoiser_total"] = round(
+        guided * out["denoiser_step_2_rows"] + (len(sigmas) - guided) * out["denoiser_step_1_row"], 1
+    )
+    return out
+
+
 def one_call(engine: Engine, model: str, n: int, seed: int) -> float:
     """Seconds for one request of ``n`` images, with a prompt the engine has not encoded before."""
     t = time.perf_counter()
@@ -101,7 +143,9 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", type=Path, default=Path("bench/results/engine.json"))
     p.add_argument(
-        "--compile", action="store_true", help="torch.compile the denoiser for its FLOP/s rows (not the engine's)"
+        "--compile",
+        action="store_true",
+        help="torch.compile the denoiser for its FLOP/s rows (not what the engine runs: docs/performance.md)",
     )
     args = p.parse_args()
 
@@ -156,12 +200,21 @@ def main() -> None:
         ),
     }
 
+    results["where_the_time_goes_ms"] = {
+        "old": compute.run(parts, plain.backend("old")),
+        "new": compute.run(parts, plain.backend(new)),
+    }
     den = plain.backend(new).denoiser
-    if args.compile:  # one compilation with a symbolic batch size serves every row count
+    if args.compile:
+        # the plain network (the engine's layers check batch invariance in Python, which compiling
+        # cannot follow); one compilation with a symbolic batch size serves every row count
         import torch._inductor.config
 
+        from limner.model.checkpoint import load_denoiser
+
         torch._inductor.config.freezing = True
-        den = torch.compile(den, dynamic=True)
+        plain_den, _ = load_denoiser(base.path / "denoiser.safetensors")
+        den = torch.compile(plain_den.to(torch.bfloat16).eval(), dynamic=True)
         t = time.perf_counter()
         compute.run(denoiser_rates, den, peak, (2,))
         results["compile_seconds"] = round(time.perf_counter() - t, 1)
@@ -186,6 +239,10 @@ def main() -> None:
     for rows in ROWS:
         r = results[f"denoiser_forward_batch{rows}"]
         print(f"| {rows} | {r['ms_per_row']} | {r['gflops']} | {r['share_of_measured_peak']:.0%} |")
+    print("\n| one image, ms | old | new |\n|---|---|---|")
+    where = results["where_the_time_goes_ms"]
+    for part in where["new"]:
+        print(f"| {part} | {where['old'][part]} | {where['new'][part]} |")
     print(f"\nmost merging can gain (per-row time at 2 rows / at the best batch): {results['batching_bound']}×")
 
 
