@@ -105,7 +105,8 @@ class LimnerBackend:
         self.upsampler: Upsampler | None = None
         if up_path is not None and up_path.exists():
             self.upsampler, _ = load_upsampler(up_path)
-            batch_invariant(self.upsampler.to(self.device, self.dtype))
+            # channels-last convolutions: the same pixels, a third less time on the 2-core CPU
+            batch_invariant(self.upsampler.to(self.device, self.dtype, memory_format=torch.channels_last))
         self.meta = meta
         self.defaults = {**DEFAULTS, **meta.get("sampling", {}), **self._sampling_file(), **(defaults or {})}
         self.defaults["guidance_interval"] = tuple(self.defaults["guidance_interval"])
@@ -313,7 +314,10 @@ class LimnerBackend:
         x0 = sample(denoise, x, sigmas, callback=callback)
 
         # 5. upsample, paste back
-        out = self.upsampler(x0, glyph_full).float() if s0["side"] == self.full and self.upsampler else x0
+        if s0["side"] == self.full and self.upsampler:
+            out = self.upsampler(x0.contiguous(memory_format=torch.channels_last), glyph_full).float()
+        else:
+            out = x0
         images = [finish(im, prep) for im, prep in zip(to_images(out), preps, strict=True)]  # exact text
         if s0["mode"] == "inpaint":  # outside the mask the source stays exactly as it was
             side = out.shape[-1]
