@@ -155,7 +155,13 @@ def test_a_sampling_file_beside_the_weights_overrides_what_the_checkpoint_record
     assert (
         LimnerBackend("tiny", folder, defaults={"num_inference_steps": 3}).info().defaults["num_inference_steps"] == 3
     )
-    for text, message in (("{not json", "not readable JSON"), ('{"steps": 8}', r"unknown settings \['steps'\]")):
+    for text, message in (
+        ("{not json", "not readable JSON"),
+        ('{"steps": 8}', r"unknown settings \['steps'\]"),
+        ('{"num_inference_steps": "six"}', "num_inference_steps must be an integer"),
+        ('{"guidance_interval": [0.9, 0.1]}', "guidance_interval must be two noise levels"),
+        ('{"sampler": "ddim"}', "unknown sampler 'ddim'"),
+    ):
         (folder / "sampling.json").write_text(text)
         with pytest.raises(CheckpointError, match=message):
             LimnerBackend("tiny", folder, device="cpu")

@@ -106,7 +106,8 @@ class LimnerBackend:
         if up_path is not None and up_path.exists():
             self.upsampler, _ = load_upsampler(up_path)
             # channels-last convolutions: the same pixels, a third less time on the 2-core CPU
-            batch_invariant(self.upsampler.to(self.device, self.dtype, memory_format=torch.channels_last))
+            self.upsampler.to(self.device, self.dtype)
+            batch_invariant(self.upsampler.to(memory_format=torch.channels_last))  # type: ignore[call-overload]
         self.meta = meta
         self.defaults = {**DEFAULTS, **meta.get("sampling", {}), **self._sampling_file(), **(defaults or {})}
         self.defaults["guidance_interval"] = tuple(self.defaults["guidance_interval"])
@@ -130,6 +131,14 @@ class LimnerBackend:
         unknown = set(found) - set(DEFAULTS) if isinstance(found, dict) else {"(not an object)"}
         if unknown:
             raise CheckpointError(f"{path} has unknown settings {sorted(unknown)}; known: {', '.join(DEFAULTS)}")
+        from limner.engine.registry import check_defaults  # the registry imports this module
+
+        try:  # the same types and bounds as a models.toml's defaults
+            found = check_defaults(found, lambda key: f"{path}: settings")
+        except InvalidRequest as e:
+            raise CheckpointError(e.message) from None
+        if found.get("sampler", "euler") not in SAMPLERS:
+            raise CheckpointError(f"{path}: unknown sampler {found['sampler']!r}; choose from {', '.join(SAMPLERS)}")
         return found
 
     def _load_exemplars(self, extra: str | None) -> ExemplarDB:

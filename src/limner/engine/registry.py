@@ -232,7 +232,7 @@ def load_models_file(path: Path) -> tuple[list[ModelSpec], str | None]:
                 backend,
                 _typed(entry["path"], Path, f"{where('path')}: path", path.parent),
                 {k: _typed(v, options[k], f"{where(k)}: {k}", path.parent) for k, v in entry.items() if k in options},
-                _defaults(entry.get("defaults", {}), in_defaults),
+                check_defaults(entry.get("defaults", {}), in_defaults),
             )
         )
     return specs, default
@@ -286,7 +286,7 @@ def _known_keys(table: dict, known: dict, where: Callable[[str], str], what: str
             )
 
 
-def _defaults(table: Any, where: Callable[[str], str]) -> dict:
+def check_defaults(table: Any, where: Callable[[str], str]) -> dict:
     """``where(key)``: the location prefix of a key in the defaults table."""
     from limner.engine.request import GenerationRequest
 

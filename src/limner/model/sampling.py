@@ -106,7 +106,7 @@ def cfg_denoiser(
     """Classifier-free guidance in x̂₀ space: x̂ = x̂_u + scale·(x̂_c − x̂_u), both in one batch.
     ``scale`` may be a tensor (B, 1, 1, 1): one guidance per image. Guidance applies only at noise
     levels lo ≤ σ ≤ hi of ``interval`` (Kynkäänniemi et al. 2024: at high noise it costs variety,
-    at low noise it does nothing); elsewhere the conditional row runs alone, at half the cost."""
+    at low noise it does nothing); elsewhere the conditional row runs alone, one row instead of two."""
     if uncond is None or (not isinstance(scale, torch.Tensor) and scale == 1.0):
         return lambda x, s: model(x, s, **cond)
 
