@@ -121,6 +121,19 @@ def one_call(engine: Engine, model: str, n: int, seed: int) -> float:
     return time.perf_counter() - t
 
 
+def one_caller(engine: Engine, models: tuple[str, str], requests: int) -> tuple[float, float]:
+    """Images per second of one caller making single-image requests one after another, for two
+    models, their requests interleaved (a, b, a, b …) so that a drift of the machine's speed
+    falls on both alike."""
+    spent = [0.0, 0.0]
+    for i in range(requests):
+        for m, model in enumerate(models):
+            t = time.perf_counter()
+            engine.generate(GenerationRequest(f"prompt {i}: a rocket", seed=i, model=model))
+            spent[m] += time.perf_counter() - t
+    return requests / spent[0], requests / spent[1]
+
+
 def callers(engine: Engine, model: str, k: int, per_caller: int) -> float:
     """Images per second when ``k`` threads each make ``per_caller`` single-image requests."""
 
@@ -184,6 +197,11 @@ def main() -> None:
         }
         for m in ("old", new)
     }
+    # one caller again, its old and new requests interleaved: the ratio that drift cannot tilt
+    for mode, engine in (("without", plain), ("with", batched)):
+        a, b = one_caller(engine, ("old", new), 8 * args.repeats)
+        throughput["old"][1][f"{mode}_batching_interleaved"] = round(a, 3)
+        throughput[new][1][f"{mode}_batching_interleaved"] = round(b, 3)
     batched.close()
     for model, key in (("old", "old"), (new, "new")):
         row: dict = {}
@@ -199,6 +217,11 @@ def main() -> None:
     results["speed-up"] = {
         "one_caller_images_per_second": round(
             fast["concurrency"][1]["without_batching"] / old["concurrency"][1]["without_batching"], 2
+        ),
+        "one_caller_interleaved": round(
+            fast["concurrency"][1]["without_batching_interleaved"]
+            / old["concurrency"][1]["without_batching_interleaved"],
+            2,
         ),
         "four_images_one_call": round(old["batch4"]["seconds_per_call"] / fast["batch4"]["seconds_per_call"], 2),
         "eight_callers_with_batching": round(
@@ -237,7 +260,8 @@ def main() -> None:
         a, b = old[f"batch{n}"]["seconds_per_call"], fast[f"batch{n}"]["seconds_per_call"]
         print(f"| seconds for {n} image{'s' if n > 1 else ''} in one call | {a} | {b} | {a / b:.2f}× faster |")
     for k in (1, 4, 8):
-        for mode in ("without_batching", "with_batching"):
+        interleaved = ("without_batching_interleaved", "with_batching_interleaved") if k == 1 else ()
+        for mode in ("without_batching", "with_batching", *interleaved):
             a, b = old["concurrency"][k][mode], fast["concurrency"][k][mode]
             print(f"| {k} caller{'s' if k > 1 else ''}, images/s {mode.replace('_', ' ')} | {a} | {b} | {b / a:.2f}× |")
     print(f"| batching gain, 8 callers vs 1 | {old['batching_gain_8_vs_1']}× | {fast['batching_gain_8_vs_1']}× | |")

@@ -215,7 +215,7 @@ class LimnerBackend:
         r = self.resolve(req)
         return (r["side"], r["num_inference_steps"], r["sampler"], r["mode"], r["strength"])
 
-    @torch.no_grad()
+    @torch.inference_mode()  # no autograd bookkeeping at all: less overhead per op than no_grad
     def generate(self, requests: list[GenerationRequest]) -> list[list[GeneratedImage] | BaseException]:
         """Render a batch of compatible requests; a cancelled request gets a Cancelled back."""
         settings = [self.resolve(r) for r in requests]
