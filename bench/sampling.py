@@ -42,7 +42,7 @@ SETTINGS: dict[str, tuple] = {
     "dpm8-s3": ("dpmpp_2m", 8, FULL, 3.0, 1000),
     "dpm7-s3": ("dpmpp_2m", 7, FULL, 3.0, 1000),
     "dpm6-s3": ("dpmpp_2m", 6, FULL, 3.0, 1000),
-    # no guidance on the last step (σ 0.375): the shipped default
+    # no guidance on the last step (σ 0.375): the six-step setting of docs/performance.md
     "dpm6-s3-hi": ("dpmpp_2m", 6, [0.5, 1.0], 3.0, 1000),
 }
 
