@@ -101,6 +101,17 @@ def toy_model(x: torch.Tensor, s: torch.Tensor, text: torch.Tensor, glyph=None) 
     return torch.tanh(x * text[:, :, None, None] + s[:, None, None, None])
 
 
+def counting_model():
+    """``toy_model`` that records the batch size of each call."""
+    batches: list[int] = []
+
+    def counting(x: torch.Tensor, s: torch.Tensor, **kw) -> torch.Tensor:
+        batches.append(len(x))
+        return toy_model(x, s, **kw)
+
+    return counting, batches
+
+
 @pytest.fixture
 def guidance_inputs():
     g = torch.Generator().manual_seed(0)
@@ -112,11 +123,7 @@ def guidance_inputs():
 
 def test_guidance_one_is_exactly_the_conditional_model_in_one_pass(guidance_inputs):
     x, s, cond, uncond = guidance_inputs
-    batches = []
-
-    def counting(x: torch.Tensor, s: torch.Tensor, **kw) -> torch.Tensor:
-        batches.append(len(x))
-        return toy_model(x, s, **kw)
+    counting, batches = counting_model()
 
     out = cfg_denoiser(counting, cond, uncond, 1.0)(x, s)
     assert torch.equal(out, toy_model(x, s, **cond))
@@ -144,11 +151,7 @@ def test_per_image_guidance_equals_each_image_guided_alone(guidance_inputs):
 
 def test_guidance_outside_its_interval_runs_the_conditional_row_alone(guidance_inputs):
     x, _, cond, uncond = guidance_inputs
-    batches = []
-
-    def counting(x: torch.Tensor, s: torch.Tensor, **kw) -> torch.Tensor:
-        batches.append(len(x))
-        return toy_model(x, s, **kw)
+    counting, batches = counting_model()
 
     guided = cfg_denoiser(counting, cond, uncond, 4.0, interval=(0.2, 0.8))
     for level, rows in ((0.9, 3), (0.8, 6), (0.5, 6), (0.2, 6), (0.1, 3)):  # the ends are inside
