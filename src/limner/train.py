@@ -79,6 +79,7 @@ class TrainConfig:
     arch: str = ""  # JSON overrides of the preset's DenoiserConfig, e.g. '{"long_skips": false}'
     optimizer: str = "adamw"  # or "muon": Muon on the blocks' matrices, AdamW on the rest
     subset: float = 1.0  # train on this share of the concepts (hash-chosen): calibration runs
+    tone_weight: float = 1.0  # images with a skin tone are drawn this many times as often as the rest
     keep_every: int = 0  # also keep the EMA weights of every N-th step in OUT/snapshots/
     sigma_mean: float = 0.0
     sigma_std: float = 1.0
@@ -136,6 +137,14 @@ def resolve_data(cfg: TrainConfig, resolution: int, split: str) -> Path:
         print(f"packing {split} split of {data} at {resolution}px → {path}", file=sys.stderr)
         pack(data, path, resolution, split)
     return path
+
+
+def record_weights(train: TrainSet, tone_weight: float) -> torch.Tensor | None:
+    """How often each record is drawn, relative to the rest: ``tone_weight`` for an image with a
+    skin tone, 1 for any other; None (uniform) when that changes nothing."""
+    if tone_weight == 1.0 or not train.tones:
+        return None
+    return torch.tensor([tone_weight if t else 1.0 for t in train.tones])
 
 
 def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
@@ -255,6 +264,8 @@ def main(cfg: TrainConfig) -> dict:
         rgba, backgrounds, images = None, None, train.images.to(device)
     glyphs = train.glyphs.to(device)
     glyph_of = train.glyph_of.to(device)
+    draw_weights = record_weights(train, cfg.tone_weight)
+    draw_weights = draw_weights.to(device) if draw_weights is not None else None
     exemplars = None
     if model_cfg.exemplar_channels:
         key_cache = cache_dir / f"exemplar-keys-{r}.pt" if cache_dir and cfg.subset >= 1 else None
@@ -270,7 +281,10 @@ def main(cfg: TrainConfig) -> dict:
         def rand() -> torch.Tensor:
             return torch.rand(b, generator=dgen, device=device)
 
-        idx = torch.randint(len(train), (b,), generator=dgen, device=device)
+        if draw_weights is not None:
+            idx = torch.multinomial(draw_weights, b, replacement=True, generator=dgen)
+        else:
+            idx = torch.randint(len(train), (b,), generator=dgen, device=device)
         if rgba is not None and backgrounds is not None:
             x0 = composite(rgba[idx], backgrounds[idx]).div_(127.5).sub_(1)  # (B, 3, R, R)
         else:

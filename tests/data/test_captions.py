@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from limner.data.captions import STYLE_WORDS, Subject, article, captions, recaption, tone_phrase
+from limner.data.captions import STYLE_WORDS, Subject, article, as_drawn, captions, recaption, tone_phrase
 from limner.data.colors import Background
 from limner.data.sources import SOURCES
 
@@ -120,3 +120,23 @@ def test_every_source_style_has_caption_words(source):
     caps = captions(Subject("red heart", style), SKY, random.Random(1))
     assert len(caps) >= 3
     assert any(w in c for c in caps for w in STYLE_WORDS[style])
+
+
+def test_as_drawn_corrects_fluent_3d_packs_made_before_the_label_fix():
+    """Fluent 3D files coded medium-light draw medium skin and vice versa (catalog.DRAWN_AS): a
+    pack from an old corpus says the code point's tone, and its captions are corrected."""
+    old = ["waving hand, medium-light skin tone, 3D", "a waving hand with medium-light skin tone"]
+    assert as_drawn("fluent-3d", "fluent-3d_1f44b-1f3fc", ["medium-light"], old) == (
+        ["medium"],
+        ["waving hand, medium skin tone, 3D", "a waving hand with medium skin tone"],
+    )
+    couple = ["kiss, medium-light and dark skin tones"]
+    assert as_drawn("fluent-3d", "fluent-3d_1f48f-1f3fc-1f3ff", ["medium-light", "dark"], couple) == (
+        ["medium", "dark"],
+        ["kiss, medium and dark skin tones"],
+    )
+    # already labelled as drawn (a corpus built since), another tone, another source: unchanged
+    fixed = (["medium"], ["waving hand, medium skin tone"])
+    assert as_drawn("fluent-3d", "fluent-3d_1f44b-1f3fc", *fixed) == fixed
+    assert as_drawn("fluent-3d", "fluent-3d_1f44b-1f3ff", ["dark"], ["dark"]) == (["dark"], ["dark"])
+    assert as_drawn("noto", "noto_1f44b-1f3fc", ["medium-light"], old) == (["medium-light"], old)

@@ -35,3 +35,21 @@ def test_packed_images_are_the_composited_records_resized(built_corpus, tmp_path
 def test_pack_needs_shards(tmp_path):
     with pytest.raises(FileNotFoundError, match="limner data build"):
         pack(tmp_path, tmp_path / "t.npz", resolution=16)
+
+
+def test_load_labels_an_old_fluent_3d_pack_as_drawn(built_corpus, tmp_path):
+    """A pack made from a corpus built before the Fluent 3D label fix trains on the tone drawn."""
+    import json
+
+    path = pack(built_corpus, tmp_path / "t.npz", resolution=16, limit=2)
+    with np.load(path) as z:
+        parts = {k: z[k] for k in z.files}
+    meta = json.loads(parts["meta"].tobytes())
+    meta["sources"][0], meta["keys"][0], meta["tones"][0] = "fluent-3d", "fluent-3d_1f44b-1f3fc", ["medium-light"]
+    meta["captions"][0] = ["waving hand, medium-light skin tone, 3D render"]
+    parts["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(path, **parts)
+    ts = TrainSet.load(path)
+    assert ts.tones is not None and ts.tones[0] == ["medium"]
+    assert ts.captions[0] == ["waving hand, medium skin tone, 3D render"]
+    assert ts.captions[1] == meta["captions"][1]

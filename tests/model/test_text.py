@@ -122,3 +122,42 @@ def test_dequantize_inverts_quantize_to_half_a_step(text_encoder):
     assert ((back["layers.0.ff1.weight"] - w).abs() <= step * (0.5 + 127 * 2**-11)).all()
     assert back["layers.0.ln1.weight"].dtype == torch.float16  # vectors stay float16
     torch.testing.assert_close(back["layers.0.ln1.weight"].float(), sd["layers.0.ln1.weight"], atol=0, rtol=2**-11)
+
+
+def test_caption_cache_reencodes_only_the_captions_that_changed(text_encoder, tokenizer, tmp_path, monkeypatch):
+    from limner.model.text import CaptionStore
+
+    cache = tmp_path / "states.pt"
+    first = CaptionStore(CAPTIONS, text_encoder, tokenizer, torch.device("cpu"), progress=False, cache=cache)
+    encoded: list[int] = []
+    forward = TextEncoder.forward
+
+    def counting(self, ids, mask):
+        encoded.append(ids.shape[0])
+        return forward(self, ids, mask)
+
+    monkeypatch.setattr(TextEncoder, "forward", counting)
+    same = CaptionStore(CAPTIONS, text_encoder, tokenizer, torch.device("cpu"), progress=False, cache=cache)
+    assert encoded == [] and torch.equal(same.states, first.states)
+    changed = [CAPTIONS[0], CAPTIONS[1], "thumbs up, medium skin tone, 3D render"]
+    store = CaptionStore(changed, text_encoder, tokenizer, torch.device("cpu"), progress=False, cache=cache)
+    assert encoded == [1]  # the changed caption only
+    monkeypatch.setattr(TextEncoder, "forward", forward)
+    fresh = CaptionStore(changed, text_encoder, tokenizer, torch.device("cpu"), progress=False)
+    assert torch.equal(store.states[:2], first.states[:2])  # kept rows: the cached numbers
+    # the new row alone rounds a little differently from the three together (bf16)
+    torch.testing.assert_close(store.states[2], fresh.states[2], atol=0.05, rtol=0.02)
+    torch.testing.assert_close(store.pooled[2], fresh.pooled[2], atol=2e-3, rtol=0)
+
+
+def test_a_caption_cache_without_keys_is_used_and_given_them(text_encoder, tokenizer, tmp_path):
+    from limner.model.text import CaptionStore
+
+    cache = tmp_path / "states.pt"
+    first = CaptionStore(CAPTIONS, text_encoder, tokenizer, torch.device("cpu"), progress=False, cache=cache)
+    saved = torch.load(cache)
+    del saved["keys"]
+    torch.save(saved, cache)  # as caches were written before they kept a key per caption
+    again = CaptionStore(CAPTIONS, text_encoder, tokenizer, torch.device("cpu"), progress=False, cache=cache)
+    assert torch.equal(again.states, first.states)
+    assert "keys" in torch.load(cache)

@@ -221,3 +221,19 @@ def test_probe_batch_measures_each_size():
     assert best in (2, 4) and probe["results"][8] == "out of memory"
     assert probe["steps"] == 10 and probe["images"] == 5 * 2 + 5 * 4
     assert sizes == [2] * 5 + [4] * 5 + [8]
+
+
+def test_tone_weight_draws_images_with_a_skin_tone_more_often(trainset_32, tmp_path):
+    from types import SimpleNamespace
+
+    from limner.train import record_weights
+
+    toned = SimpleNamespace(tones=[["dark"], [], ["light", "medium"], []])
+    assert record_weights(toned, 4.0).tolist() == [4.0, 1.0, 4.0, 1.0]  # type: ignore[arg-type]
+    assert record_weights(toned, 1.0) is None  # type: ignore[arg-type]
+    assert record_weights(SimpleNamespace(tones=None), 4.0) is None  # type: ignore[arg-type]
+    ts = TrainSet.load(trainset_32)
+    assert ts.tones is not None and any(ts.tones) and not all(ts.tones)
+    uniform = main(config(trainset_32, tmp_path / "uniform", steps=3))
+    weighted = main(config(trainset_32, tmp_path / "weighted", steps=3, tone_weight=50.0))
+    assert curve(weighted["history"]) != curve(uniform["history"])

@@ -23,6 +23,11 @@ def train(
     sample_every: Annotated[int, typer.Option(help="Write a sample grid every N steps.")] = 500,
     save_every: Annotated[int, typer.Option(help="Checkpoint and validate every N steps.")] = 500,
     init: Annotated[str | None, typer.Option(help="Start from these inference weights.")] = None,
+    ema: Annotated[float, typer.Option(help="EMA decay (lower for a short fine-tune).")] = 0.999,
+    tone_weight: Annotated[
+        float, typer.Option(help="Draw images with a skin tone this many times as often as the rest.")
+    ] = 1.0,
+    keep_every: Annotated[int, typer.Option(help="Also keep the EMA weights of every N-th step (0: none).")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue the run in OUT from its checkpoint.")] = False,
     seed: Annotated[int, typer.Option()] = 0,
     compile: Annotated[bool, typer.Option(help="torch.compile the network (GPUs).")] = False,
@@ -46,6 +51,9 @@ def train(
             sample_every=sample_every,
             save_every=save_every,
             init=init,
+            ema=ema,
+            tone_weight=tone_weight,
+            keep_every=keep_every,
             resume=resume,
             seed=seed,
             compile=compile,

@@ -96,6 +96,22 @@ def captions(subject: Subject, background: Background | None, rng: random.Random
     return out[:n]
 
 
+def as_drawn(source: str, key: str, tones: list[str], caps: list[str]) -> tuple[list[str], list[str]]:
+    """A packed record's skin tones and captions as its image draws them. A source whose files
+    draw another tone than their code points name (``catalog.DRAWN_AS``), packed from a corpus
+    built before its labels were fixed, says the code points' tone: the labels are corrected and
+    the captions' tone phrase swapped. A record already labelled as drawn is returned as it is."""
+    from limner.data.catalog import DRAWN_AS, tones_drawn
+
+    if source not in DRAWN_AS or not tones:
+        return tones, caps
+    drawn = tones_drawn(source, key.split("_", 1)[-1])  # record keys are SOURCE_CODEPOINTS
+    if drawn == tones or len(drawn) != len(tones):
+        return tones, caps
+    old, new = tone_phrase(tones), tone_phrase(drawn)
+    return drawn, [c.replace(old, new) for c in caps]
+
+
 def recaption(meta: dict) -> list[str]:
     """A built record's captions under today's phrasing: a record with a skin tone whose captions
     still put a colour word before its name ("a tangerine artist") is captioned again (seeded by

@@ -45,8 +45,13 @@ class Item:
 DRAWN_AS = {"fluent-3d": {"medium-light": "medium", "medium": "medium-light"}}
 
 
+def tones_drawn(source: str, code: str) -> list[str]:
+    """The skin tones a ``source`` file coded ``code`` (code points, e.g. ``1f44b-1f3fc``) draws."""
+    swap = DRAWN_AS.get(source, {})
+    return [swap.get(t, t) for t in skin_tones_of(code)]
+
+
 def _fluent_3d(root: Path, index: EmojiIndex) -> Iterator[Item]:
-    drawn = DRAWN_AS["fluent-3d"]
     for f in sorted(root.glob("**/assets/*.webp")):
         info = index.lookup(f.stem)
         if info is None:
@@ -59,7 +64,7 @@ def _fluent_3d(root: Path, index: EmojiIndex) -> Iterator[Item]:
             info.name,
             tags=info.tags,
             group=info.group,
-            skin_tones=[drawn.get(t, t) for t in skin_tones_of(f.stem)],
+            skin_tones=tones_drawn("fluent-3d", f.stem),
             family=base_hex(f.stem),
         )
 

@@ -211,6 +211,12 @@ class TrainSet:
         def stack(arrays: list[np.ndarray]) -> torch.Tensor:
             return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()  # (N, C, R, R)
 
+        if meta.get("tones"):  # packs from corpora built before the Fluent 3D labels were fixed
+            from limner.data.captions import as_drawn
+
+            rows = zip(meta["sources"], meta["keys"], meta["tones"], meta["captions"], strict=True)
+            fixed = [as_drawn(*row) for row in rows]
+            meta["tones"], meta["captions"] = [t for t, _ in fixed], [c for _, c in fixed]
         r = int(z["resolution"])
         rgba = backgrounds = None
         if "fg" in z.files:

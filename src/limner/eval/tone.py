@@ -46,13 +46,11 @@ def drawn_tones(meta: dict) -> list[str]:
     """The skin tones a record's image draws: its labels, or for a source whose files draw another
     tone than their code points name (``limner.data.catalog.DRAWN_AS``) the tones read from the
     code points and corrected — right for corpora built before the labels were fixed, and after."""
-    from limner.data.catalog import DRAWN_AS
-    from limner.data.emoji import skin_tones_of
+    from limner.data.catalog import DRAWN_AS, tones_drawn
 
-    swap = DRAWN_AS.get(meta.get("source", ""))
-    if not swap:
+    if meta.get("source", "") not in DRAWN_AS:
         return list(meta.get("skin_tones", []))
-    return [swap.get(t, t) for t in skin_tones_of(meta["original_id"].rsplit(".", 1)[0])]
+    return tones_drawn(meta["source"], meta["original_id"].rsplit(".", 1)[0])
 
 
 @dataclass(frozen=True)

@@ -199,10 +199,27 @@ def encode_pooled(
     return pooled
 
 
+def text_keys(texts: list[str]) -> torch.Tensor:
+    """(N,) int64: a 64-bit hash of each text, to find a caption's row in a saved cache."""
+    return torch.tensor(
+        [int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "big", signed=True) for t in texts],
+        dtype=torch.int64,
+    )
+
+
+def _replace(path: Path, obj: dict) -> None:
+    """Save ``obj`` beside ``path`` and swap it in: the old file may be memory-mapped still."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
 class CaptionStore:
     """Every caption of the training set encoded once by the frozen text encoder and kept in
     one padded tensor on the training device (bf16). Row ``null`` is the empty caption.
-    With ``cache`` the states are saved and reused while the captions stay the same."""
+    With ``cache`` the states are saved and reused: all of them while the captions stay the same,
+    and when some captions change (a corpus re-captioned) the rows of every caption that did not,
+    so only the changed ones are encoded again."""
 
     def __init__(
         self,
@@ -221,30 +238,44 @@ class CaptionStore:
         n, length = self.ids.shape
         self.lengths = self.mask.sum(1).to(device)
         digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
-        if cache is not None and cache.exists():
-            saved = torch.load(cache, map_location="cpu", mmap=True)
-            if saved["digest"] == digest:
-                self.states, self.pooled = saved["states"].to(device), saved["pooled"].to(device)
-                self.mask = self.mask.to(device)
-                return
+        keys = text_keys(texts)
+        saved = torch.load(cache, map_location="cpu", mmap=True) if cache is not None and cache.exists() else None
+        if saved is not None and saved["digest"] == digest:
+            self.states, self.pooled = saved["states"].to(device), saved["pooled"].to(device)
+            self.mask = self.mask.to(device)
+            if "keys" not in saved and cache is not None:  # a cache from before keys were kept
+                _replace(cache, {**saved, "keys": keys})
+            return
         self.states = torch.empty(n, length, encoder.word.embedding_dim, dtype=torch.bfloat16, device=device)
         self.pooled = torch.empty(n, encoder.word.embedding_dim, dtype=torch.float32, device=device)
+        todo = torch.arange(n)
+        # rows are reused only at the same padded length: padding changes the encoder's sums
+        if saved is not None and "keys" in saved and saved["states"].shape[1] == length:
+            row_of = {k: i for i, k in enumerate(saved["keys"].tolist())}
+            old = torch.tensor([row_of.get(k, -1) for k in keys.tolist()])
+            kept = old >= 0
+            self.states[kept] = saved["states"][old[kept]].to(device)
+            self.pooled[kept] = saved["pooled"][old[kept]].to(device)
+            todo = todo[~kept]
+            if progress:
+                print(f"  kept {int(kept.sum())} encoded captions; encoding {len(todo)} new ones", file=sys.stderr)
         enc = encoder.to(device)
         started = time.time()
-        for i in range(0, n, chunk):
-            ids, mask = self.ids[i : i + chunk].to(device), self.mask[i : i + chunk].to(device)
+        for i in range(0, len(todo), chunk):
+            rows = todo[i : i + chunk]
+            ids, mask = self.ids[rows].to(device), self.mask[rows].to(device)
             with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
                 s, p = enc(ids, mask)
-            self.states[i : i + chunk] = s.to(torch.bfloat16)
-            self.pooled[i : i + chunk] = p.float()
+            self.states[rows.to(device)] = s.to(torch.bfloat16)
+            self.pooled[rows.to(device)] = p.float()
             if progress and (i // chunk) % 20 == 0:
                 print(
-                    f"  encoded {min(i + chunk, n)}/{n} captions ({time.time() - started:.0f}s)",
+                    f"  encoded {min(i + chunk, len(todo))}/{len(todo)} captions ({time.time() - started:.0f}s)",
                     file=sys.stderr,
                 )
         self.mask = self.mask.to(device)
         if cache is not None:  # the frozen encoder gives the same states every run: keep them
-            torch.save({"digest": digest, "states": self.states.cpu(), "pooled": self.pooled.cpu()}, cache)
+            _replace(cache, {"digest": digest, "keys": keys, "states": self.states.cpu(), "pooled": self.pooled.cpu()})
 
     def batch(self, rows: torch.Tensor, fixed: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """States, mask and pooled embedding of caption ``rows``; padded to the batch's longest
