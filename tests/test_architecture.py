@@ -25,6 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "train": {"errors", "model", "data"},
     "train_upsampler": {"errors", "model", "data"},
     "train_gpu": {"errors", "model", "data", "train"},
+    "tune": {"errors", "model"},
     "cli": {"*"},
     "limner": {"engine", "version"},
 }

@@ -357,6 +357,10 @@ def test_preference_export_writes_decisive_unflagged_pairs(client, arena, clock,
         assert (out / row["loser"]).read_bytes() == images[loser]
     # the pool's images are shared between battles: each is written once
     assert len(list((out / "images").iterdir())) == len({p for r in rows for p in (r["winner"], r["loser"])})
+    # and `limner tune` reads exactly these: the flagged voter's 20 votes never reach a tune
+    from limner.tune import load_pairs
+
+    assert load_pairs(out, 16).prompts == [b["prompt"] for b, *_ in decisive]
 
 
 # -- pages -----------------------------------------------------------------------------------

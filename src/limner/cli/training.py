@@ -1,4 +1,4 @@
-"""``limner train``, ``train-upsampler``, ``train-evaluator``, ``calibrate-tones`` and ``export-weights``."""
+"""``limner train``, ``tune``, ``train-upsampler``, ``train-evaluator``, ``calibrate-tones`` and ``export-weights``."""
 
 from __future__ import annotations
 
@@ -58,6 +58,54 @@ def train(
             seed=seed,
             compile=compile,
         )
+    )
+
+
+@app.command("tune")
+def tune(
+    pairs: Annotated[Path, typer.Option(help="Folder written by `limner arena export --format preference-pairs`.")],
+    init: Annotated[Path, typer.Option(help="The model to tune: a weights folder or a denoiser file.")],
+    out: Annotated[Path, typer.Option(help="Run folder (checkpoint, ema.safetensors, history).")] = Path("runs/dpo"),
+    method: Annotated[str, typer.Option(help="dpo (Diffusion-DPO) or sft (the preferred images only).")] = "dpo",
+    beta: Annotated[float, typer.Option(help="DPO β: how far the model may move from its start.")] = 2000.0,
+    steps: Annotated[int, typer.Option()] = 300,
+    minutes: Annotated[float | None, typer.Option(help="Stop after this many minutes.")] = None,
+    batch: Annotated[int, typer.Option(help="Pairs per step.")] = 16,
+    lr: Annotated[float, typer.Option()] = 2e-5,
+    ema: Annotated[float, typer.Option(help="EMA decay.")] = 0.99,
+    val_share: Annotated[float, typer.Option(help="Share of the prompts held out for validation.")] = 0.15,
+    seed: Annotated[int, typer.Option()] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue the run in OUT from its checkpoint.")] = False,
+) -> None:
+    """Tune the built-in denoiser on arena preference pairs (Diffusion-DPO, or winners only)."""
+    from limner.errors import LimnerError
+    from limner.tune import TuneConfig
+    from limner.tune import main as tune_main
+
+    if resume and not (out / "checkpoint.pt").exists():
+        fail(f"--resume: no checkpoint at {out / 'checkpoint.pt'}")
+    cfg = TuneConfig(
+        pairs=str(pairs),
+        init=str(init),
+        out=str(out),
+        method=method,
+        beta=beta,
+        steps=steps,
+        minutes=minutes,
+        batch=batch,
+        lr=lr,
+        ema=ema,
+        val_share=val_share,
+        seed=seed,
+        resume=resume,
+    )
+    try:
+        result = tune_main(cfg)
+    except LimnerError as e:
+        fail(str(e))
+    console.print(
+        f"{result['step']} steps; held-out pair accuracy {result.get('val_accuracy', 'n/a')}; "
+        f"weights in {out / 'ema.safetensors'} (ship with `limner export-weights`)"
     )
 
 
