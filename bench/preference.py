@@ -16,7 +16,8 @@
    for both) before fresh voters; the "people and skin tones" board with its intervals.
 
     python bench/preference.py --work runs/preference                 # about an hour on 2 CPU cores
-    python bench/preference.py --work runs/preference --prompts 60 --voters 4 --steps 20   # a quick look
+    python bench/preference.py --work /tmp/pref --prompts 10 --votes 24 --voters 2 --steps 4 --limit 8 \
+        --out /tmp/pref.json                                          # a quick look, a few minutes
 
 Every phase keeps its output in WORK and is skipped when it is there, so a cut run goes on.
 Figures: bench/results/preference.json.
@@ -173,18 +174,19 @@ def run_arena(
         return {"outcomes": counts, "boards": boards, "arena": arena}
 
 
-def measure(name: str, path: Path, instr, sets: dict, val_features: np.ndarray) -> dict:
-    """The parent's or a tuned model's figures, as bench/sampling.py takes them."""
+def measure(name: str, path: Path, instr, sets: dict, val_features: np.ndarray, concepts: bool = True) -> dict:
+    """A model's figures as bench/sampling.py takes them: skin tone with seeds 1000 and 2000,
+    and (``concepts``) prompt and shape fidelity and Fréchet distance with seed 1000."""
     spec = ModelSpec(name, "limner", path)
     engine = Engine(specs=[spec], batching=False)
-    concepts = [r["prompt"] for r in sets["concepts"]]
     tones = sets["skin_tones"]
-    images = generate_images(name, concepts, [1000 + i for i in range(len(concepts))], instr, engine)
-    row: dict = {
-        "fidelity": fidelity(instr.evaluator, instr, images, concepts),
-        "shape": fidelity(instr.shape, instr, images, concepts),
-        "frechet": M.frechet_distance(features(instr, images), val_features),
-    }
+    row: dict = {}
+    if concepts:
+        texts = [r["prompt"] for r in sets["concepts"]]
+        images = generate_images(name, texts, [1000 + i for i in range(len(texts))], instr, engine)
+        row["fidelity"] = fidelity(instr.evaluator, instr, images, texts)
+        row["shape"] = fidelity(instr.shape, instr, images, texts)
+        row["frechet"] = M.frechet_distance(features(instr, images), val_features)
     for seed in (1000, 2000):
         drawn = generate_images(
             name, [r["prompt"] for r in tones], [seed + i for i in range(len(tones))], instr, engine
@@ -206,6 +208,7 @@ def main() -> None:
     p.add_argument("--beta", type=float, default=2000.0)
     p.add_argument("--lr", type=float, default=2e-5)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, default=None, help="first N prompts of each eval set (a quick look)")
     p.add_argument("--corpus", type=Path, default=Path("data/corpus"))
     p.add_argument("--out", type=Path, default=Path("bench/results/preference.json"))
     args = p.parse_args()
@@ -275,14 +278,26 @@ def main() -> None:
         tuned[method] = folder
 
     # 4: eval
-    sets = load_prompts(REPO / "bench" / "prompts", None)
+    sets = load_prompts(REPO / "bench" / "prompts", args.limit)
     val_features = features(instr, [Image.fromarray(a) for a in instr.val_images[:512]])
-    for name, path in (("parent", parent), ("dpo", tuned["dpo"]), ("sft", tuned["sft"])):
-        if name not in results.get("eval", {}):
+    evals = results.setdefault("eval", {})
+    reference = REPO / "bench" / "results" / "sampling.json"
+    if "parent" not in evals and args.model is None and args.limit is None and reference.exists():
+        # the shipped model at its default settings, two seeds, measured by bench/sampling.py the same way
+        ref = json.loads(reference.read_text())
+        if ref.get("model") == str(parent) and {"ref", "ref-seed2"} <= ref.keys():
+            keys = ("fidelity", "shape", "frechet", "skin_tone")
+            evals["parent"] = {
+                "seed 1000": {k: ref["ref"][k] for k in keys},
+                "seed 2000": {k: ref["ref-seed2"][k] for k in keys},
+            }
+            evals["parent"]["source"] = "bench/results/sampling.json (ref, ref-seed2)"
+    for name, path, full in (("parent", parent, True), ("dpo", tuned["dpo"], True), ("sft", tuned["sft"], False)):
+        if name not in evals:
             print(f"eval: {name}", flush=True)
-            results.setdefault("eval", {})[name] = measure(name, path, instr, sets, val_features)
+            evals[name] = measure(name, path, instr, sets, val_features, concepts=full)
             save()
-            print(f"  {results['eval'][name]}", flush=True)
+            print(f"  {evals[name]}", flush=True)
 
     # 5: the parent against the DPO model in a fresh arena, on the eval's skin-tone prompts
     if "arena" not in results:
