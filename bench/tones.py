@@ -6,6 +6,8 @@ per style and for hands against whole people, with the mean signed error in tone
     python bench/tones.py                                        # the default model, guidance 4
     python bench/tones.py --guidance 4,6,8                       # guidance on the tone words
     python bench/tones.py --model runs/tone/snapshots/*.safetensors --out runs/tone/curve.json
+    python bench/tones.py --negative toneless,other-tones        # guidance away from other tones
+    python bench/tones.py --tone-guidance 0,2,3                  # tone guidance (engine/tones.py)
 
 A snapshot file (EMA weights only, as `limner train --keep-every` writes them) is drawn with the
 default model's upsampler beside it, so its images are made as the shipped model's are.
@@ -19,15 +21,15 @@ import json
 import re
 import tempfile
 import time
+from itertools import product
 from pathlib import Path
 
 import numpy as np
 
-from limner.engine import Engine
+from limner.engine import Engine, GenerationRequest
 from limner.engine.registry import ModelSpec, shipped_models
 from limner.eval.instruments import load_instruments
 from limner.eval.run import load_prompts
-from limner.eval.sources import generate_images
 from limner.eval.tone import TONES
 
 HANDS = re.compile(r"hand|fist|biceps|thumbs")
@@ -37,6 +39,21 @@ STYLES = {
     "outlined": re.compile(r"outline"),
     "flat": re.compile(r"flat"),
 }
+
+
+TONE_PHRASE = re.compile(
+    r"\s*[,(]?\s*(?:with |in )?\b(?:" + "|".join(sorted(TONES, key=len, reverse=True)) + r") skin(?: tone)?\)?"
+)
+
+
+def negative_for(prompt: str, asked: str, kind: str) -> str:
+    """The negative prompt guidance pushes away from: none (the empty prompt), the prompt without
+    its tone ("toneless": guidance then acts on the tone alone), or the other four tones named."""
+    if kind == "none":
+        return ""
+    if kind == "toneless":
+        return TONE_PHRASE.sub("", prompt).strip(" ,")
+    return ", ".join(f"{t} skin tone" for t in TONES if t != asked)
 
 
 def model_dir(path: Path, upsampler_from: Path, scratch: Path) -> Path:
@@ -85,6 +102,8 @@ def main() -> None:
     p.add_argument("--model", nargs="*", default=None, help="weights folders or snapshot files")
     p.add_argument("--guidance", default="4", help="comma-separated guidance scales")
     p.add_argument("--seed", type=int, default=1000, help="image i is drawn with seed SEED + i")
+    p.add_argument("--negative", default="none", help="comma-separated: none, toneless, other-tones")
+    p.add_argument("--tone-guidance", default="0", help="comma-separated tone guidance weights (engine/tones.py)")
     p.add_argument("--corpus", type=Path, default=Path("data/corpus"))
     p.add_argument("--out", type=Path, default=Path("bench/results/tones.json"))
     args = p.parse_args()
@@ -98,17 +117,31 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for path in paths:
             folder = model_dir(path, shipped, Path(scratch))
-            for guidance in [float(g) for g in args.guidance.split(",")]:
+            settings = product(
+                [float(g) for g in args.guidance.split(",")],
+                args.negative.split(","),
+                [float(t) for t in args.tone_guidance.split(",")],
+            )
+            for guidance, negative, tone_guidance in settings:
                 name = f"{path.stem if path.is_file() else path.name}@g{guidance:g}"
-                spec = ModelSpec(name, "limner", folder, {}, {"guidance_scale": guidance})
+                name += f"-{negative}" if negative != "none" else ""
+                name += f"-tg{tone_guidance:g}" if tone_guidance else ""
+                defaults = {"guidance_scale": guidance, "tone_guidance": tone_guidance}
+                spec = ModelSpec(name, "limner", folder, {}, defaults)
                 engine = Engine(specs=[spec], batching=False)
                 t = time.perf_counter()
-                images = generate_images(name, prompts, [args.seed + i for i in range(len(prompts))], instr, engine)
+                requests = [
+                    GenerationRequest(p, negative_prompt=negative_for(p, a, negative), seed=args.seed + i, model=name)
+                    for i, (p, a) in enumerate(zip(prompts, asked, strict=True))
+                ]
+                images = [engine.generate(r)[0].image for r in requests]
                 engine.close()
                 read = [instr.tone_reader.read(im) for im in images]
                 row = {
                     "model": str(path),
                     "guidance_scale": guidance,
+                    "negative": negative,
+                    "tone_guidance": tone_guidance,
                     "seed": args.seed,
                     **summary(asked, read, prompts),
                 }

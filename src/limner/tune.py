@@ -263,7 +263,7 @@ def main(cfg: TuneConfig, device: torch.device | None = None) -> dict:
         )
         os.replace(out / "checkpoint.tmp", ckpt_path)
         tuned = {"method": cfg.method, "beta": cfg.beta, "pairs": len(pairs), "parent": str(cfg.init)}
-        keep = {k: v for k, v in meta.items() if k not in ("config", "sampling")}
+        keep = {k: v for k, v in meta.items() if k != "config"}  # the parent's sampling defaults too
         save_weights(out / "ema.safetensors", ema, "denoiser", {**keep, "tuned": tuned, "tune_steps": step})
 
     if state is None:

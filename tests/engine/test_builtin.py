@@ -51,6 +51,7 @@ def test_info_describes_sizes_modes_and_defaults(backend, tiny_limner):
         "guidance_scale": 4.0,
         "sampler": "euler",
         "guidance_interval": [0.0, 1.0],
+        "tone_guidance": 0.0,
     }
     assert info.description == "Limner tiny model, 0 training steps"
 
@@ -127,6 +128,19 @@ def test_guidance_on_part_of_the_path_and_a_shift_change_the_image_and_are_recor
     assert "guidance_interval" not in whole[0].parameters and "shift" not in whole[0].parameters
     assert limited[0].parameters["guidance_interval"] == [0.3, 0.7] and limited[0].parameters["shift"] == 2.0
     assert part.info().defaults["guidance_interval"] == [0.3, 0.7]
+
+
+def test_tone_guidance_changes_only_images_whose_prompt_names_a_skin_tone(tiny_limner):
+    """One batch, a toned and an untoned prompt: with tone guidance the toned image changes and
+    records the weight; the untoned one is the same image, bit for bit (no extra row for it)."""
+    toned, plain = request("a waving hand with dark skin tone", seed=4), request("a waving hand", seed=4)
+    off = LimnerBackend("tiny", tiny_limner, device="cpu").generate([toned, plain])
+    on = LimnerBackend("tiny", tiny_limner, device="cpu", defaults={"tone_guidance": 3.0}).generate([toned, plain])
+    assert all(isinstance(r, list) for r in off + on)
+    assert not np.array_equal(pixels(off[0])[0], pixels(on[0])[0])
+    assert np.array_equal(pixels(off[1])[0], pixels(on[1])[0])
+    assert on[0][0].parameters["tone_guidance"] == 3.0  # type: ignore[index]
+    assert "tone_guidance" not in off[0][0].parameters  # type: ignore[index]
 
 
 def test_kept_text_encodings_draw_what_a_fresh_encoding_draws(tiny_limner, monkeypatch):

@@ -202,6 +202,10 @@ path = "sdxl"
         ),
         ('[models.other]\npath = "x"\ndefaults = { shift = 0 }', r"models.toml:8: .*shift must be above 0"),
         (
+            '[models.other]\npath = "x"\ndefaults = { tone_guidance = -1.0 }',
+            r"models.toml:8: .*tone_guidance must be from 0 \(off\) to 30",
+        ),
+        (
             '[models.other]\nbackend = "limner"\npath = "x"\nvariant = "fp16"',
             r"models.toml:9: model 'other' has unknown key 'variant'",
         ),

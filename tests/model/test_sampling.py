@@ -161,3 +161,21 @@ def test_guidance_outside_its_interval_runs_the_conditional_row_alone(guidance_i
         assert batches == [rows], level
         c, u = toy_model(x, s, **cond), toy_model(x, s, **uncond)
         torch.testing.assert_close(out, c if rows == 3 else u + 4 * (c - u))
+
+
+def test_a_contrast_row_adds_guidance_along_what_its_inputs_lack(guidance_inputs):
+    """x̂ = x̂_u + w·(x̂_c − x̂_u) + w_t·(x̂_c − x̂_t) for the contrasted rows, in the same one call;
+    the other rows as without it; outside the guidance interval the conditional row alone."""
+    x, s, cond, uncond = guidance_inputs
+    toneless = {"text": torch.tensor([[0.3, -0.2]])}
+    rows, weight = torch.tensor([1]), torch.full((1, 1, 1, 1), 2.5)
+    counting, batches = counting_model()
+    den = cfg_denoiser(counting, cond, uncond, 4.0, (0.2, 0.8), contrast=(toneless, rows, weight))
+    out = den(x, s)
+    c, u = toy_model(x, s, **cond), toy_model(x, s, **uncond)
+    t = toy_model(x[1:2], s[1:2], text=toneless["text"])
+    expected = u + 4.0 * (c - u)
+    expected[1:2] += 2.5 * (c[1:2] - t)
+    torch.testing.assert_close(out, expected)
+    assert batches == [7]  # 3 unconditional, 3 conditional, 1 toneless
+    assert torch.equal(den(x, torch.full((3,), 0.9)), toy_model(x, torch.full((3,), 0.9), **cond))

@@ -30,6 +30,7 @@ from limner.engine.request import (
     image_parameters,
     parse_size,
 )
+from limner.engine.tones import named_tone, without_tone
 from limner.errors import Cancelled, CheckpointError, InvalidRequest
 from limner.model.checkpoint import load_denoiser, load_upsampler, weight_files
 from limner.model.exemplars import ExemplarDB, render
@@ -41,13 +42,15 @@ from limner.model.upsampler import Upsampler
 from limner.typography.pipeline import Prepared, finish, prepare
 
 # what a checkpoint that records no sampling settings gets; ``guidance_interval`` is the σ range
-# where guidance applies (model/sampling.cfg_denoiser), ``shift`` the schedule's time shift
+# where guidance applies (model/sampling.cfg_denoiser), ``shift`` the schedule's time shift,
+# ``tone_guidance`` how hard a prompt's skin tone is guided (0: off)
 DEFAULTS = {
     "num_inference_steps": 20,
     "guidance_scale": 4.0,
     "sampler": "euler",
     "shift": 1.0,
     "guidance_interval": (0.0, 1.0),
+    "tone_guidance": 0.0,  # weight of the contrast with the prompt without its skin tone (engine/tones.py)
 }
 TEXT_CACHE = 64  # encoded texts kept (≈ 75 kB each)
 SAMPLING_FILE = "sampling.json"  # beside the weights: settings measured after training, over the checkpoint's
@@ -243,8 +246,9 @@ class LimnerBackend:
                     masks.append(req.mask)
         b = len(prompts)
 
-        # 1. text
-        states, pooled, tmask = self._encode(prompts + negatives)
+        # 1. text; for tone guidance also each toned prompt without its tone
+        toned = [i for i, p in enumerate(prompts) if named_tone(p)] if self.defaults["tone_guidance"] > 0 else []
+        states, pooled, tmask = self._encode(prompts + negatives + [without_tone(prompts[i]) for i in toned])
         glyph_full = None
         glyphs = [p.glyph for p in preps]
         if any(g is not None for g in glyphs):
@@ -268,9 +272,9 @@ class LimnerBackend:
             "glyph": glyph_base,
         }
         uncond = {
-            "text": states[b:],
-            "text_mask": tmask[b:],
-            "pooled": pooled[b:],
+            "text": states[b : 2 * b],
+            "text_mask": tmask[b : 2 * b],
+            "pooled": pooled[b : 2 * b],
             "glyph": glyph_base,
         }
         exemplar_labels: list[str | None] = [None] * b
@@ -299,8 +303,17 @@ class LimnerBackend:
             return self.denoiser(x, s, **kw).float()
 
         scale = torch.tensor(scales, device=dev).view(-1, 1, 1, 1)
+        contrast = None
+        if toned:
+            t = slice(2 * b, None)
+            weight = torch.full((len(toned), 1, 1, 1), float(self.defaults["tone_guidance"]), device=dev)
+            contrast = (
+                {"text": states[t], "text_mask": tmask[t], "pooled": pooled[t]},
+                torch.tensor(toned, device=dev),
+                weight,
+            )
         guided = cfg_denoiser(
-            net, cond, uncond, scale if bool((scale != 1).any()) else 1.0, self.defaults["guidance_interval"]
+            net, cond, uncond, scale if bool((scale != 1).any()) else 1.0, self.defaults["guidance_interval"], contrast
         )
 
         def denoise(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
@@ -344,7 +357,7 @@ class LimnerBackend:
                 continue
             req, st = requests[owner], settings[owner]
             params = image_parameters(req, st, seeds[k], self.name, self.kind, st["sampler"], preps[k].parsed.spans)
-            for key in ("guidance_interval", "shift"):  # model settings a request cannot name: to make it again
+            for key in ("guidance_interval", "shift", "tone_guidance"):  # settings a request cannot name
                 if self.defaults[key] != DEFAULTS[key]:
                     value = self.defaults[key]
                     params[key] = list(value) if isinstance(value, tuple) else value

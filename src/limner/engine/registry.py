@@ -57,8 +57,9 @@ DEFAULT_KEYS: dict[str, Any] = {
     # sampling settings of the built-in backend that a request cannot set (model/sampling.py)
     "guidance_interval": list[float],
     "shift": float,
+    "tone_guidance": float,
 }
-LIMNER_ONLY = ("guidance_interval", "shift")
+LIMNER_ONLY = ("guidance_interval", "shift", "tone_guidance")
 
 
 def register_backend(name: str, factory: BackendFactory, check: Callable[[ModelSpec], str] | None = None) -> None:
@@ -307,6 +308,11 @@ def check_defaults(table: Any, where: Callable[[str], str]) -> dict:
         )
     if values.get("shift", 1.0) <= 0:
         raise InvalidRequest(f"{where('shift')}.shift must be above 0, not {values['shift']!r}", param="models")
+    if not 0 <= values.get("tone_guidance", 0.0) <= 30:
+        raise InvalidRequest(
+            f"{where('tone_guidance')}.tone_guidance must be from 0 (off) to 30, not {values['tone_guidance']!r}",
+            param="models",
+        )
     try:  # the same bounds as a request's (steps 1–200, guidance 0–30 …)
         GenerationRequest("defaults", **{k: v for k, v in values.items() if k not in LIMNER_ONLY}).validate()
     except InvalidRequest as e:

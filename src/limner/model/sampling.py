@@ -102,12 +102,18 @@ def cfg_denoiser(
     uncond: dict | None,
     scale: float | torch.Tensor,
     interval: tuple[float, float] = (0.0, 1.0),
+    contrast: tuple[dict, torch.Tensor, torch.Tensor] | None = None,
 ) -> Denoise:
     """Classifier-free guidance in x̂₀ space: x̂ = x̂_u + scale·(x̂_c − x̂_u), both in one batch.
     ``scale`` may be a tensor (B, 1, 1, 1): one guidance per image. Guidance applies only at noise
     levels lo ≤ σ ≤ hi of ``interval`` (Kynkäänniemi et al. 2024: at high noise it costs variety,
-    at low noise it does nothing); elsewhere the conditional row runs alone, one row instead of two."""
-    if uncond is None or (not isinstance(scale, torch.Tensor) and scale == 1.0):
+    at low noise it does nothing); elsewhere the conditional row runs alone, one row instead of two.
+
+    ``contrast`` = (inputs, rows, weight): for the images at ``rows`` (K,) one more row, conditioned
+    on ``inputs`` (K rows; keys it lacks are taken from ``cond``), and x̂ += weight·(x̂_c − x̂_t),
+    weight (K, 1, 1, 1): guidance along what the conditioning has and ``inputs`` lacks (tone
+    guidance: the prompt against itself without its skin tone). It runs where guidance does."""
+    if contrast is None and (uncond is None or (not isinstance(scale, torch.Tensor) and scale == 1.0)):
         return lambda x, s: model(x, s, **cond)
 
     def pair(u: torch.Tensor | None, c: torch.Tensor | None) -> torch.Tensor | None:
@@ -115,13 +121,28 @@ def cfg_denoiser(
             return None
         return torch.cat([torch.zeros_like(c) if u is None else u, c])  # a missing input is a blank one
 
-    both = {k: pair(uncond.get(k), cond[k]) for k in cond}
+    both = {k: pair((uncond or cond).get(k), cond[k]) for k in cond}
+    rows = weight = None
+    if contrast is not None:
+        inputs, rows, weight = contrast
+        both = {
+            k: None if v is None else torch.cat([v, inputs[k] if inputs.get(k) is not None else cond[k][rows]])
+            for k, v in both.items()
+        }
 
     def denoise(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         if not guided_at(float(s[0]), interval):
             return model(x, s, **cond)
-        out = model(torch.cat([x, x]), torch.cat([s, s]), **both)
-        u, c = out.chunk(2)
-        return u + scale * (c - u)
+        b = x.shape[0]
+        xs, ss = [x, x], [s, s]
+        if rows is not None:
+            xs.append(x[rows])
+            ss.append(s[rows])
+        out = model(torch.cat(xs), torch.cat(ss), **both)
+        u, c = out[:b], out[b : 2 * b]
+        guided = u + scale * (c - u) if uncond is not None else c
+        if rows is not None and weight is not None:
+            guided = guided.index_add(0, rows, weight * (c[rows] - out[2 * b :]))
+        return guided
 
     return denoise
