@@ -29,7 +29,7 @@ import numpy as np
 from limner.engine import Engine, GenerationRequest
 from limner.engine.registry import ModelSpec, shipped_models
 from limner.eval.instruments import load_instruments
-from limner.eval.run import load_prompts
+from limner.eval.run import fidelity, load_prompts
 from limner.eval.tone import TONES
 
 HANDS = re.compile(r"hand|fist|biceps|thumbs")
@@ -137,7 +137,9 @@ def main() -> None:
                 images = [engine.generate(r)[0].image for r in requests]
                 engine.close()
                 read = [instr.tone_reader.read(im) for im in images]
+                # is the subject still drawn? the evaluator's prompt fidelity on these 75 (top-1 of 32)
                 row = {
+                    "fidelity": round(fidelity(instr.evaluator, instr, images, prompts), 3),
                     "model": str(path),
                     "guidance_scale": guidance,
                     "negative": negative,
