@@ -103,7 +103,11 @@ def main() -> None:
     p.add_argument("--guidance", default="4", help="comma-separated guidance scales")
     p.add_argument("--seed", type=int, default=1000, help="image i is drawn with seed SEED + i")
     p.add_argument("--negative", default="none", help="comma-separated: none, toneless, other-tones")
-    p.add_argument("--tone-guidance", default="0", help="comma-separated tone guidance weights (engine/tones.py)")
+    p.add_argument(
+        "--tone-guidance",
+        default="",
+        help="comma-separated tone guidance weights (engine/tones.py; default: the model's)",
+    )
     p.add_argument("--corpus", type=Path, default=Path("data/corpus"))
     p.add_argument("--out", type=Path, default=Path("bench/results/tones.json"))
     args = p.parse_args()
@@ -120,13 +124,15 @@ def main() -> None:
             settings = product(
                 [float(g) for g in args.guidance.split(",")],
                 args.negative.split(","),
-                [float(t) for t in args.tone_guidance.split(",")],
+                [float(t) for t in args.tone_guidance.split(",")] if args.tone_guidance else [None],
             )
             for guidance, negative, tone_guidance in settings:
                 name = f"{path.stem if path.is_file() else path.name}@g{guidance:g}"
                 name += f"-{negative}" if negative != "none" else ""
-                name += f"-tg{tone_guidance:g}" if tone_guidance else ""
-                defaults = {"guidance_scale": guidance, "tone_guidance": tone_guidance}
+                name += f"-tg{tone_guidance:g}" if tone_guidance is not None else ""
+                defaults = {"guidance_scale": guidance}
+                if tone_guidance is not None:
+                    defaults["tone_guidance"] = tone_guidance
                 spec = ModelSpec(name, "limner", folder, {}, defaults)
                 engine = Engine(specs=[spec], batching=False)
                 t = time.perf_counter()
@@ -135,6 +141,7 @@ def main() -> None:
                     for i, (p, a) in enumerate(zip(prompts, asked, strict=True))
                 ]
                 images = [engine.generate(r)[0].image for r in requests]
+                used = engine.models()[0]["defaults"].get("tone_guidance", 0.0)  # the model's, when not set here
                 engine.close()
                 read = [instr.tone_reader.read(im) for im in images]
                 # is the subject still drawn? the evaluator's prompt fidelity on these 75 (top-1 of 32)
@@ -143,7 +150,7 @@ def main() -> None:
                     "model": str(path),
                     "guidance_scale": guidance,
                     "negative": negative,
-                    "tone_guidance": tone_guidance,
+                    "tone_guidance": used,
                     "seed": args.seed,
                     **summary(asked, read, prompts),
                 }
