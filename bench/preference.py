@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import time
 from pathlib import Path
 
@@ -36,8 +35,10 @@ import numpy as np
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from limner.arena.battles import SimClock
 from limner.engine import Engine
 from limner.engine.registry import ModelSpec, shipped_models
+from limner.engine.tones import named_tone
 from limner.eval import metrics as M
 from limner.eval.instruments import Instruments, load_instruments
 from limner.eval.run import features, fidelity, load_prompts
@@ -50,20 +51,8 @@ from limner.tune import main as tune
 from limner.typography.words import article
 
 REPO = Path(__file__).resolve().parent.parent
-TONE_IN_PROMPT = re.compile(r"\b(" + "|".join(sorted(TONES, key=len, reverse=True)) + r") skin")
 STYLES = ["flat style", "glossy colour icon", "3D illustration", "cartoon emoji", "outlined flat emoji"]
 SLIP = 0.05  # share of decisive votes a voter gets the wrong way round
-
-
-class SimClock:
-    def __init__(self, start: float):
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def voter_prompts(corpus: Path, n: int, seed: int) -> list[str]:
@@ -98,8 +87,8 @@ class ToneJudge:
     def right(self, prompt: str, png: bytes) -> bool:
         import io
 
-        asked = TONE_IN_PROMPT.search(prompt)
-        return asked is not None and self.reader.read(Image.open(io.BytesIO(png))) == asked.group(1)
+        asked = named_tone(prompt)
+        return asked is not None and self.reader.read(Image.open(io.BytesIO(png))) == asked
 
     def outcome(self, prompt: str, a: bytes, b: bytes) -> str:
         ra, rb = self.right(prompt, a), self.right(prompt, b)

@@ -28,6 +28,7 @@ import numpy as np
 
 from limner.engine import Engine, GenerationRequest
 from limner.engine.registry import ModelSpec, shipped_models
+from limner.engine.tones import without_tone
 from limner.eval.instruments import load_instruments
 from limner.eval.run import fidelity, load_prompts
 from limner.eval.tone import TONES
@@ -41,18 +42,13 @@ STYLES = {
 }
 
 
-TONE_PHRASE = re.compile(
-    r"\s*[,(]?\s*(?:with |in )?\b(?:" + "|".join(sorted(TONES, key=len, reverse=True)) + r") skin(?: tone)?\)?"
-)
-
-
 def negative_for(prompt: str, asked: str, kind: str) -> str:
     """The negative prompt guidance pushes away from: none (the empty prompt), the prompt without
     its tone ("toneless": guidance then acts on the tone alone), or the other four tones named."""
     if kind == "none":
         return ""
     if kind == "toneless":
-        return TONE_PHRASE.sub("", prompt).strip(" ,")
+        return without_tone(prompt)
     return ", ".join(f"{t} skin tone" for t in TONES if t != asked)
 
 

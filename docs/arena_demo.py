@@ -35,6 +35,7 @@ import torch
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from limner.arena.battles import SimClock
 from limner.arena.categories import categorize
 from limner.engine import Engine
 from limner.engine.registry import ModelSpec
@@ -53,19 +54,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 DESKTOP, PHONE = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
-
-
-class SimClock:
-    """The arena's clock during the simulation: time moves only when a voter looks."""
-
-    def __init__(self, start: float):
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 # -- models and prompts ----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from PIL import Image
 from limner.data import exemplars as X
 from limner.data.exemplars import Exemplars, subset_of
 from limner.data.trainset import TrainSet, composite, version_of
-from limner.model.checkpoint import init_from, save_weights
+from limner.model.checkpoint import init_from, save_atomic, save_weights
 from limner.model.denoiser import PRESETS, Denoiser, DenoiserConfig, flops_per_image
 from limner.model.flow import flow_loss, sample_sigma
 from limner.model.muon import Muon, split_params
@@ -428,7 +428,7 @@ def main(cfg: TrainConfig) -> dict:
         if not is_main:
             return
         out.mkdir(parents=True, exist_ok=True)
-        torch.save(
+        save_atomic(
             {
                 "model": model.state_dict(),
                 "ema": ema.state_dict(),
@@ -448,9 +448,8 @@ def main(cfg: TrainConfig) -> dict:
                     "numpy": np.random.get_state(),
                 },
             },
-            out / "checkpoint.tmp",
+            ckpt_path,
         )
-        os.replace(out / "checkpoint.tmp", ckpt_path)  # never leave a half-written checkpoint
         save_weights(out / "ema.safetensors", ema, "denoiser", weights_meta())
 
     # 3. the loop

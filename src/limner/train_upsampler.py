@@ -6,7 +6,6 @@ with the denoiser's imperfect output) 64×64 inputs → the 256×256 originals, 
 
 from __future__ import annotations
 
-import os
 import random
 import sys
 import time
@@ -18,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from limner.data.shards import iter_records, shard_paths
-from limner.model.checkpoint import save_weights
+from limner.model.checkpoint import save_atomic, save_weights
 from limner.model.upsampler import UPSAMPLER_PRESETS, Upsampler
 
 
@@ -159,7 +158,7 @@ def main(cfg: UpsamplerTrainConfig) -> dict:
 
 
 def _save(model, opt, gen, step, history, elapsed, cfg, out: Path) -> None:
-    torch.save(
+    save_atomic(
         {
             "model": model.state_dict(),
             "optimizer": opt.state_dict(),
@@ -169,9 +168,8 @@ def _save(model, opt, gen, step, history, elapsed, cfg, out: Path) -> None:
             "generator": gen.get_state(),
             "config": asdict(cfg),
         },
-        out / "checkpoint.tmp",
+        out / "checkpoint.pt",
     )
-    os.replace(out / "checkpoint.tmp", out / "checkpoint.pt")
     save_weights(
         out / "upsampler.safetensors",
         model,

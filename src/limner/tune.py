@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -45,7 +44,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from limner.errors import InvalidRequest
-from limner.model.checkpoint import load_denoiser, save_weights
+from limner.model.checkpoint import load_denoiser, save_atomic, save_weights
 from limner.model.denoiser import Denoiser
 from limner.model.flow import Denoise, flow_loss, sample_sigma
 from limner.model.text import TextEncoder, Tokenizer
@@ -249,7 +248,7 @@ def main(cfg: TuneConfig, device: torch.device | None = None) -> dict:
 
     def save() -> None:
         out.mkdir(parents=True, exist_ok=True)
-        torch.save(
+        save_atomic(
             {
                 "model": model.state_dict(),
                 "ema": ema.state_dict(),
@@ -259,9 +258,8 @@ def main(cfg: TuneConfig, device: torch.device | None = None) -> dict:
                 "generator": gen.get_state(),
                 "config": asdict(cfg),
             },
-            out / "checkpoint.tmp",
+            ckpt_path,
         )
-        os.replace(out / "checkpoint.tmp", ckpt_path)
         tuned = {"method": cfg.method, "beta": cfg.beta, "pairs": len(pairs), "parent": str(cfg.init)}
         keep = {k: v for k, v in meta.items() if k != "config"}  # the parent's sampling defaults too
         save_weights(out / "ema.safetensors", ema, "denoiser", {**keep, "tuned": tuned, "tune_steps": step})

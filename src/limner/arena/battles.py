@@ -44,6 +44,19 @@ class BattleView:
     token: str
 
 
+class SimClock:
+    """A clock for simulated voters (``Arena.clock``): time moves only when a voter looks."""
+
+    def __init__(self, start: float):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 # marks images before they are kept (the server's invisible watermark and its marks row), in the
 # session that keeps them, with the request id the row records
 Mark = Callable[[Session, list[GeneratedImage], str], None]

@@ -24,6 +24,15 @@ FORMAT = "limner-1"
 KINDS = {"denoiser": (Denoiser, DenoiserConfig), "upsampler": (Upsampler, UpsamplerConfig)}
 
 
+def save_atomic(obj: object, path: Path) -> None:
+    """``torch.save`` beside ``path``, then swapped in: a crash never leaves a half-written file,
+    and a reader that has the old file memory-mapped keeps reading it."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
 def save_weights(
     path: Path,
     module: torch.nn.Module,

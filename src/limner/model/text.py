@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from limner.model.checkpoint import dequantize_int8
+from limner.model.checkpoint import dequantize_int8, save_atomic
 from limner.model.invariance import batch_invariant
 
 MAX_TOKENS = 48
@@ -207,13 +207,6 @@ def text_keys(texts: list[str]) -> torch.Tensor:
     )
 
 
-def _replace(path: Path, obj: dict) -> None:
-    """Save ``obj`` beside ``path`` and swap it in: the old file may be memory-mapped still."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
-
-
 class CaptionStore:
     """Every caption of the training set encoded once by the frozen text encoder and kept in
     one padded tensor on the training device (bf16). Row ``null`` is the empty caption.
@@ -244,7 +237,7 @@ class CaptionStore:
             self.states, self.pooled = saved["states"].to(device), saved["pooled"].to(device)
             self.mask = self.mask.to(device)
             if "keys" not in saved and cache is not None:  # a cache from before keys were kept
-                _replace(cache, {**saved, "keys": keys})
+                save_atomic({**saved, "keys": keys}, cache)
             return
         self.states = torch.empty(n, length, encoder.word.embedding_dim, dtype=torch.bfloat16, device=device)
         self.pooled = torch.empty(n, encoder.word.embedding_dim, dtype=torch.float32, device=device)
@@ -275,7 +268,9 @@ class CaptionStore:
                 )
         self.mask = self.mask.to(device)
         if cache is not None:  # the frozen encoder gives the same states every run: keep them
-            _replace(cache, {"digest": digest, "keys": keys, "states": self.states.cpu(), "pooled": self.pooled.cpu()})
+            save_atomic(
+                {"digest": digest, "keys": keys, "states": self.states.cpu(), "pooled": self.pooled.cpu()}, cache
+            )
 
     def batch(self, rows: torch.Tensor, fixed: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """States, mask and pooled embedding of caption ``rows``; padded to the batch's longest
