@@ -1,5 +1,6 @@
-"""Engine throughput on this machine, for the six-step sampling setting ("new": docs/performance.md)
-and the default 20 Euler steps with guidance on every step ("old"), side by side in one run: seconds per call at
+"""Engine throughput on this machine, for the default model's own sampling settings ("new": six
+steps on a fitted schedule for limner-1, docs/performance.md) and the 20 Euler steps with guidance
+on every step that every model had before ("old"), side by side in one run: seconds per call at
 batch 1 and 4, images/s under 1, 4 and 8 concurrent callers with and without dynamic batching;
 and the achieved FLOP/s of the denoiser as a share of the measured bf16 matmul peak.
 
@@ -25,9 +26,8 @@ from limner.engine.registry import ModelSpec
 from limner.model.denoiser import flops_per_image
 
 ROWS = (1, 2, 4, 8, 16, 32, 64)  # denoiser batch sizes timed: one image with guidance is 2 rows
-# the built-in model's default sampling, and the six-step setting bench/sampling.py chose
+# the built-in model's sampling before issue 19; "new" is whatever the model's sampling.json says
 OLD = {"sampler": "euler", "num_inference_steps": 20, "guidance_interval": [0.0, 1.0], "shift": 1.0}
-FAST = {"sampler": "dpmpp_2m", "num_inference_steps": 6, "guidance_interval": [0.5, 1.0], "shift": 3.0}
 
 
 def measure_peak(n: int = 2048, repeats: int = 10) -> float:
@@ -87,11 +87,11 @@ def parts(backend) -> dict:
     """Where one image's time goes with the backend's settings: the text encoder on a prompt (the
     empty negative prompt is kept encoded), each denoiser step with and without guidance, the
     upsampler. Milliseconds, medians."""
-    from limner.model.sampling import flow_sigmas, guided_at
+    from limner.model.sampling import guided_at
 
     den, cfg = backend.denoiser, backend.denoiser.cfg
     d = backend.defaults
-    sigmas = flow_sigmas(d["num_inference_steps"], d["shift"])[:-1].tolist()
+    sigmas = backend.schedule(d["num_inference_steps"], 1.0, torch.device("cpu"))[:-1].tolist()
     guided = sum(guided_at(s, d["guidance_interval"]) for s in sigmas)
 
     def step(rows: int):
@@ -171,13 +171,13 @@ def main() -> None:
     results: dict = {"machine": machine_name(), "measured_bf16_peak_gflops": round(peak / 1e9)}
     listing = Engine(batching=False)
     base = listing.specs[listing.resolve_name(args.model)]
-    fast = ModelSpec(base.name, base.backend, base.path, base.options, {**base.defaults, **FAST})
-    specs = [ModelSpec("old", base.backend, base.path, base.options, {**base.defaults, **OLD}), fast]
+    specs = [ModelSpec("old", base.backend, base.path, base.options, {**base.defaults, **OLD}), base]
     plain = Engine(specs=specs, batching=False)
     batched = Engine(specs=specs, batching=True, window_ms=30, max_batch_images=8)
     new = base.name
     results["model"] = new
     results["settings"] = {"old": plain.backend("old").info().defaults, "new": plain.backend(new).info().defaults}
+    results["settings"]["new"]["sigmas"] = list(getattr(plain.backend(new), "defaults", {}).get("sigmas", ()))
     for model in ("old", new):
         one_call(plain, model, 1, 99)  # warm-up
         batched.generate(GenerationRequest("warm-up", seed=0, model=model))

@@ -130,6 +130,30 @@ def test_guidance_on_part_of_the_path_and_a_shift_change_the_image_and_are_recor
     assert part.info().defaults["guidance_interval"] == [0.3, 0.7]
 
 
+def test_a_fitted_schedule_is_used_at_its_own_step_count_from_pure_noise_only(tiny_limner):
+    """``sigmas`` equal to the shifted even schedule draws that schedule's image bit for bit (a
+    known answer); other levels draw another image and are recorded; a request for another step
+    count, or an edit that starts below σ = 1, gets the shifted even schedule instead."""
+    even = flow_sigmas(4, 2.0)[:-1].tolist()
+    shifted = LimnerBackend("tiny", tiny_limner, device="cpu", defaults={"shift": 2.0, "num_inference_steps": 4})
+    same = LimnerBackend("tiny", tiny_limner, device="cpu", defaults={"sigmas": even, "num_inference_steps": 4})
+    own = [1.0, 0.97, 0.8, 0.3]
+    fitted = LimnerBackend(
+        "tiny", tiny_limner, device="cpu", defaults={"sigmas": own, "num_inference_steps": 4, "shift": 2.0}
+    )
+    base = generate(shifted, request())[0]
+    assert np.array_equal(generate(same, request())[0], base)
+    drawn = fitted.generate([request()])[0]
+    assert isinstance(drawn, list) and drawn[0].parameters["sigmas"] == own
+    assert not np.array_equal(pixels(drawn)[0], base)
+    assert "sigmas" not in fitted.info().defaults
+    # another step count: the shifted even schedule, and nothing recorded about sigmas
+    other = fitted.generate([request(num_inference_steps=6)])[0]
+    assert isinstance(other, list) and "sigmas" not in other[0].parameters
+    assert np.array_equal(pixels(other)[0], generate(shifted, request(num_inference_steps=6))[0])
+    assert fitted.schedule(4, 0.5, torch.device("cpu")).tolist() == flow_sigmas(4, 2.0, start=0.5).tolist()
+
+
 def test_tone_guidance_changes_only_images_whose_prompt_names_a_skin_tone(tiny_limner):
     """One batch, a toned and an untoned prompt: with tone guidance the toned image changes and
     records the weight; the untoned one is the same image, bit for bit (no extra row for it)."""

@@ -3,7 +3,7 @@ import io
 import pytest
 from PIL import Image
 
-from limner.engine.request import GeneratedImage, GenerationRequest, parse_size
+from limner.engine.request import GeneratedImage, GenerationRequest, common_settings, parse_size
 from limner.errors import InvalidRequest
 
 
@@ -31,6 +31,9 @@ from limner.errors import InvalidRequest
         ({"num_inference_steps": 0}, "num_inference_steps"),
         ({"num_inference_steps": 201}, "num_inference_steps"),
         ({"num_inference_steps": 2.5}, "num_inference_steps"),
+        ({"steps_scale": 0}, "steps_scale"),
+        ({"steps_scale": 4.5}, "steps_scale"),
+        ({"steps_scale": True}, "steps_scale"),
         ({"guidance_scale": -1.0}, "guidance_scale"),
         ({"guidance_scale": 31}, "guidance_scale"),
         ({"guidance_scale": "7"}, "guidance_scale"),
@@ -54,6 +57,14 @@ def test_validate_accepts_the_limits():
         {"guidance_scale": 30.0, "strength": 1.0, "image": Image.new("RGB", (8, 8))},
     ):
         GenerationRequest("a red apple", **kwargs).validate()
+
+
+def test_steps_scale_is_a_multiple_of_the_models_default_and_named_steps_win():
+    defaults = {"num_inference_steps": 6, "guidance_scale": 4.0}
+    for scale, steps in ((0.5, 3), (1.5, 9), (0.1, 1), (4, 24)):
+        assert common_settings(GenerationRequest("a", steps_scale=scale), defaults)["num_inference_steps"] == steps
+    named = GenerationRequest("a", steps_scale=0.5, num_inference_steps=20)
+    assert common_settings(named, defaults)["num_inference_steps"] == 20
 
 
 def test_parse_size():

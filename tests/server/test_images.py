@@ -113,10 +113,15 @@ def test_limner_extras_reach_the_engine(oai):
     assert meta["guidance_scale"] == 2.5 and meta["sampler"] == "heun"
 
 
-def test_quality_maps_to_steps(oai):
-    r = oai.images.generate(prompt="a red apple", quality="low")
-    assert json.loads(decode(r.data[0].b64_json).text["limner"])["num_inference_steps"] == 10
-    assert r.quality == "low"
+def test_quality_scales_the_models_default_steps(oai):
+    """low: half the model's default steps (the test model's 20), high: one and a half times;
+    steps named outright win over quality."""
+    for quality, steps in (("low", 10), ("high", 30), ("auto", 20)):
+        r = oai.images.generate(prompt="a red apple", quality=quality)
+        assert json.loads(decode(r.data[0].b64_json).text["limner"])["num_inference_steps"] == steps
+        assert r.quality == quality
+    r = oai.images.generate(prompt="a red apple", quality="low", extra_body={"num_inference_steps": 3})
+    assert json.loads(decode(r.data[0].b64_json).text["limner"])["num_inference_steps"] == 3
 
 
 def test_user_and_size_auto_accepted(oai):

@@ -43,13 +43,16 @@ from limner.typography.pipeline import Prepared, finish, prepare
 
 # what a checkpoint that records no sampling settings gets; ``guidance_interval`` is the σ range
 # where guidance applies (model/sampling.cfg_denoiser), ``shift`` the schedule's time shift,
-# ``tone_guidance`` how hard a prompt's skin tone is guided (0: off)
+# ``sigmas`` a schedule of its own (one noise level per step, from high to low, 0 implied after
+# the last; ``sampling.json`` holds a fitted one), ``tone_guidance`` how hard a prompt's skin tone
+# is guided (0: off)
 DEFAULTS = {
     "num_inference_steps": 20,
     "guidance_scale": 4.0,
     "sampler": "euler",
     "shift": 1.0,
     "guidance_interval": (0.0, 1.0),
+    "sigmas": (),  # none: the shifted even schedule (model/sampling.flow_sigmas)
     "tone_guidance": 0.0,  # weight of the contrast with the prompt without its skin tone (engine/tones.py)
 }
 TEXT_CACHE = 64  # encoded texts kept (≈ 75 kB each)
@@ -114,6 +117,7 @@ class LimnerBackend:
         self.meta = meta
         self.defaults = {**DEFAULTS, **meta.get("sampling", {}), **self._sampling_file(), **(defaults or {})}
         self.defaults["guidance_interval"] = tuple(self.defaults["guidance_interval"])
+        self.defaults["sigmas"] = tuple(self.defaults["sigmas"])
         self.encoder = TextEncoder.load(invariant=True).to(self.device)
         self._text_cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = OrderedDict()
         self.tokenizer = Tokenizer()
@@ -195,7 +199,11 @@ class LimnerBackend:
             sizes,
             ["text2img", "img2img", "inpaint"],
             params,
-            {k: list(v) if isinstance(v, tuple) else v for k, v in self.defaults.items() if k != "shift"},
+            {
+                k: list(v) if isinstance(v, tuple) else v
+                for k, v in self.defaults.items()
+                if k not in ("shift", "sigmas")
+            },
             f"Limner {self.meta.get('preset', '')} model, {self.meta.get('steps', '?')} training steps",
         )
 
@@ -212,6 +220,17 @@ class LimnerBackend:
         if sampler not in SAMPLERS:
             raise InvalidRequest(f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}", param="sampler")
         return {"size": f"{w}x{h}", "side": w, "sampler": sampler, **common_settings(req, self.defaults)}
+
+    def fitted(self, steps: int, strength: float) -> bool:
+        """Whether the model's own schedule (``sigmas``) serves a draw of ``steps`` steps: only at
+        its own step count and from pure noise; anything else gets the shifted even schedule."""
+        return len(self.defaults["sigmas"]) == steps and strength >= 1.0
+
+    def schedule(self, steps: int, strength: float, device: torch.device) -> torch.Tensor:
+        """The ``steps + 1`` noise levels a draw goes through, ending at 0."""
+        if self.fitted(steps, strength):
+            return torch.tensor([*self.defaults["sigmas"], 0.0], device=device)
+        return flow_sigmas(steps, self.defaults["shift"], start=strength, device=device)
 
     def batch_key(self, req: GenerationRequest) -> tuple:
         """Requests with equal keys can share one sampling loop."""
@@ -292,7 +311,7 @@ class LimnerBackend:
 
         # 2. noise, one generator per image
         noise = torch.stack([torch.randn(3, r, r, generator=torch.Generator().manual_seed(s)) for s in seeds]).to(dev)
-        sigmas = flow_sigmas(s0["num_inference_steps"], self.defaults["shift"], start=s0["strength"], device=dev)
+        sigmas = self.schedule(s0["num_inference_steps"], s0["strength"], dev)
 
         # 3. image-to-image / inpainting
         x_init = torch.stack([to_tensor(im, r) for im in inits]).to(dev) if inits else None
@@ -361,6 +380,8 @@ class LimnerBackend:
                 if self.defaults[key] != DEFAULTS[key]:
                     value = self.defaults[key]
                     params[key] = list(value) if isinstance(value, tuple) else value
+            if self.fitted(st["num_inference_steps"], st["strength"]):
+                params["sigmas"] = list(self.defaults["sigmas"])
             if self.exemplars is not None:
                 params["exemplar"] = exemplar_labels[k]  # which picture it re-drew, if any
             read = self.tokenizer.read_part(req.prompt)  # None: the encoder read it all

@@ -31,6 +31,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import itertools
 import os
 import re
 import tomllib
@@ -57,9 +58,10 @@ DEFAULT_KEYS: dict[str, Any] = {
     # sampling settings of the built-in backend that a request cannot set (model/sampling.py)
     "guidance_interval": list[float],
     "shift": float,
+    "sigmas": list[float],
     "tone_guidance": float,
 }
-LIMNER_ONLY = ("guidance_interval", "shift", "tone_guidance")
+LIMNER_ONLY = ("guidance_interval", "shift", "sigmas", "tone_guidance")
 
 
 def register_backend(name: str, factory: BackendFactory, check: Callable[[ModelSpec], str] | None = None) -> None:
@@ -304,6 +306,25 @@ def check_defaults(table: Any, where: Callable[[str], str]) -> dict:
         raise InvalidRequest(
             f"{where('guidance_interval')}.guidance_interval must be two noise levels [lo, hi] with "
             f"0 ≤ lo < hi ≤ 1, e.g. [0.2, 0.8], not {interval!r}",
+            param="models",
+        )
+    sigmas = values.get("sigmas")
+    if sigmas is not None and not (
+        0 < len(sigmas) <= 200
+        and sigmas[0] <= 1
+        and sigmas[-1] > 0
+        and all(a > b for a, b in itertools.pairwise(sigmas))
+    ):
+        raise InvalidRequest(
+            f"{where('sigmas')}.sigmas must be 1 to 200 noise levels falling from at most 1 to above 0 "
+            f"(0 follows the last), e.g. [1.0, 0.9, 0.7, 0.4], not {sigmas!r}",
+            param="models",
+        )
+    steps = values.get("num_inference_steps")
+    if sigmas is not None and steps is not None and steps != len(sigmas):
+        raise InvalidRequest(
+            f"{where('sigmas')}.sigmas has {len(sigmas)} noise levels but num_inference_steps is {steps}: "
+            "the schedule serves draws of as many steps as it has levels",
             param="models",
         )
     if values.get("shift", 1.0) <= 0:

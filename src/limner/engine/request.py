@@ -47,6 +47,7 @@ class GenerationRequest:
     size: str | None = None  # "WxH"; None = the model's native size
     seed: int | None = None  # image i gets seed + i; None draws one
     num_inference_steps: int | None = None  # None = the model's default
+    steps_scale: float = 1.0  # without num_inference_steps: this multiple of the model's default (the API's quality)
     guidance_scale: float | None = None
     model: str | None = None  # None = the default model
     sampler: str | None = None
@@ -89,6 +90,12 @@ class GenerationRequest:
                 f"num_inference_steps must be an integer from 1 to {MAX_STEPS}",
                 param="num_inference_steps",
             )
+        if (
+            isinstance(self.steps_scale, bool)
+            or not isinstance(self.steps_scale, int | float)
+            or not 0 < self.steps_scale <= 4
+        ):
+            raise InvalidRequest("steps_scale must be a number above 0 and at most 4", param="steps_scale")
         if self.guidance_scale is not None and (
             not isinstance(self.guidance_scale, int | float) or not 0 <= self.guidance_scale <= 30
         ):
@@ -142,7 +149,8 @@ def common_settings(req: GenerationRequest, defaults: dict, loras: Collection[st
             raise InvalidRequest(f"unknown LoRA adapter {name!r} for this model; {has}", param="loras")
     return {
         "mode": mode,
-        "num_inference_steps": req.num_inference_steps or defaults["num_inference_steps"],
+        "num_inference_steps": req.num_inference_steps
+        or max(1, min(MAX_STEPS, round(defaults["num_inference_steps"] * req.steps_scale))),
         "guidance_scale": defaults["guidance_scale"] if req.guidance_scale is None else float(req.guidance_scale),
         "strength": default_strength(req) if mode != "text2img" else 1.0,
         "loras": {name: float(scale) for name, scale in sorted(wanted.items())},

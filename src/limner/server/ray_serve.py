@@ -59,6 +59,7 @@ class RemoteJob:
     size: str | None
     seed: int | None
     num_inference_steps: int | None
+    steps_scale: float
     guidance_scale: float | None
     model: str | None
     sampler: str | None

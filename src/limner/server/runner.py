@@ -79,6 +79,7 @@ def spec_of(req: GenerationRequest, source: str | None) -> dict:
         "size",
         "seed",
         "num_inference_steps",
+        "steps_scale",
         "guidance_scale",
         "model",
         "sampler",
@@ -97,6 +98,7 @@ def _request_of(spec: dict, source: Image.Image | None) -> GenerationRequest:
     return GenerationRequest(
         **{k: spec[k] for k in keys},
         sampler=spec.get("sampler"),  # rows from before the Advanced panel have none
+        steps_scale=spec.get("steps_scale", 1.0),  # rows from before quality was relative have none
         image=source,
         mask=None if mask is None or source is None else mask.resize(source.size, Image.Resampling.NEAREST),
         strength=spec["strength"],

@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from limner.engine.request import MAX_N, MAX_PROMPT_CHARS, MAX_STEPS
 
-QUALITY_STEPS = {"low": 10, "medium": None, "standard": None, "auto": None, "high": 30, "hd": 30}
+# the API's quality as a multiple of the model's default steps (20 steps: low 10, high 30)
+QUALITY_STEPS = {"low": 0.5, "medium": 1.0, "standard": 1.0, "auto": 1.0, "high": 1.5, "hd": 1.5}
 
 
 class ImageData(BaseModel):

@@ -40,14 +40,14 @@ def _engine_request(body: GenerationBody, cancel: threading.Event, **extra: obje
             "a transparent background needs output_format png or webp (JPEG has no alpha channel)",
             param="output_format",
         )
-    steps = body.num_inference_steps if body.num_inference_steps is not None else QUALITY_STEPS[body.quality]
     return GenerationRequest(
         prompt=body.prompt,
         negative_prompt=body.negative_prompt,
         n=body.n,
         size=None if body.size in (None, "auto") else body.size,
         seed=body.seed,
-        num_inference_steps=steps,
+        num_inference_steps=body.num_inference_steps,
+        steps_scale=QUALITY_STEPS[body.quality],
         guidance_scale=body.guidance_scale,
         model=body.model,
         sampler=body.sampler,
