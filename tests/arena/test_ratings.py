@@ -194,3 +194,29 @@ def test_board_fit_is_fast_for_20_models_and_20k_votes():
     assert len(board) == 20
     fitted = {s.model: s.rating for s in board}
     assert np.corrcoef([true[m] for m in true], [fitted[m] for m in true])[0, 1] > 0.98
+
+
+def test_votes_that_rejudge_the_same_prompts_get_intervals_as_wide_as_their_prompts_warrant():
+    """Ten prompts, each judged 60 times by voters who agree on it (x wins 6 prompts of 10): the
+    votes look like 600 independent ones, the evidence is ten. Resampling prompts gives intervals
+    that hold the even 50 / 50 a new set of prompts might show; resampling votes does not."""
+    votes = []
+    for p in range(10):
+        winner = "a" if p < 6 else "b"
+        votes += [Vote("x", "y", winner, f"prompt {p}") for _ in range(60)]
+    loose = [Vote(v.model_a, v.model_b, v.outcome) for v in votes]
+    by_prompt = bootstrap_intervals(["x", "y"], votes, rounds=400, seed=1)
+    by_vote = bootstrap_intervals(["x", "y"], loose, rounds=400, seed=1)
+    assert by_vote["x"][0] > 1000 > by_vote["y"][1]  # "separated" — by re-judged pairs only
+    assert by_prompt["x"][0] < 1000 < by_prompt["y"][1]
+    width = {k: iv["x"][1] - iv["x"][0] for k, iv in (("prompt", by_prompt), ("vote", by_vote))}
+    assert width["prompt"] > 3 * width["vote"], width
+
+
+def test_votes_each_on_a_prompt_of_their_own_resample_like_ungrouped_votes():
+    votes = simulate(TRUE, 2000, seed=5)
+    grouped = [Vote(v.model_a, v.model_b, v.outcome, f"p{k}") for k, v in enumerate(votes)]
+    a, b = bootstrap_intervals(list(TRUE), votes, seed=3), bootstrap_intervals(list(TRUE), grouped, seed=3)
+    for m in TRUE:
+        wa, wb = a[m][1] - a[m][0], b[m][1] - b[m][0]
+        assert abs(wa - wb) < 0.25 * wa, (m, wa, wb)

@@ -299,11 +299,15 @@ class Arena:
                     ArenaBattle.outcome,
                     ArenaBattle.voter,
                     ArenaBattle.categories,
+                    ArenaBattle.prompt,
                 )
                 .where(ArenaBattle.outcome.is_not(None))
                 .order_by(ArenaBattle.voted_at)
             ).all()
-        return [Vote(a, b, o) for a, b, o, v, cats in rows if v not in flagged and category in (cats or [])]
+        # a battle's prompt groups its votes: the intervals resample prompts, not votes (ratings.py)
+        return [
+            Vote(a, b, o, prompt) for a, b, o, v, cats, prompt in rows if v not in flagged and category in (cats or [])
+        ]
 
     def board(self, category: str = "overall", rounds: int = 200) -> list[Standing]:
         votes = self.votes(category)

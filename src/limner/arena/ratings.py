@@ -3,7 +3,8 @@
 Bradley–Terry by logistic regression on the log-10 scale, as the public image arenas report it:
 P(a beats b) = 1 / (1 + 10^(r_b − r_a)), ratings = 400·r + 1000 (mean 1000). A tie — and
 "both bad", which says nothing about which is better — counts half a win for each side.
-Intervals: bootstrap over battles (95 %). Rank: 1 + the number of models whose lower bound is
+Intervals: bootstrap over battles (95 %), resampling whole prompts where votes name theirs (the
+votes on one prompt judge the same images again and are not independent). Rank: 1 + the number of models whose lower bound is
 above this model's upper bound. Online Elo is computed alongside for reference.
 """
 
@@ -25,6 +26,7 @@ class Vote:
     model_a: str
     model_b: str
     outcome: str  # one of OUTCOMES
+    group: str = ""  # what the vote shares with others (the battle's prompt); "" = nothing
 
 
 @dataclass
@@ -93,17 +95,43 @@ def ratings(models: Sequence[str], votes: Sequence[Vote]) -> dict[str, float]:
     return {m: float(SCALE * r[k] + BASE) for k, m in enumerate(models)}
 
 
+def _group_counts(models: Sequence[str], votes: Sequence[Vote], cells: tuple) -> np.ndarray:
+    """(G, C): how many of each group's votes fall in each cell; a vote without a group is a
+    group of its own."""
+    index = {m: k for k, m in enumerate(models)}
+    i, j, y, _ = cells
+    column = {(a, b, s): c for c, (a, b, s) in enumerate(zip(i.tolist(), j.tolist(), y.tolist(), strict=True))}
+    names: dict[str, int] = {}
+    rows, cols = [], []
+    for k, v in enumerate(votes):
+        share = 1.0 if v.outcome == "a" else 0.0 if v.outcome == "b" else 0.5
+        rows.append(names.setdefault(v.group, len(names)) if v.group else names.setdefault(f"\0{k}", len(names)))
+        cols.append(column[index[v.model_a], index[v.model_b], share])
+    out = np.zeros((len(names), len(column)))
+    np.add.at(out, (np.array(rows), np.array(cols)), 1.0)
+    return out
+
+
 def bootstrap_intervals(
     models: Sequence[str], votes: Sequence[Vote], rounds: int = 200, seed: int = 0, level: float = 0.95
 ) -> dict[str, tuple[float, float]]:
     """Percentile intervals of the ratings over ``rounds`` resamples of the votes (with
     replacement: multinomial counts over the cells, which is the same thing and much cheaper).
+    Votes that share a group (a prompt) are resampled together, the groups with replacement: a
+    pool whose votes re-judge the same few image pairs many times gets intervals as wide as its
+    few pairs warrant, not as narrow as its many votes would suggest.
     Only models with votes get an interval: one nobody has judged is not known to be at 1000."""
     if not votes:
         return {}
-    i, j, y, w = _cells(models, votes)
+    cells = _cells(models, votes)
+    i, j, y, w = cells
     rng = np.random.default_rng(seed)
-    counts = rng.multinomial(int(w.sum()), w / w.sum(), size=rounds)  # (rounds, C)
+    if any(v.group for v in votes):
+        groups = _group_counts(models, votes, cells)  # (G, C)
+        picks = rng.multinomial(len(groups), np.full(len(groups), 1 / len(groups)), size=rounds)  # (rounds, G)
+        counts = picks @ groups  # (rounds, C)
+    else:
+        counts = rng.multinomial(int(w.sum()), w / w.sum(), size=rounds)  # (rounds, C)
     samples = SCALE * fit_bradley_terry(len(models), i, j, y, counts) + BASE  # (rounds, n)
     lo, hi = np.percentile(samples, [(1 - level) / 2 * 100, (1 + level) / 2 * 100], axis=0)
     seen = set(i.tolist()) | set(j.tolist())
