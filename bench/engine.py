@@ -27,7 +27,14 @@ from limner.model.denoiser import flops_per_image
 
 ROWS = (1, 2, 4, 8, 16, 32, 64)  # denoiser batch sizes timed: one image with guidance is 2 rows
 # the built-in model's sampling before issue 19; "new" is whatever the model's sampling.json says
-OLD = {"sampler": "euler", "num_inference_steps": 20, "guidance_interval": [0.0, 1.0], "shift": 1.0}
+OLD = {
+    "sampler": "euler",
+    "num_inference_steps": 20,
+    "guidance_interval": [0.0, 1.0],
+    "shift": 1.0,
+    "guidance_scale": 4.0,
+    "tone_guidance": 1.5,
+}
 
 
 def measure_peak(n: int = 2048, repeats: int = 10) -> float:

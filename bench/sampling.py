@@ -30,7 +30,9 @@ from limner.eval.sources import generate_images
 from limner.model.sampling import flow_sigmas, guided_at
 
 FULL = [0.0, 1.0]
-# name → (sampler, steps, guidance interval, shift, seed[, guidance scale: 4])
+FIT6 = [1.0, 0.95, 0.87, 0.77, 0.6, 0.375]
+# name → (sampler, steps, guidance interval, shift, seed[, guidance scale: 4[, more defaults]])
+# every setting is drawn without tone guidance unless it names one: the reference is the old default
 SETTINGS: dict[str, tuple] = {
     "ref": ("euler", 20, FULL, 1.0, 1000),  # the settings every Limner model had before issue 19
     "ref-seed2": ("euler", 20, FULL, 1.0, 2000),
@@ -44,12 +46,23 @@ SETTINGS: dict[str, tuple] = {
     "dpm6-s3": ("dpmpp_2m", 6, FULL, 3.0, 1000),
     # no guidance on the last step (σ 0.375): the six-step setting of docs/performance.md
     "dpm6-s3-hi": ("dpmpp_2m", 6, [0.5, 1.0], 3.0, 1000),
+    # six steps on the schedule bench/schedule.py fitted to the reference, image for image
+    "fit6": ("dpmpp_2m", 6, [0.5, 1.0], 3.0, 1000, 4.0, {"sigmas": FIT6}),
+    "fit6-seed2": ("dpmpp_2m", 6, [0.5, 1.0], 3.0, 2000, 4.0, {"sigmas": FIT6}),
+    "fit6-g5": ("dpmpp_2m", 6, [0.5, 1.0], 3.0, 1000, 5.0, {"sigmas": FIT6}),
+    "fit6-all": ("dpmpp_2m", 6, FULL, 3.0, 1000, 4.0, {"sigmas": FIT6}),
+    "fit6-g4.5": ("dpmpp_2m", 6, [0.5, 1.0], 3.0, 1000, 4.5, {"sigmas": FIT6}),
+    "fit6-all-g4.5": ("dpmpp_2m", 6, FULL, 3.0, 1000, 4.5, {"sigmas": FIT6}),
+    # Euler on the same levels: a little further from the reference's pixels, nearer its skin tones
+    "efit6-all-g4.5": ("euler", 6, FULL, 3.0, 1000, 4.5, {"sigmas": FIT6}),
+    "efit6-all-g4.5-tg3": ("euler", 6, FULL, 3.0, 1000, 4.5, {"sigmas": FIT6, "tone_guidance": 3.0}),
+    "efit6-all": ("euler", 6, FULL, 3.0, 1000, 4.0, {"sigmas": FIT6}),
 }
 
 
-def guided_rows(sampler: str, steps: int, interval: list[float], shift: float) -> int:
+def guided_rows(sampler: str, steps: int, interval: list[float], shift: float, sigmas: list | None = None) -> int:
     """Denoiser rows one image costs: one per evaluation, two where guidance applies."""
-    sigmas = flow_sigmas(steps, shift)[:-1].tolist()
+    sigmas = sigmas or flow_sigmas(steps, shift)[:-1].tolist()
     per_eval = [2 if guided_at(s, (interval[0], interval[1])) else 1 for s in sigmas]
     return sum(per_eval) * (2 if sampler == "heun" else 1)
 
@@ -88,6 +101,8 @@ def main() -> None:
             "guidance_interval": interval,
             "shift": shift,
             "guidance_scale": guidance,
+            "tone_guidance": 0.0,
+            **(rest[1] if len(rest) > 1 else {}),
         }
         spec = ModelSpec(name, "limner", base.path, {}, defaults)
         engine = Engine(specs=[spec], batching=False)
@@ -109,7 +124,8 @@ def main() -> None:
             "shift": shift,
             "guidance_scale": guidance,
             "seed": seed,
-            "rows_per_image": guided_rows(sampler, steps, interval, shift),
+            "rows_per_image": guided_rows(sampler, steps, interval, shift, defaults.get("sigmas")),
+            **({"more": rest[1]} if len(rest) > 1 else {}),
             "fidelity": fidelity(instr.evaluator, instr, images, concepts),
             "shape": fidelity(instr.shape, instr, images, concepts),
             "frechet": M.frechet_distance(features(instr, images), f_val),

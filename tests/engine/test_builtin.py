@@ -205,6 +205,26 @@ def test_a_sampling_file_beside_the_weights_overrides_what_the_checkpoint_record
             LimnerBackend("tiny", folder, device="cpu")
 
 
+def test_the_shipped_sampling_file_loads_and_its_schedule_serves_its_own_step_count(tiny_limner, tmp_path):
+    """weights/limner-1/sampling.json, beside a tiny model: every key passes the checks, and the
+    fitted levels are the schedule of a default draw."""
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[2] / "weights" / "limner-1" / "sampling.json"
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    for f in tiny_limner.iterdir():
+        (folder / f.name).symlink_to(f)
+    (folder / "sampling.json").write_text(shipped.read_text())
+    backend = LimnerBackend("tiny", folder, device="cpu")
+    steps = backend.defaults["num_inference_steps"]
+    assert len(backend.defaults["sigmas"]) == steps
+    levels = backend.schedule(steps, 1.0, torch.device("cpu")).tolist()
+    assert levels[:-1] == pytest.approx(list(backend.defaults["sigmas"])) and levels[-1] == 0.0
+    drawn = backend.generate([GenerationRequest("a red apple", seed=1)])[0]
+    assert isinstance(drawn, list) and drawn[0].parameters["sigmas"] == list(backend.defaults["sigmas"])
+
+
 def test_batching_never_changes_an_image(backend):
     """Requests sharing one sampling loop must each get what they would get alone, whatever
     their prompts' lengths, negative prompts or guidance."""
