@@ -261,8 +261,9 @@ def main() -> None:
         for src, dst in (
             (run / "ema.safetensors", "denoiser.safetensors"),
             (parent / "upsampler.safetensors", "upsampler.safetensors"),
+            (parent / "sampling.json", "sampling.json"),  # drawn as the parent draws
         ):
-            if not (folder / dst).exists():
+            if src.exists() and not (folder / dst).exists():
                 (folder / dst).symlink_to(src.resolve())
         tuned[method] = folder
 

@@ -158,3 +158,27 @@ def test_tuning_moves_samples_toward_the_image_the_votes_prefer(tiny, tmp_path):
 def test_unknown_method_is_refused(tiny, tmp_path):
     with pytest.raises(InvalidRequest, match="method must be one of"):
         main(TuneConfig(pairs=str(tmp_path), init=str(tiny), out=str(tmp_path / "x"), method="ppo"))
+
+
+def test_export_weights_carries_the_parents_sampling_settings_checked(tiny, tmp_path):
+    """A tuned model is exported like any other; --sampling puts the parent's measured settings
+    beside it (checked as a model folder's own file is), so it draws as its parent does."""
+    from typer.testing import CliRunner
+
+    from limner import cli
+
+    good = tmp_path / "sampling.json"
+    good.write_text('{"num_inference_steps": 3, "sigmas": [1.0, 0.8, 0.3], "tone_guidance": 3.0}')
+    args = ["export-weights", "--denoiser", str(tiny / "denoiser.safetensors")]
+    args += ["--upsampler", str(tiny / "upsampler.safetensors"), "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(cli.app, [*args, "--sampling", str(good)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "out" / "sampling.json").read_text())["sigmas"] == [1.0, 0.8, 0.3]
+    from limner.engine.builtin import LimnerBackend
+
+    assert LimnerBackend("tuned", tmp_path / "out", device="cpu").defaults["num_inference_steps"] == 3
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"sigmas": [1.0, 0.8, 0.3], "num_inference_steps": 6}')
+    result = CliRunner().invoke(cli.app, [*args[:-1], str(tmp_path / "out2"), "--sampling", str(bad)])
+    assert result.exit_code == 2 and "sigmas has 3 noise levels" in result.output
+    assert not (tmp_path / "out2").exists()

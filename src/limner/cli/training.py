@@ -147,10 +147,27 @@ def export_weights(
     guidance_scale: Annotated[float, typer.Option(help="Default guidance.")] = 4.0,
     sampler: Annotated[str, typer.Option(help="Default sampler.")] = "euler",
     note: Annotated[str, typer.Option(help="Training history to record, free text.")] = "",
+    sampling: Annotated[
+        Path | None,
+        typer.Option(
+            help="A sampling.json to put beside the weights, e.g. the parent's "
+            "weights/limner-1/sampling.json: a fine-tune then draws as its parent was measured to draw best."
+        ),
+    ] = None,
 ) -> None:
     """Write a shippable model folder: float16 denoiser and upsampler with configs and defaults inside."""
+    import json
+
+    from limner.engine.builtin import SAMPLING_FILE, LimnerBackend
+    from limner.errors import LimnerError
     from limner.model.checkpoint import load_denoiser, load_upsampler, save_weights
 
+    settings = None
+    if sampling is not None:
+        try:  # the checks a model folder's own sampling.json gets when it loads
+            settings = LimnerBackend.read_sampling_file(sampling)
+        except LimnerError as e:
+            fail(str(e), 2)
     den, meta = load_denoiser(denoiser)
     up, up_meta = load_upsampler(upsampler)
     meta.pop("config", None)
@@ -160,6 +177,9 @@ def export_weights(
         meta["training"] = note
     written = save_weights(out / "denoiser.safetensors", den, "denoiser", meta)
     written += save_weights(out / "upsampler.safetensors", up, "upsampler", up_meta)
+    if settings is not None:
+        (out / SAMPLING_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+        written.append(out / SAMPLING_FILE)
     total = sum(p.stat().st_size for p in written)
     for p in written:
         print(p)

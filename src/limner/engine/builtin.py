@@ -129,8 +129,12 @@ class LimnerBackend:
         """Sampling settings measured for these weights after training (``sampling.json``);
         they win over those the checkpoint recorded, a models.toml's ``defaults`` over both."""
         path = (self.path if self.path.is_dir() else self.path.parent) / SAMPLING_FILE
-        if not path.exists():
-            return {}
+        return self.read_sampling_file(path) if path.exists() else {}
+
+    @staticmethod
+    def read_sampling_file(path: Path) -> dict:
+        """A ``sampling.json``'s settings, checked as a models.toml's defaults are; CheckpointError
+        names the file and what is wrong."""
         try:
             found = json.loads(path.read_text())
         except (OSError, ValueError) as e:
