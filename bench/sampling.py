@@ -102,6 +102,7 @@ def main() -> None:
             "shift": shift,
             "guidance_scale": guidance,
             "tone_guidance": 0.0,
+            "sigmas": [],  # the shifted even schedule, not the weights' own, unless the setting names one
             **(rest[1] if len(rest) > 1 else {}),
         }
         spec = ModelSpec(name, "limner", base.path, {}, defaults)

@@ -197,12 +197,12 @@ def test_board_fit_is_fast_for_20_models_and_20k_votes():
 
 
 def test_votes_that_rejudge_the_same_prompts_get_intervals_as_wide_as_their_prompts_warrant():
-    """Ten prompts, each judged 60 times by voters who agree on it (x wins 6 prompts of 10): the
-    votes look like 600 independent ones, the evidence is ten. Resampling prompts gives intervals
+    """Thirty prompts, each judged 60 times by voters who agree on it (x wins 18 of 30): the votes
+    look like 1,800 independent ones, the evidence is thirty. Resampling prompts gives intervals
     that hold the even 50 / 50 a new set of prompts might show; resampling votes does not."""
     votes = []
-    for p in range(10):
-        winner = "a" if p < 6 else "b"
+    for p in range(30):
+        winner = "a" if p < 18 else "b"
         votes += [Vote("x", "y", winner, f"prompt {p}") for _ in range(60)]
     loose = [Vote(v.model_a, v.model_b, v.outcome) for v in votes]
     by_prompt = bootstrap_intervals(["x", "y"], votes, rounds=400, seed=1)
@@ -220,3 +220,24 @@ def test_votes_each_on_a_prompt_of_their_own_resample_like_ungrouped_votes():
     for m in TRUE:
         wa, wb = a[m][1] - a[m][0], b[m][1] - b[m][0]
         assert abs(wa - wb) < 0.25 * wa, (m, wa, wb)
+
+
+def test_a_handful_of_prompts_is_too_few_to_resample_and_votes_are_resampled_instead():
+    """One or two prompts: resampling them would give every round (nearly) the same votes and an
+    interval of no width; below MIN_GROUPS the votes are resampled as if ungrouped."""
+    for n_prompts in (1, 2):
+        votes = [Vote("x", "y", "a" if k % 3 else "b", f"p{k % n_prompts}") for k in range(120)]
+        loose = [Vote(v.model_a, v.model_b, v.outcome) for v in votes]
+        grouped, plain = bootstrap_intervals(["x", "y"], votes, seed=4), bootstrap_intervals(["x", "y"], loose, seed=4)
+        assert grouped == plain and grouped["x"][1] - grouped["x"][0] > 20
+
+
+def test_grouped_and_ungrouped_votes_mix_and_memory_stays_bounded(monkeypatch):
+    """Live battles (a prompt each) beside a curated pool's re-judged prompts: the ungrouped votes
+    are groups of one; resampling in small chunks gives the same intervals as in one go."""
+    votes = [Vote(v.model_a, v.model_b, v.outcome, f"pool {k % 30}") for k, v in enumerate(simulate(TRUE, 900, 8))]
+    votes += simulate(TRUE, 600, seed=9)
+    whole = bootstrap_intervals(list(TRUE), votes, rounds=60, seed=2)
+    monkeypatch.setattr("limner.arena.ratings.CHUNK", 1000)  # a few rounds at a time
+    assert bootstrap_intervals(list(TRUE), votes, rounds=60, seed=2) == whole
+    assert all(lo < hi for lo, hi in whole.values())

@@ -145,11 +145,12 @@ def test_a_fitted_schedule_is_used_at_its_own_step_count_from_pure_noise_only(ti
     assert np.array_equal(generate(same, request())[0], base)
     drawn = fitted.generate([request()])[0]
     assert isinstance(drawn, list) and drawn[0].parameters["sigmas"] == own
+    assert "shift" not in drawn[0].parameters  # not used: the levels are its own
     assert not np.array_equal(pixels(drawn)[0], base)
     assert "sigmas" not in fitted.info().defaults
     # another step count: the shifted even schedule, and nothing recorded about sigmas
     other = fitted.generate([request(num_inference_steps=6)])[0]
-    assert isinstance(other, list) and "sigmas" not in other[0].parameters
+    assert isinstance(other, list) and "sigmas" not in other[0].parameters and other[0].parameters["shift"] == 2.0
     assert np.array_equal(pixels(other)[0], generate(shifted, request(num_inference_steps=6))[0])
     assert fitted.schedule(4, 0.5, torch.device("cpu")).tolist() == flow_sigmas(4, 2.0, start=0.5).tolist()
 
@@ -223,6 +224,9 @@ def test_the_shipped_sampling_file_loads_and_its_schedule_serves_its_own_step_co
     assert levels[:-1] == pytest.approx(list(backend.defaults["sigmas"])) and levels[-1] == 0.0
     drawn = backend.generate([GenerationRequest("a red apple", seed=1)])[0]
     assert isinstance(drawn, list) and drawn[0].parameters["sigmas"] == list(backend.defaults["sigmas"])
+    # a models.toml's `sigmas = []` turns the file's schedule off
+    plain = LimnerBackend("tiny", folder, device="cpu", defaults={"sigmas": []})
+    assert not plain.fitted(steps, 1.0)
 
 
 def test_batching_never_changes_an_image(backend):

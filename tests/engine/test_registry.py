@@ -203,15 +203,23 @@ path = "sdxl"
         ('[models.other]\npath = "x"\ndefaults = { shift = 0 }', r"models.toml:8: .*shift must be above 0"),
         (
             '[models.other]\npath = "x"\ndefaults = { sigmas = [1.0, 0.5, 0.6] }',
-            r"models.toml:8: .*sigmas must be 1 to 200 noise levels falling from at most 1 to above 0",
+            r"models.toml:8: .*sigmas must be 1 to 200 noise levels falling from 1 \(pure noise\) to above 0",
         ),
         (
             '[models.other]\npath = "x"\ndefaults = { sigmas = [1.0, 0.5, 0.0] }',
             r"models.toml:8: .*sigmas must be 1 to 200 noise levels",
         ),
         (
+            '[models.other]\npath = "x"\ndefaults = { sigmas = [0.9, 0.5], num_inference_steps = 2 }',
+            r"models.toml:8: .*sigmas must be 1 to 200 noise levels falling from 1",
+        ),
+        (
             '[models.other]\npath = "x"\ndefaults = { sigmas = [1.0, 0.5], num_inference_steps = 6 }',
             r"models.toml:8: .*sigmas has 2 noise levels but num_inference_steps is 6",
+        ),
+        (
+            '[models.other]\npath = "x"\ndefaults = { sigmas = [1.0, 0.5] }',
+            r"models.toml:8: .*sigmas has 2 noise levels but num_inference_steps is not set: set it to 2",
         ),
         (
             '[models.other]\npath = "x"\ndefaults = { tone_guidance = -1.0 }',

@@ -61,7 +61,7 @@ def test_validate_accepts_the_limits():
 
 def test_steps_scale_is_a_multiple_of_the_models_default_and_named_steps_win():
     defaults = {"num_inference_steps": 6, "guidance_scale": 4.0}
-    for scale, steps in ((0.5, 3), (1.5, 9), (0.1, 1), (4, 24)):
+    for scale, steps in ((0.5, 3), (1.5, 9), (0.1, 1), (4, 24), (0.25, 2)):  # halves round up
         assert common_settings(GenerationRequest("a", steps_scale=scale), defaults)["num_inference_steps"] == steps
     named = GenerationRequest("a", steps_scale=0.5, num_inference_steps=20)
     assert common_settings(named, defaults)["num_inference_steps"] == 20
@@ -89,3 +89,16 @@ def test_generated_image_encodes_png_with_parameters_and_other_formats_plainly()
     for fmt in ("jpeg", "webp"):
         with Image.open(io.BytesIO(img.encode(fmt, quality=80))) as im:
             assert im.format == fmt.upper() and im.size == (8, 8)
+
+
+def test_steps_scale_survives_a_stored_job_and_a_trip_to_a_replica():
+    """The Image Creator's job rows and Ray's RemoteJob carry the API's quality: a job re-run
+    after a crash, or drawn on another machine, takes the steps it was asked for."""
+    from limner.server.runner import _request_of, spec_of
+
+    req = GenerationRequest("a red apple", seed=3, steps_scale=0.5)
+    assert _request_of(spec_of(req, None), None).steps_scale == 0.5
+    old_row = {k: v for k, v in spec_of(req, None).items() if k != "steps_scale"}  # from before the field
+    assert _request_of(old_row, None).steps_scale == 1.0
+    ray_serve = pytest.importorskip("limner.server.ray_serve")
+    assert ray_serve.RemoteJob.of(req).request().steps_scale == 0.5

@@ -95,20 +95,42 @@ def ratings(models: Sequence[str], votes: Sequence[Vote]) -> dict[str, float]:
     return {m: float(SCALE * r[k] + BASE) for k, m in enumerate(models)}
 
 
-def _group_counts(models: Sequence[str], votes: Sequence[Vote], cells: tuple) -> np.ndarray:
-    """(G, C): how many of each group's votes fall in each cell; a vote without a group is a
-    group of its own."""
+MIN_GROUPS = 20  # fewer prompts than this are too few to resample: their votes are resampled instead
+CHUNK = 4_000_000  # numbers held at once while resampling groups (rounds × groups)
+
+
+def _group_cells(models: Sequence[str], votes: Sequence[Vote], cells: tuple) -> tuple[np.ndarray, ...]:
+    """The votes as (group, cell) entries with a count each, and the number of groups; a vote
+    without a group is a group of its own."""
     index = {m: k for k, m in enumerate(models)}
     i, j, y, _ = cells
     column = {(a, b, s): c for c, (a, b, s) in enumerate(zip(i.tolist(), j.tolist(), y.tolist(), strict=True))}
     names: dict[str, int] = {}
-    rows, cols = [], []
+    group = np.empty(len(votes), dtype=np.int64)
+    cell = np.empty(len(votes), dtype=np.int64)
     for k, v in enumerate(votes):
         share = 1.0 if v.outcome == "a" else 0.0 if v.outcome == "b" else 0.5
-        rows.append(names.setdefault(v.group, len(names)) if v.group else names.setdefault(f"\0{k}", len(names)))
-        cols.append(column[index[v.model_a], index[v.model_b], share])
-    out = np.zeros((len(names), len(column)))
-    np.add.at(out, (np.array(rows), np.array(cols)), 1.0)
+        group[k] = names.setdefault(v.group, len(names)) if v.group else names.setdefault(f"\0{k}", len(names))
+        cell[k] = column[index[v.model_a], index[v.model_b], share]
+    keys, counts = np.unique(group * len(column) + cell, return_counts=True)
+    return keys // len(column), keys % len(column), counts.astype(float), np.int64(len(names))
+
+
+def _resampled_groups(
+    cells: tuple, entries: tuple[np.ndarray, ...], rounds: int, rng: np.random.Generator
+) -> np.ndarray:
+    """(rounds, C) cell counts, each round drawing the groups with replacement; built a chunk of
+    rounds at a time, so memory stays bounded however many votes and prompts there are."""
+    group, cell, count, n_groups = entries
+    C, G = len(cells[0]), int(n_groups)
+    out = np.empty((rounds, C))
+    step = max(1, CHUNK // max(G, len(group)))
+    for start in range(0, rounds, step):
+        r = min(step, rounds - start)
+        picks = rng.multinomial(G, np.full(G, 1 / G), size=r)  # (r, G): how often each group is drawn
+        weights = (picks[:, group] * count).ravel()  # (r · entries,)
+        slots = (np.arange(r)[:, None] * C + cell).ravel()
+        out[start : start + r] = np.bincount(slots, weights, r * C).reshape(r, C)
     return out
 
 
@@ -119,17 +141,19 @@ def bootstrap_intervals(
     replacement: multinomial counts over the cells, which is the same thing and much cheaper).
     Votes that share a group (a prompt) are resampled together, the groups with replacement: a
     pool whose votes re-judge the same few image pairs many times gets intervals as wide as its
-    few pairs warrant, not as narrow as its many votes would suggest.
+    few pairs warrant, not as narrow as its many votes would suggest. Under MIN_GROUPS groups there
+    are too few to resample (one prompt would give every round the same votes), and the votes
+    are resampled one by one, as without groups.
     Only models with votes get an interval: one nobody has judged is not known to be at 1000."""
     if not votes:
         return {}
     cells = _cells(models, votes)
     i, j, y, w = cells
     rng = np.random.default_rng(seed)
-    if any(v.group for v in votes):
-        groups = _group_counts(models, votes, cells)  # (G, C)
-        picks = rng.multinomial(len(groups), np.full(len(groups), 1 / len(groups)), size=rounds)  # (rounds, G)
-        counts = picks @ groups  # (rounds, C)
+    entries = _group_cells(models, votes, cells) if any(v.group for v in votes) else None
+    # every vote a group of its own resamples exactly as votes do, and far more cheaply
+    if entries is not None and MIN_GROUPS <= entries[3] < len(votes):
+        counts = _resampled_groups(cells, entries, rounds, rng)
     else:
         counts = rng.multinomial(int(w.sum()), w / w.sum(), size=rounds)  # (rounds, C)
     samples = SCALE * fit_bradley_terry(len(models), i, j, y, counts) + BASE  # (rounds, n)

@@ -380,11 +380,12 @@ class LimnerBackend:
                 continue
             req, st = requests[owner], settings[owner]
             params = image_parameters(req, st, seeds[k], self.name, self.kind, st["sampler"], preps[k].parsed.spans)
+            fitted = self.fitted(st["num_inference_steps"], st["strength"])
             for key in ("guidance_interval", "shift", "tone_guidance"):  # settings a request cannot name
-                if self.defaults[key] != DEFAULTS[key]:
+                if self.defaults[key] != DEFAULTS[key] and not (key == "shift" and fitted):
                     value = self.defaults[key]
                     params[key] = list(value) if isinstance(value, tuple) else value
-            if self.fitted(st["num_inference_steps"], st["strength"]):
+            if fitted:  # its own levels, not the shifted even schedule
                 params["sigmas"] = list(self.defaults["sigmas"])
             if self.exemplars is not None:
                 params["exemplar"] = exemplar_labels[k]  # which picture it re-drew, if any

@@ -309,22 +309,20 @@ def check_defaults(table: Any, where: Callable[[str], str]) -> dict:
             param="models",
         )
     sigmas = values.get("sigmas")
-    if sigmas is not None and not (
-        0 < len(sigmas) <= 200
-        and sigmas[0] <= 1
-        and sigmas[-1] > 0
-        and all(a > b for a, b in itertools.pairwise(sigmas))
+    if sigmas and not (
+        len(sigmas) <= 200 and sigmas[0] == 1 and sigmas[-1] > 0 and all(a > b for a, b in itertools.pairwise(sigmas))
     ):
         raise InvalidRequest(
-            f"{where('sigmas')}.sigmas must be 1 to 200 noise levels falling from at most 1 to above 0 "
-            f"(0 follows the last), e.g. [1.0, 0.9, 0.7, 0.4], not {sigmas!r}",
+            f"{where('sigmas')}.sigmas must be 1 to 200 noise levels falling from 1 (pure noise) to above 0 "
+            f"(0 follows the last), e.g. [1.0, 0.9, 0.7, 0.4], or [] for none, not {sigmas!r}",
             param="models",
         )
     steps = values.get("num_inference_steps")
-    if sigmas is not None and steps is not None and steps != len(sigmas):
+    if sigmas and steps != len(sigmas):
         raise InvalidRequest(
-            f"{where('sigmas')}.sigmas has {len(sigmas)} noise levels but num_inference_steps is {steps}: "
-            "the schedule serves draws of as many steps as it has levels",
+            f"{where('sigmas')}.sigmas has {len(sigmas)} noise levels but num_inference_steps is "
+            f"{'not set' if steps is None else steps}: set it to {len(sigmas)} beside them (the schedule "
+            "serves draws of as many steps as it has levels)",
             param="models",
         )
     if values.get("shift", 1.0) <= 0:

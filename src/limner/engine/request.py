@@ -150,7 +150,7 @@ def common_settings(req: GenerationRequest, defaults: dict, loras: Collection[st
     return {
         "mode": mode,
         "num_inference_steps": req.num_inference_steps
-        or max(1, min(MAX_STEPS, round(defaults["num_inference_steps"] * req.steps_scale))),
+        or max(1, min(MAX_STEPS, math.floor(defaults["num_inference_steps"] * req.steps_scale + 0.5))),
         "guidance_scale": defaults["guidance_scale"] if req.guidance_scale is None else float(req.guidance_scale),
         "strength": default_strength(req) if mode != "text2img" else 1.0,
         "loras": {name: float(scale) for name, scale in sorted(wanted.items())},
