@@ -57,6 +57,10 @@ SETTINGS: dict[str, tuple] = {
     "efit6-all-g4.5": ("euler", 6, FULL, 3.0, 1000, 4.5, {"sigmas": FIT6}),
     "efit6-all-g4.5-tg3": ("euler", 6, FULL, 3.0, 1000, 4.5, {"sigmas": FIT6, "tone_guidance": 3.0}),
     "efit6-all": ("euler", 6, FULL, 3.0, 1000, 4.0, {"sigmas": FIT6}),
+    # the API's quality=low and quality=high on limner-1: half and one and a half times its six
+    # steps, on the even shift-3 schedule (the fitted levels serve six-step draws only)
+    "quality-low": ("euler", 3, FULL, 3.0, 1000, 4.5),
+    "quality-high": ("euler", 9, FULL, 3.0, 1000, 4.5),
 }
 
 
