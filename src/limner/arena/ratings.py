@@ -99,7 +99,9 @@ MIN_GROUPS = 20  # fewer prompts than this are too few to resample: their votes 
 CHUNK = 4_000_000  # numbers held at once while resampling groups (rounds × groups)
 
 
-def _group_cells(models: Sequence[str], votes: Sequence[Vote], cells: tuple) -> tuple[np.ndarray, ...]:
+def _group_cells(
+    models: Sequence[str], votes: Sequence[Vote], cells: tuple
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """The votes as (group, cell) entries with a count each, and the number of groups; a vote
     without a group is a group of its own."""
     index = {m: k for k, m in enumerate(models)}
@@ -113,16 +115,16 @@ def _group_cells(models: Sequence[str], votes: Sequence[Vote], cells: tuple) -> 
         group[k] = names.setdefault(v.group, len(names)) if v.group else names.setdefault(f"\0{k}", len(names))
         cell[k] = column[index[v.model_a], index[v.model_b], share]
     keys, counts = np.unique(group * len(column) + cell, return_counts=True)
-    return keys // len(column), keys % len(column), counts.astype(float), np.int64(len(names))
+    return keys // len(column), keys % len(column), counts.astype(float), len(names)
 
 
 def _resampled_groups(
-    cells: tuple, entries: tuple[np.ndarray, ...], rounds: int, rng: np.random.Generator
+    cells: tuple, entries: tuple[np.ndarray, np.ndarray, np.ndarray, int], rounds: int, rng: np.random.Generator
 ) -> np.ndarray:
     """(rounds, C) cell counts, each round drawing the groups with replacement; built a chunk of
     rounds at a time, so memory stays bounded however many votes and prompts there are."""
     group, cell, count, n_groups = entries
-    C, G = len(cells[0]), int(n_groups)
+    C, G = len(cells[0]), n_groups
     out = np.empty((rounds, C))
     step = max(1, CHUNK // max(G, len(group)))
     for start in range(0, rounds, step):
