@@ -44,13 +44,18 @@ class Standing:
 def _cells(models: Sequence[str], votes: Sequence[Vote]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The votes folded into cells (i, j, share of the win that went to i) with a count each:
     the likelihood depends on nothing else, so the fit costs the same for 1k or 1M votes."""
+    return _vote_cells(models, votes)[0]
+
+
+def _vote_cells(models: Sequence[str], votes: Sequence[Vote]) -> tuple[tuple, np.ndarray]:
+    """The cells (as ``_cells``) and the cell of each vote."""
     index = {m: k for k, m in enumerate(models)}
     n = len(models)
     i = np.array([index[v.model_a] for v in votes], dtype=np.int64)
     j = np.array([index[v.model_b] for v in votes], dtype=np.int64)
     share = np.array([2 if v.outcome == "a" else 0 if v.outcome == "b" else 1 for v in votes], dtype=np.int64)
-    keys, counts = np.unique((i * n + j) * 3 + share, return_counts=True)
-    return keys // 3 // n, keys // 3 % n, (keys % 3) / 2.0, counts.astype(float)
+    keys, cell_of_vote, counts = np.unique((i * n + j) * 3 + share, return_inverse=True, return_counts=True)
+    return (keys // 3 // n, keys // 3 % n, (keys % 3) / 2.0, counts.astype(float)), cell_of_vote.ravel()
 
 
 def fit_bradley_terry(
@@ -100,22 +105,14 @@ CHUNK = 4_000_000  # numbers held at once while resampling groups (rounds × gro
 
 
 def _group_cells(
-    models: Sequence[str], votes: Sequence[Vote], cells: tuple
+    votes: Sequence[Vote], cell_of_vote: np.ndarray, n_cells: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """The votes as (group, cell) entries with a count each, and the number of groups; a vote
     without a group is a group of its own."""
-    index = {m: k for k, m in enumerate(models)}
-    i, j, y, _ = cells
-    column = {(a, b, s): c for c, (a, b, s) in enumerate(zip(i.tolist(), j.tolist(), y.tolist(), strict=True))}
     names: dict[str, int] = {}
-    group = np.empty(len(votes), dtype=np.int64)
-    cell = np.empty(len(votes), dtype=np.int64)
-    for k, v in enumerate(votes):
-        share = 1.0 if v.outcome == "a" else 0.0 if v.outcome == "b" else 0.5
-        group[k] = names.setdefault(v.group, len(names)) if v.group else names.setdefault(f"\0{k}", len(names))
-        cell[k] = column[index[v.model_a], index[v.model_b], share]
-    keys, counts = np.unique(group * len(column) + cell, return_counts=True)
-    return keys // len(column), keys % len(column), counts.astype(float), len(names)
+    group = np.array([names.setdefault(v.group or f"\0{k}", len(names)) for k, v in enumerate(votes)], dtype=np.int64)
+    keys, counts = np.unique(group * n_cells + cell_of_vote, return_counts=True)
+    return keys // n_cells, keys % n_cells, counts.astype(float), len(names)
 
 
 def _resampled_groups(
@@ -149,10 +146,10 @@ def bootstrap_intervals(
     Only models with votes get an interval: one nobody has judged is not known to be at 1000."""
     if not votes:
         return {}
-    cells = _cells(models, votes)
+    cells, cell_of_vote = _vote_cells(models, votes)
     i, j, y, w = cells
     rng = np.random.default_rng(seed)
-    entries = _group_cells(models, votes, cells) if any(v.group for v in votes) else None
+    entries = _group_cells(votes, cell_of_vote, len(w)) if any(v.group for v in votes) else None
     # every vote a group of its own resamples exactly as votes do, and far more cheaply
     if entries is not None and MIN_GROUPS <= entries[3] < len(votes):
         counts = _resampled_groups(cells, entries, rounds, rng)
