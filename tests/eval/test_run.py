@@ -4,12 +4,15 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from limner.data.trainset import pack
 from limner.engine import Engine
 from limner.engine.registry import ModelSpec
 from limner.eval.evaluator import Evaluator, train_evaluator
+from limner.eval.metrics import frechet_distance
+from limner.eval.paired import FRECHET, compare
 from limner.eval.report import SUMMARY
 from limner.eval.run import evaluate
 from limner.eval.tone import calibrate_corpus
@@ -200,6 +203,22 @@ def test_a_model_is_generated_measured_and_compared_with_a_baseline(
     assert "baseline" in (tmp_path / "b" / "report.html").read_text()
     engine.close()
 
+    # per-prompt results: they add up to the summary, and pair two runs on the same seed
+    rows = json.loads((tmp_path / "a" / "per_prompt.json").read_text())
+    assert [r["seed"] for r in rows["concepts"]] == [1000 + i for i in range(len(rows["concepts"]))]
+    assert np.mean([r["fidelity"] for r in rows["concepts"]]) == pytest.approx(first["fidelity"]["generated"])
+    assert np.mean([r["word_accuracy"] for r in rows["typography"]]) == pytest.approx(first["text"]["word_accuracy"])
+    tones = np.mean([r["read"] == r["tone"] for r in rows["skin_tones"]])
+    assert tones == pytest.approx(first["skin_tone"]["accuracy"])
+    same = compare([tmp_path / "a"], [tmp_path / "a"], rounds=50, frechet_rounds=5)["metrics"]
+    assert all(m["change"] == 0 and m["interval"] == [0, 0] for k, m in same.items() if k != FRECHET)
+    moved = compare([tmp_path / "a"], [tmp_path / "b"], rounds=200, frechet_rounds=5)["metrics"]
+    change = moved["OCR word accuracy"]
+    assert change["change"] == pytest.approx(second["text"]["word_accuracy"] - first["text"]["word_accuracy"])
+    assert change["interval"][0] <= change["change"] <= change["interval"][1] < 0  # typography off spells worse
+    with pytest.raises(ValueError, match="per-prompt"):
+        compare([tmp_path / "a"], [tmp_path / "nothing"])
+
 
 def test_generation_keeps_within_the_engines_bounded_queue():
     """A full prompt set is longer than the engine's queue (256 images): the eval submits as it
@@ -232,3 +251,49 @@ def test_generation_keeps_within_the_engines_bounded_queue():
     engine = QueueOf10()
     out = generate_images("m", [f"p{i}" for i in range(50)], list(range(50)), None, engine=engine, batch=2)
     assert out == list(range(50)) and engine.seeds == list(range(50)) and not engine.waiting
+
+
+def _run_folder(folder: Path, seed: int, fidelity: list[bool], read: list[str], concepts: np.ndarray, real: np.ndarray):
+    folder.mkdir()
+    rows = {
+        "concepts": [{"prompt": f"c{i}", "seed": seed + i, "fidelity": f, "shape": f} for i, f in enumerate(fidelity)],
+        "typography": [
+            {
+                "prompt": f"t{i}",
+                "seed": seed + i,
+                "word_accuracy": 1.0,
+                "ned": None if i == 0 else 0.0,
+                "ned_whole": 0.1,
+            }
+            for i in range(3)
+        ],
+        "skin_tones": [{"prompt": f"s{i}", "seed": seed + i, "tone": "light", "read": r} for i, r in enumerate(read)],
+    }
+    (folder / "per_prompt.json").write_text(json.dumps(rows))
+    np.savez_compressed(folder / "features.npz", concepts=concepts, real=real)
+
+
+def test_paired_comparison_reads_the_change_per_prompt_and_its_interval(tmp_path):
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(200, 4))
+    drawn = rng.normal(size=(100, 4))
+    for seed in (3000, 4000):
+        _run_folder(tmp_path / f"old-{seed}", seed, [False] * 100, ["light", "dark"], drawn, real)
+        # the new settings get every concept right, one more tone, and drift 0.5 away from the real features
+        _run_folder(tmp_path / f"new-{seed}", seed, [True] * 100, ["light", "light"], drawn + 0.5, real)
+    got = compare(
+        [tmp_path / "old-3000", tmp_path / "old-4000"],
+        [tmp_path / "new-3000", tmp_path / "new-4000"],
+        frechet_rounds=20,
+    )["metrics"]
+    assert got["prompt fidelity"]["change"] == 1.0 and got["prompt fidelity"]["interval"] == [1.0, 1.0]
+    assert got["prompt fidelity"]["base"] == [0.0, 0.0] and got["prompt fidelity"]["base_spread"] == 0.0
+    assert got["skin-tone accuracy"]["change"] == 0.5
+    assert got["OCR edit distance, quoted spans"]["prompts"] == 2  # the prompt with nothing to score drops out
+    fd = got[FRECHET]
+    assert fd["change"] == pytest.approx(frechet_distance(drawn + 0.5, real) - frechet_distance(drawn, real))
+    assert 0.5 < fd["interval"][0] < fd["change"] < fd["interval"][1] < 1.5
+    with pytest.raises(ValueError, match="not a pair"):
+        compare([tmp_path / "old-3000"], [tmp_path / "new-4000"])
+    with pytest.raises(ValueError, match="as many"):
+        compare([tmp_path / "old-3000"], [])

@@ -18,20 +18,28 @@ def retrieval_top1(
     Row i of ``image_emb`` belongs to row i of ``text_emb``; both L2-normalised. Distractors are
     drawn at random (seeded) from the other rows, or given: row i of ``distractors`` (N, k − 1)
     indexes image i's (see :func:`hard_negatives`). Chance level is 1/k."""
-    n = len(image_emb)
-    if n < 2:
+    if len(image_emb) < 2:
         return float("nan")
+    return float(retrieval_hits(image_emb, text_emb, k, seed, distractors).mean())
+
+
+def retrieval_hits(
+    image_emb: np.ndarray, text_emb: np.ndarray, k: int = 32, seed: int = 0, distractors: np.ndarray | None = None
+) -> np.ndarray:
+    """Per image, whether :func:`retrieval_top1` counts it (N,) bool: the same seeded
+    distractors, so two models drawn from the same prompts are scored against the same ones."""
+    n = len(image_emb)
     rng = np.random.default_rng(seed)
     sims = image_emb @ text_emb.T  # (N, N)
-    hits = 0
-    for i in range(n):
+    hits = np.zeros(n, dtype=bool)
+    for i in range(n if n >= 2 else 0):
         if distractors is None:
             others = np.delete(np.arange(n), i)
             distract = rng.choice(others, size=min(k - 1, n - 1), replace=False)
         else:
             distract = distractors[i]
-        hits += sims[i, i] > sims[i, distract].max()
-    return hits / n
+        hits[i] = sims[i, i] > sims[i, distract].max()
+    return hits
 
 
 def hard_negatives(signatures: np.ndarray, k: int = 32) -> np.ndarray:

@@ -42,15 +42,20 @@ def load_prompts(prompts_dir: Path, limit: int | None) -> dict[str, list[dict]]:
 
 
 @on_compute
-def fidelity(evaluator: Evaluator, instr: Instruments, images: list, texts: list[str], k: int = 32) -> float:
-    """Top-1 retrieval of each image's own text among k, by ``evaluator`` (``instr.evaluator``
-    for prompt fidelity, ``instr.shape`` for shape fidelity)."""
+def fidelity_hits(evaluator: Evaluator, instr: Instruments, images: list, texts: list[str], k: int = 32) -> np.ndarray:
+    """Per image, whether ``evaluator`` (``instr.evaluator`` for prompt fidelity, ``instr.shape``
+    for shape fidelity) ranks its own text first among k: (N,) bool."""
     with torch.no_grad():
         img = torch.cat(
             [evaluator.embed_images(to_eval_tensor(images[i : i + 256])) for i in range(0, len(images), 256)]
         )
         txt = evaluator.embed_texts(pooled_text(instr, texts))
-    return M.retrieval_top1(img.numpy(), txt.numpy(), k=k)
+    return M.retrieval_hits(img.numpy(), txt.numpy(), k=k)
+
+
+def fidelity(evaluator: Evaluator, instr: Instruments, images: list, texts: list[str], k: int = 32) -> float:
+    """Top-1 retrieval of each image's own text among k (the share :func:`fidelity_hits` counts)."""
+    return float(fidelity_hits(evaluator, instr, images, texts, k).mean()) if len(images) >= 2 else float("nan")
 
 
 @on_compute
@@ -156,17 +161,20 @@ def measure(
         "copy_threshold": round(instr.copy_threshold, 4),
     }
     concept_texts = [r["prompt"] for r in sets["concepts"]]
+    hits = {}
     for section, evaluator in (("fidelity", instr.evaluator), ("shape", instr.shape)):
+        hits[section] = fidelity_hits(evaluator, instr, images["concepts"], concept_texts)
         m[section] = {
-            "generated": fidelity(evaluator, instr, images["concepts"], concept_texts),
+            "generated": float(hits[section].mean()) if len(hits[section]) >= 2 else float("nan"),
             "real_ceiling": fidelity(evaluator, instr, val_imgs, val_caps),
             "chance": 1 / 32,
         }
         m[section]["ratio"] = m[section]["generated"] / max(m[section]["real_ceiling"], 1e-9)
     half = n_val // 2
     f_val = features(instr, val_imgs)
+    f_gen = features(instr, images["concepts"])
     m["frechet"] = {
-        "generated_vs_real": M.frechet_distance(features(instr, images["concepts"]), f_val),
+        "generated_vs_real": M.frechet_distance(f_gen, f_val),
         "real_halves_floor": M.frechet_distance(f_val[:half], f_val[half:]),
         "noise_vs_real": M.frechet_distance(features(instr, generate_images("noise", concept_texts, [], instr)), f_val),
     }
@@ -196,6 +204,21 @@ def measure(
         "share": share,
         "threshold": instr.copy_threshold,
         "val_images_share": memorised(instr, val_imgs)[0],
+    }
+    m["per_prompt"] = {  # for paired comparisons of two runs on the same seed (bench/paired.py)
+        "concepts": [
+            {"prompt": p, "seed": seed + i, "fidelity": bool(f), "shape": bool(g)}
+            for i, (p, f, g) in enumerate(zip(concept_texts, hits["fidelity"], hits["shape"], strict=True))
+        ],
+        "typography": [
+            {"prompt": r.get("prompt"), "seed": seed + i, **o}
+            for i, (r, o) in enumerate(zip(sets["typography"], ocr, strict=True))
+        ],
+        "skin_tones": [
+            {"prompt": r.get("prompt"), "seed": seed + i, "tone": t, "read": p}
+            for i, (r, t, p) in enumerate(zip(sets["skin_tones"], truth, predicted, strict=True))
+        ],
+        "features": {"concepts": f_gen, "real": f_val},  # the Fréchet distance's inputs (evaluate saves them)
     }
     return m, sets, images, ocr, sims
 
@@ -254,6 +277,8 @@ def evaluate(
     instr = load_instruments(corpus, evaluator_path, shape_evaluator_path, tone_reader_path)
     sets = load_prompts(prompts_dir, limit)
     m, sets, images, ocr, sims = measure(model, instr, sets, corpus, limit, engine, progress, typography, seed)
+    per_prompt = m.pop("per_prompt")
+    feats = per_prompt.pop("features")
     if with_references and model not in REFERENCE_MODELS:
         m["references"] = references(instr, load_prompts(prompts_dir, limit), corpus, limit, prompts_dir)
     if speed and model not in REFERENCE_MODELS:
@@ -265,5 +290,7 @@ def evaluate(
     base = json.loads((Path(baseline) / "metrics.json").read_text()) if baseline else None
     m = _finite(m)
     (out / "metrics.json").write_text(json.dumps(m, indent=2))
+    (out / "per_prompt.json").write_text(json.dumps(_finite(per_prompt), indent=1))
+    np.savez_compressed(out / "features.npz", **feats)
     write_report(out, m, images, sets, ocr, sims, base)
     return m
