@@ -443,3 +443,15 @@ def test_arena_images_carry_the_watermark_from_the_start(arena):
         assert "tEXt" not in png_chunks(data) and "caBX" not in png_chunks(data)
         plain = arena.engine.generate(GenerationRequest(prompt, seed=7, model=model))[0].image
         assert np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).tolist() != np.asarray(plain).tolist()
+
+
+def test_pairing_reads_the_votes_once_per_refresh_not_once_per_battle(client, arena, pool, monkeypatch):
+    reads = []
+    votes = arena.votes
+    monkeypatch.setattr(arena, "votes", lambda *a, **k: reads.append(1) or votes(*a, **k))
+    for _ in range(5):
+        battle_and_vote(client, "a")
+    assert len(reads) == 1  # five battles asked for within the refresh: one read of every vote
+    arena.pairing_refresh = 0.0
+    battle_and_vote(client, "a")
+    assert len(reads) == 2

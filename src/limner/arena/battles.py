@@ -70,6 +70,10 @@ class Arena:
         self.secret = secret.encode()
         self.mark = mark  # the watermark says who made an image even before the vote; nothing visible does
         self.clock = time.time  # seconds since the epoch; simulations and tests swap in their own
+        # which pair to show next: the standings' intervals and pair counts, recomputed at most
+        # every ``pairing_refresh`` seconds of real time (a slightly stale pairing costs nothing)
+        self.pairing_refresh = 15.0
+        self._pairing: dict[tuple[str, ...], tuple[float, dict, Counter]] = {}
 
     # -- models and the pool ------------------------------------------------------------------------
 
@@ -118,12 +122,18 @@ class Arena:
                 param="model",
                 code="not_enough_models",
             )
-        votes = self.votes()
-        intervals = bootstrap_intervals(
-            candidates, [v for v in votes if v.model_a in candidates and v.model_b in candidates], rounds=50
-        )
-        counts = Counter((v.model_a, v.model_b) for v in votes)
-        return choose_pair(candidates, intervals, counts, rng)
+        key = tuple(candidates)
+        cached = self._pairing.get(key)
+        if cached is None or time.monotonic() - cached[0] > self.pairing_refresh:
+            # every vote read and a bootstrap over prompts (~0.1 s at 20k votes): at most once per
+            # refresh, not once per battle, so that asking for battles (no sign-in) stays cheap
+            votes = self.votes()
+            intervals = bootstrap_intervals(
+                candidates, [v for v in votes if v.model_a in candidates and v.model_b in candidates], rounds=50
+            )
+            cached = (time.monotonic(), intervals, Counter((v.model_a, v.model_b) for v in votes))
+            self._pairing[key] = cached
+        return choose_pair(candidates, cached[1], cached[2], rng)
 
     def new_battle(self, voter: str, prompt: str | None = None, seed: int | None = None) -> BattleView:
         """A battle from the curated pool, or (with ``prompt``) generated live by two models."""
