@@ -295,5 +295,9 @@ def test_paired_comparison_reads_the_change_per_prompt_and_its_interval(tmp_path
     assert 0.5 < fd["interval"][0] < fd["change"] < fd["interval"][1] < 1.5
     with pytest.raises(ValueError, match="not a pair"):
         compare([tmp_path / "old-3000"], [tmp_path / "new-4000"])
+    screened = tmp_path / "new-3000" / "per_prompt.json"  # a screen draws no typography: those metrics drop out
+    screened.write_text(json.dumps({k: v for k, v in json.loads(screened.read_text()).items() if k != "typography"}))
+    got = compare([tmp_path / "old-3000"], [tmp_path / "new-3000"], frechet_rounds=5)["metrics"]
+    assert "OCR word accuracy" not in got and got["prompt fidelity"]["change"] == 1.0
     with pytest.raises(ValueError, match="as many"):
         compare([tmp_path / "old-3000"], [])

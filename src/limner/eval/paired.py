@@ -4,7 +4,8 @@ metric, and whether that move is bigger than the noise of resampling the prompts
 Two runs drawn on the same seed share every prompt and every starting noise, so most of what
 makes one seed's figure differ from another's cancels in the per-prompt differences. Each run's
 folder holds ``per_prompt.json`` and ``features.npz`` (written by :func:`limner.eval.run.evaluate`);
-pairs of runs (base, new) must be on the same prompts and seeds. The figure is the mean over pairs
+pairs of runs (base, new) must be on the same prompts and seeds; a prompt set that some run
+lacks (bench/screen.py draws no typography) is left out. The figure is the mean over pairs
 of new − base, and its interval a percentile bootstrap over prompts: the same resampled prompts
 in every pair (prompt i of a set is the same text on every seed). The Fréchet distance is
 recomputed on each resampled set of concept images against the fixed real features.
@@ -66,13 +67,18 @@ def compare(base: list[Path], new: list[Path], rounds: int = 1000, frechet_round
     if not base or len(base) != len(new):
         raise ValueError("give as many new runs as base runs, in pairs drawn on the same seeds")
     pairs = [(Run(b), Run(n)) for b, n in zip(base, new, strict=True)]
+    shared = [
+        name for name in ("concepts", "typography", "skin_tones") if all(name in r.rows for p in pairs for r in p)
+    ]
     for b, n in pairs:
-        for name in ("concepts", "typography", "skin_tones"):
+        for name in shared:
             if b.key(name) != n.key(name):
                 raise ValueError(f"{b.folder} and {n.folder} differ in their {name} prompts or seeds: not a pair")
     rng = np.random.default_rng(seed)
     out: dict = {"pairs": [[str(b.folder), str(n.folder)] for b, n in pairs], "metrics": {}}
-    for label in PER_PROMPT:
+    for label, (name, _) in PER_PROMPT.items():
+        if name not in shared:  # a screen (bench/screen.py) leaves the typography set out
+            continue
         diffs = np.stack([n.values(label) - b.values(label) for b, n in pairs])  # (pairs, prompts)
         valid = ~np.isnan(diffs).any(0)  # a prompt whose text no reading scored in some run drops out
         diffs = diffs[:, valid]
