@@ -127,6 +127,7 @@ def run_arena(
         print(f"  pool: {len(prompts)} prompts × {len(pools)} in {time.time() - t:.0f} s", flush=True)
         clock = SimClock(time.time() - 86400)
         arena.clock = clock
+        arena.pairing_refresh = 0.0  # pair on every vote so far, as a live arena does over its slower votes
 
         def cast(tc: TestClient, look: float, honest: bool = True) -> None:
             battle = tc.post("/arena/api/battles", json={}).json()

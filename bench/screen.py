@@ -25,8 +25,8 @@ import numpy as np
 from limner.engine import Engine
 from limner.engine.registry import ModelSpec, shipped_models
 from limner.eval.instruments import load_instruments
-from limner.eval.paired import compare
-from limner.eval.run import features, fidelity_hits, load_prompts
+from limner.eval.paired import Run, compare
+from limner.eval.run import REFERENCE_MODELS, features, fidelity_hits, load_prompts
 from limner.eval.sources import generate_images
 
 
@@ -52,11 +52,20 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("bench/results/screen.json"))
     args = p.parse_args()
 
-    path = args.model or shipped_models()[-1].path
-    instr = load_instruments(args.corpus)
+    reserved = [name for name, _ in args.setting if name in REFERENCE_MODELS]
+    if reserved:
+        raise SystemExit(f"{reserved}: the eval's reference models' names; call the settings otherwise")
     sets = load_prompts(Path("bench/prompts"), None)
     concepts = [r["prompt"] for r in sets["concepts"]]
     tones = sets["skin_tones"]
+    for base in args.against:  # before minutes of drawing: is each folder a full run on this seed?
+        run = Run(base)
+        want = {"concepts": concepts, "skin_tones": [r["prompt"] for r in tones]}
+        for name, prompts in want.items():
+            if run.key(name) != [(p, args.seed + i) for i, p in enumerate(prompts)]:
+                raise SystemExit(f"{base}: not a full `limner eval` run of the {name} prompts on seed {args.seed}")
+    path = args.model or shipped_models()[-1].path
+    instr = load_instruments(args.corpus)
     results: dict = json.loads(args.out.read_text()) if args.out.exists() else {}
     for name, defaults in args.setting:
         engine = Engine(specs=[ModelSpec(name, "limner", path, {}, defaults)], batching=False)

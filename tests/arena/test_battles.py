@@ -455,3 +455,9 @@ def test_pairing_reads_the_votes_once_per_refresh_not_once_per_battle(client, ar
     arena.pairing_refresh = 0.0
     battle_and_vote(client, "a")
     assert len(reads) == 2
+    arena.pairing_refresh = 15.0
+    rng = np.random.default_rng(0)
+    arena._pair([*MODELS], rng)
+    assert len(reads) == 2
+    arena._pair([*MODELS, "painter-gamma"], rng)  # another set of candidates: its own pairing
+    assert len(reads) == 3

@@ -301,3 +301,19 @@ def test_paired_comparison_reads_the_change_per_prompt_and_its_interval(tmp_path
     assert "OCR word accuracy" not in got and got["prompt fidelity"]["change"] == 1.0
     with pytest.raises(ValueError, match="as many"):
         compare([tmp_path / "old-3000"], [])
+
+
+def test_the_paired_interval_is_narrower_than_the_seed_noise(tmp_path):
+    """New = base with 20 of 200 misses turned into hits: the change is +0.1 whatever the base,
+    and resampling the same prompts on both sides keeps the interval tight around it."""
+    rng = np.random.default_rng(1)
+    base = rng.random(200) < 0.5
+    new = base.copy()
+    new[np.flatnonzero(~base)[:20]] = True
+    features = rng.normal(size=(200, 4))
+    _run_folder(tmp_path / "old", 3000, base.tolist(), ["light"], features, features)
+    _run_folder(tmp_path / "new", 3000, new.tolist(), ["light"], features, features)
+    got = compare([tmp_path / "old"], [tmp_path / "new"], frechet_rounds=5)["metrics"]["prompt fidelity"]
+    assert got["change"] == pytest.approx(0.1)
+    lo, hi = got["interval"]
+    assert 0.04 < lo < 0.1 < hi < 0.16  # unpaired resampling would reach down to about 0

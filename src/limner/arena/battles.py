@@ -9,6 +9,7 @@ import hmac
 import json
 import secrets
 import shutil
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -74,6 +75,7 @@ class Arena:
         # every ``pairing_refresh`` seconds of real time (a slightly stale pairing costs nothing)
         self.pairing_refresh = 15.0
         self._pairing: dict[tuple[str, ...], tuple[float, dict, Counter]] = {}
+        self._pairing_lock = threading.Lock()
 
     # -- models and the pool ------------------------------------------------------------------------
 
@@ -123,16 +125,24 @@ class Arena:
                 code="not_enough_models",
             )
         key = tuple(candidates)
-        cached = self._pairing.get(key)
-        if cached is None or time.monotonic() - cached[0] > self.pairing_refresh:
-            # every vote read and a bootstrap over prompts (~0.1 s at 20k votes): at most once per
-            # refresh, not once per battle, so that asking for battles (no sign-in) stays cheap
-            votes = self.votes()
-            intervals = bootstrap_intervals(
-                candidates, [v for v in votes if v.model_a in candidates and v.model_b in candidates], rounds=50
-            )
-            cached = (time.monotonic(), intervals, Counter((v.model_a, v.model_b) for v in votes))
-            self._pairing[key] = cached
+
+        def fresh() -> tuple[float, dict, Counter] | None:
+            cached = self._pairing.get(key)
+            return cached if cached is not None and time.monotonic() - cached[0] <= self.pairing_refresh else None
+
+        cached = fresh()
+        if cached is None:
+            with self._pairing_lock:  # one request recomputes; the others waiting then take its result
+                cached = fresh()
+                if cached is None:
+                    # every vote read and a bootstrap over prompts (~0.1 s at 20k votes): at most once
+                    # per refresh, not once per battle, so that asking for battles (no sign-in) stays cheap
+                    votes = self.votes()
+                    intervals = bootstrap_intervals(
+                        candidates, [v for v in votes if v.model_a in candidates and v.model_b in candidates], rounds=50
+                    )
+                    cached = (time.monotonic(), intervals, Counter((v.model_a, v.model_b) for v in votes))
+                    self._pairing[key] = cached
         return choose_pair(candidates, cached[1], cached[2], rng)
 
     def new_battle(self, voter: str, prompt: str | None = None, seed: int | None = None) -> BattleView:

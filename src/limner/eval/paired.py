@@ -8,7 +8,9 @@ pairs of runs (base, new) must be on the same prompts and seeds; a prompt set th
 lacks (bench/screen.py draws no typography) is left out. The figure is the mean over pairs
 of new − base, and its interval a percentile bootstrap over prompts: the same resampled prompts
 in every pair (prompt i of a set is the same text on every seed). The Fréchet distance is
-recomputed on each resampled set of concept images against the fixed real features.
+recomputed on each resampled set of concept images against the fixed real features. (The
+concept prompts come about twenty to a concept and each is scored against the others as
+distractors, so prompts are not fully independent: read the intervals as a little optimistic.)
 
     python bench/paired.py --base reports/old-3000 reports/old-4000 --new reports/new-3000 reports/new-4000
 """
@@ -30,8 +32,8 @@ def _num(v: float | None) -> float:
 
 # label → (prompt set, per-prompt value)
 PER_PROMPT: dict[str, tuple[str, Callable[[dict], float]]] = {
-    "prompt fidelity": ("concepts", lambda r: float(r["fidelity"])),
-    "shape fidelity": ("concepts", lambda r: float(r["shape"])),
+    "prompt fidelity": ("concepts", lambda r: _num(r["fidelity"])),
+    "shape fidelity": ("concepts", lambda r: _num(r["shape"])),
     "OCR word accuracy": ("typography", lambda r: _num(r["word_accuracy"])),
     "OCR edit distance, quoted spans": ("typography", lambda r: _num(r["ned"])),
     "OCR edit distance, whole image": ("typography", lambda r: _num(r["ned_whole"])),
@@ -70,10 +72,18 @@ def compare(base: list[Path], new: list[Path], rounds: int = 1000, frechet_round
     shared = [
         name for name in ("concepts", "typography", "skin_tones") if all(name in r.rows for p in pairs for r in p)
     ]
+    first = pairs[0][0]
     for b, n in pairs:
         for name in shared:
             if b.key(name) != n.key(name):
                 raise ValueError(f"{b.folder} and {n.folder} differ in their {name} prompts or seeds: not a pair")
+            if [k[0] for k in b.key(name)] != [k[0] for k in first.key(name)]:  # resampled together
+                raise ValueError(f"{b.folder} and {first.folder} differ in their {name} prompts: not the same sets")
+        for r in (b, n):
+            if len(r.concepts) != len(first.concepts) or not np.array_equal(r.real, first.real):
+                raise ValueError(
+                    f"{r.folder}: other Fréchet features than {first.folder} (another evaluator or limit?)"
+                )
     rng = np.random.default_rng(seed)
     out: dict = {"pairs": [[str(b.folder), str(n.folder)] for b, n in pairs], "metrics": {}}
     for label, (name, _) in PER_PROMPT.items():
@@ -83,11 +93,13 @@ def compare(base: list[Path], new: list[Path], rounds: int = 1000, frechet_round
         valid = ~np.isnan(diffs).any(0)  # a prompt whose text no reading scored in some run drops out
         diffs = diffs[:, valid]
         count = diffs.shape[1]
+        if count == 0:
+            continue
         idx = rng.integers(0, count, size=(rounds, count))
         boot = diffs.mean(0)[idx].mean(1)
-        out["metrics"][label] = {
-            "base": [float(np.nanmean(b.values(label))) for b, _ in pairs],
-            "new": [float(np.nanmean(n.values(label))) for _, n in pairs],
+        out["metrics"][label] = {  # each run's figure over the same prompts as the change
+            "base": [float(b.values(label)[valid].mean()) for b, _ in pairs],
+            "new": [float(n.values(label)[valid].mean()) for _, n in pairs],
             "change": float(diffs.mean()),
             "interval": [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))],
             "prompts": int(count),

@@ -205,9 +205,11 @@ def measure(
         "threshold": instr.copy_threshold,
         "val_images_share": memorised(instr, val_imgs)[0],
     }
+    n = len(concept_texts)
     m["per_prompt"] = {  # for paired comparisons of two runs on the same seed (bench/paired.py)
         "concepts": [
-            {"prompt": p, "seed": seed + i, "fidelity": bool(f), "shape": bool(g)}
+            # one image is no retrieval (metrics.json says null): nothing to pair
+            {"prompt": p, "seed": seed + i, "fidelity": bool(f) if n > 1 else None, "shape": bool(g) if n > 1 else None}
             for i, (p, f, g) in enumerate(zip(concept_texts, hits["fidelity"], hits["shape"], strict=True))
         ],
         "typography": [
