@@ -20,13 +20,19 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from limner.engine import Engine
 from limner.engine.registry import ModelSpec, shipped_models
 from limner.eval.instruments import load_instruments
 from limner.eval.paired import Run, compare
-from limner.eval.run import REFERENCE_MODELS, features, fidelity_hits, load_prompts
+from limner.eval.run import (
+    REFERENCE_MODELS,
+    concept_rows,
+    features,
+    fidelity_hits,
+    load_prompts,
+    save_per_prompt,
+    tone_rows,
+)
 from limner.eval.sources import generate_images
 
 
@@ -58,8 +64,8 @@ def main() -> None:
     sets = load_prompts(Path("bench/prompts"), None)
     concepts = [r["prompt"] for r in sets["concepts"]]
     tones = sets["skin_tones"]
-    for base in args.against:  # before minutes of drawing: is each folder a full run on this seed?
-        run = Run(base)
+    runs = [Run(base) for base in args.against]
+    for base, run in zip(args.against, runs, strict=True):  # before minutes of drawing: full runs on this seed?
         want = {"concepts": concepts, "skin_tones": [r["prompt"] for r in tones]}
         for name, prompts in want.items():
             if run.key(name) != [(p, args.seed + i) for i, p in enumerate(prompts)]:
@@ -70,31 +76,20 @@ def main() -> None:
     for name, defaults in args.setting:
         engine = Engine(specs=[ModelSpec(name, "limner", path, {}, defaults)], batching=False)
         t = time.perf_counter()
-        seeds = [args.seed + i for i in range(max(len(concepts), len(tones)))]
-        images = generate_images(name, concepts, seeds[: len(concepts)], instr, engine)
-        toned = generate_images(name, [r["prompt"] for r in tones], seeds[: len(tones)], instr, engine)
+        images = generate_images(name, concepts, [args.seed + i for i in range(len(concepts))], instr, engine)
+        toned = generate_images(
+            name, [r["prompt"] for r in tones], [args.seed + i for i in range(len(tones))], instr, engine
+        )
         seconds = time.perf_counter() - t
         engine.close()
-        hits = {
-            k: fidelity_hits(e, instr, images, concepts)
-            for k, e in (("fidelity", instr.evaluator), ("shape", instr.shape))
+        hits = [fidelity_hits(e, instr, images, concepts) for e in (instr.evaluator, instr.shape)]
+        rows = {
+            "concepts": concept_rows(concepts, args.seed, *hits),
+            "skin_tones": tone_rows(tones, args.seed, [instr.tone_reader.read(im) for im in toned]),
         }
         folder = args.work / f"{name}-{args.seed}"
         folder.mkdir(parents=True, exist_ok=True)
-        rows = {
-            "concepts": [
-                {"prompt": c, "seed": s, "fidelity": bool(f), "shape": bool(g)}
-                for c, s, f, g in zip(concepts, seeds, hits["fidelity"], hits["shape"], strict=False)
-            ],
-            "skin_tones": [
-                {"prompt": r["prompt"], "seed": s, "tone": r["tone"], "read": instr.tone_reader.read(im)}
-                for r, s, im in zip(tones, seeds, toned, strict=False)
-            ],
-        }
-        (folder / "per_prompt.json").write_text(json.dumps(rows, indent=1))
-        with np.load(args.against[0] / "features.npz") as z:
-            real = z["real"]
-        np.savez_compressed(folder / "features.npz", concepts=features(instr, images), real=real)
+        save_per_prompt(folder, rows, features(instr, images), runs[0].real)
         row: dict = {"defaults": defaults, "seed": args.seed, "seconds_to_draw": round(seconds, 1), "against": {}}
         for base in args.against:
             got = compare([base], [folder], rounds=1000, frechet_rounds=100)["metrics"]

@@ -89,7 +89,8 @@ def compare(base: list[Path], new: list[Path], rounds: int = 1000, frechet_round
     for label, (name, _) in PER_PROMPT.items():
         if name not in shared:  # a screen (bench/screen.py) leaves the typography set out
             continue
-        diffs = np.stack([n.values(label) - b.values(label) for b, n in pairs])  # (pairs, prompts)
+        values = [(b.values(label), n.values(label)) for b, n in pairs]
+        diffs = np.stack([nv - bv for bv, nv in values])  # (pairs, prompts)
         valid = ~np.isnan(diffs).any(0)  # a prompt whose text no reading scored in some run drops out
         diffs = diffs[:, valid]
         count = diffs.shape[1]
@@ -98,8 +99,8 @@ def compare(base: list[Path], new: list[Path], rounds: int = 1000, frechet_round
         idx = rng.integers(0, count, size=(rounds, count))
         boot = diffs.mean(0)[idx].mean(1)
         out["metrics"][label] = {  # each run's figure over the same prompts as the change
-            "base": [float(b.values(label)[valid].mean()) for b, _ in pairs],
-            "new": [float(n.values(label)[valid].mean()) for _, n in pairs],
+            "base": [float(bv[valid].mean()) for bv, _ in values],
+            "new": [float(nv[valid].mean()) for _, nv in values],
             "change": float(diffs.mean()),
             "interval": [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))],
             "prompts": int(count),

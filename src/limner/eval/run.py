@@ -205,24 +205,41 @@ def measure(
         "threshold": instr.copy_threshold,
         "val_images_share": memorised(instr, val_imgs)[0],
     }
-    n = len(concept_texts)
     m["per_prompt"] = {  # for paired comparisons of two runs on the same seed (bench/paired.py)
-        "concepts": [
-            # one image is no retrieval (metrics.json says null): nothing to pair
-            {"prompt": p, "seed": seed + i, "fidelity": bool(f) if n > 1 else None, "shape": bool(g) if n > 1 else None}
-            for i, (p, f, g) in enumerate(zip(concept_texts, hits["fidelity"], hits["shape"], strict=True))
-        ],
+        "concepts": concept_rows(concept_texts, seed, hits["fidelity"], hits["shape"]),
         "typography": [
             {"prompt": r.get("prompt"), "seed": seed + i, **o}
             for i, (r, o) in enumerate(zip(sets["typography"], ocr, strict=True))
         ],
-        "skin_tones": [
-            {"prompt": r.get("prompt"), "seed": seed + i, "tone": t, "read": p}
-            for i, (r, t, p) in enumerate(zip(sets["skin_tones"], truth, predicted, strict=True))
-        ],
+        "skin_tones": tone_rows(sets["skin_tones"], seed, predicted),
         "features": {"concepts": f_gen, "real": f_val},  # the Fréchet distance's inputs (evaluate saves them)
     }
     return m, sets, images, ocr, sims
+
+
+def concept_rows(prompts: list[str], seed: int, fidelity: np.ndarray, shape: np.ndarray) -> list[dict]:
+    """per_prompt.json's concept rows: whether each image's text ranked first, for prompt and
+    shape fidelity (None for a single image: no retrieval, as metrics.json's null)."""
+    one = len(prompts) < 2
+    return [
+        {"prompt": p, "seed": seed + i, "fidelity": None if one else bool(f), "shape": None if one else bool(g)}
+        for i, (p, f, g) in enumerate(zip(prompts, fidelity, shape, strict=True))
+    ]
+
+
+def tone_rows(rows: list[dict], seed: int, read: list[str | None]) -> list[dict]:
+    """per_prompt.json's skin-tone rows: the tone asked and the tone read."""
+    return [
+        {"prompt": r.get("prompt"), "seed": seed + i, "tone": r["tone"], "read": t}
+        for i, (r, t) in enumerate(zip(rows, read, strict=True))
+    ]
+
+
+def save_per_prompt(out: Path, rows: dict, concepts: np.ndarray, real: np.ndarray) -> None:
+    """``per_prompt.json`` and ``features.npz`` (the Fréchet inputs) in ``out``: what
+    :mod:`limner.eval.paired` reads."""
+    (out / "per_prompt.json").write_text(json.dumps(_finite(rows), indent=1))
+    np.savez_compressed(out / "features.npz", concepts=concepts, real=real)
 
 
 def references(instr: Instruments, sets: dict, corpus: Path, limit: int | None, prompts_dir: Path) -> dict:
@@ -292,7 +309,6 @@ def evaluate(
     base = json.loads((Path(baseline) / "metrics.json").read_text()) if baseline else None
     m = _finite(m)
     (out / "metrics.json").write_text(json.dumps(m, indent=2))
-    (out / "per_prompt.json").write_text(json.dumps(_finite(per_prompt), indent=1))
-    np.savez_compressed(out / "features.npz", **feats)
+    save_per_prompt(out, per_prompt, feats["concepts"], feats["real"])
     write_report(out, m, images, sets, ocr, sims, base)
     return m
