@@ -1,34 +1,40 @@
 """The arena's votes, closed into a better model, with a known preference (issue 21):
 
-1. **Battles.** A curated pool of skin-tone prompts drawn from the corpus's people and hands
-   (none of the eval's fifteen concepts), each drawn twice by the model to tune — registered
-   under two names, the second with other seeds — so every battle is two of its own images.
+1. **Battles.** A curated pool of prompts the voters care about — by default objects asked in a
+   colour ("a teal kite, clip art, on a white background"), objects none of the eval's colour
+   prompts use; with ``--property tone``, skin-tone prompts about the corpus's people and hands —
+   each drawn ``--images`` times by the model to tune, registered under as many names with other
+   seeds, so every battle is two of its own images (on-policy pairs, as DPO wants).
 2. **Votes.** Simulated voters, through the arena's HTTP API with a simulated clock, who want
-   one measurable thing: the skin tone the prompt asks for, read by the shipped skin-tone
-   reader. One image right and one wrong is a vote for it (5 % of them flipped, as people
-   slip); both right is a tie, both wrong "both bad". A too-fast voter is flagged and left out.
+   one measurable thing: the colour the prompt asks for (:mod:`limner.eval.colour`), or the
+   skin tone (the shipped skin-tone reader). One image right and one wrong is a vote for it
+   (5 % of them flipped, as people slip); both right is a tie, both wrong "both bad". A
+   too-fast voter is flagged and left out.
 3. **Export** (`limner arena export`'s pairs) and **tune**: Diffusion-DPO, and the winners-only
    baseline, from the same pairs (`limner tune`).
-4. **Eval.** Skin-tone accuracy on the eval's own skin-tone prompts (75, seeds 1000 and 2000),
-   prompt and shape fidelity and Fréchet distance on the concept prompts (seed 1000), for the
-   parent and both tuned models, as bench/sampling.py measures them.
-5. **Arena.** The parent and the DPO model battle on the eval's skin-tone prompts (same seeds
-   for both) before fresh voters; the "people and skin tones" board with its intervals.
+4. **Eval.** The property on its own held-out prompts, and prompt and shape fidelity and the
+   Fréchet distance on the eval's concept prompts, seeds 1000 and 2000, for the parent and both
+   tuned models; each tuned model's change against the parent prompt by prompt, with a 95 %
+   bootstrap interval over prompts.
+5. **Arena.** The parent and the DPO model battle on the held-out property prompts (the same
+   seed for both) before fresh voters; the property's board with its intervals.
 
-    python bench/preference.py --work runs/preference                 # about an hour on 2 CPU cores
+    python bench/preference.py --work runs/preference-colour          # about 1.5 hours on 2 CPU cores
     python bench/preference.py --work /tmp/pref --prompts 10 --votes 24 --voters 2 --steps 4 --limit 8 \
-        --out /tmp/pref.json                                          # a quick look, a few minutes
+        --arena-votes 24 --out /tmp/pref.json                         # a quick look, a few minutes
 
 Every phase keeps its output in WORK and is skipped when it is there, so a cut run goes on.
-Figures: bench/results/preference.json.
+Figures: bench/results/preference-colour.json (``--property tone``: bench/results/preference.json).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +46,10 @@ from limner.engine import Engine
 from limner.engine.registry import ModelSpec, shipped_models
 from limner.engine.tones import named_tone
 from limner.eval import metrics as M
+from limner.eval.colour import ASKABLE, asked_colour, reads_as
 from limner.eval.instruments import Instruments, load_instruments
-from limner.eval.run import features, fidelity, load_prompts
+from limner.eval.paired import bootstrap_change
+from limner.eval.run import features, fidelity_hits, load_prompts
 from limner.eval.sources import generate_images
 from limner.eval.tone import TONES
 from limner.server.app import create_app
@@ -53,9 +61,98 @@ from limner.typography.words import article
 REPO = Path(__file__).resolve().parent.parent
 STYLES = ["flat style", "glossy colour icon", "3D illustration", "cartoon emoji", "outlined flat emoji"]
 SLIP = 0.05  # share of decisive votes a voter gets the wrong way round
+# things the corpus draws (each at least four times), none a person or a scene (the arena's
+# "objects" board); every fourth is kept for the eval's colour prompts, the rest are the voters'
+OBJECTS = [
+    "star",
+    "balloon",
+    "umbrella",
+    "fish",
+    "flower",
+    "bird",
+    "hat",
+    "butterfly",
+    "house",
+    "guitar",
+    "kite",
+    "apple",
+    "bicycle",
+    "bus",
+    "train",
+    "airplane",
+    "rocket",
+    "key",
+    "bell",
+    "tree",
+    "cactus",
+    "mushroom",
+    "crab",
+    "snail",
+    "turtle",
+    "frog",
+    "owl",
+    "cat",
+    "dog",
+    "horse",
+    "rabbit",
+    "whale",
+    "octopus",
+    "rose",
+    "tulip",
+    "lemon",
+    "pear",
+    "carrot",
+    "candle",
+    "crown",
+    "dress",
+    "backpack",
+    "pencil",
+    "ghost",
+    "hammer",
+    "phone",
+    "camera",
+    "drum",
+    "trumpet",
+    "violin",
+    "chair",
+    "door",
+    "shield",
+    "trophy",
+    "ring",
+    "alien",
+    "ribbon",
+    "teapot",
+    "mug",
+    "jar",
+    "spoon",
+    "envelope",
+    "robot",
+    "dragon",
+]
+EVAL_OBJECTS = OBJECTS[::4]
+VOTER_OBJECTS = [o for o in OBJECTS if o not in EVAL_OBJECTS]
+COLOUR_STYLES = ["flat emoji", "3D emoji", "clip art", "glossy colour icon", "cartoon icon"]
+BOARD = {"colour": "objects", "tone": "people and skin tones"}
 
 
-def voter_prompts(corpus: Path, n: int, seed: int) -> list[str]:
+def colour_prompts(objects: list[str], n: int, seed: int) -> list[str]:
+    """``n`` different objects asked in a colour, the colours in turn: "a teal kite, clip art, on a
+    white background"."""
+    rng = random.Random(seed)
+    shapes = [[(o, s) for o in objects for s in COLOUR_STYLES] for _ in ASKABLE]
+    for options in shapes:
+        rng.shuffle(options)
+    if n > len(ASKABLE) * len(shapes[0]):
+        raise SystemExit(f"{n} colour prompts asked: these objects make only {len(ASKABLE) * len(shapes[0])}")
+    out = []
+    for i in range(n):
+        colour = ASKABLE[i % len(ASKABLE)]
+        thing, style = shapes[i % len(ASKABLE)][i // len(ASKABLE)]
+        out.append(f"{article(f'{colour} {thing}')}, {style}, on a white background")
+    return out
+
+
+def tone_prompts(corpus: Path, n: int, seed: int) -> list[str]:
     """Skin-tone prompts about the corpus's people and hands, none of the eval's concepts."""
     eval_concepts = {r["concept"].lower() for r in load_prompts(REPO / "bench" / "prompts", None)["skin_tones"]}
     with np.load(corpus / "trainset-64-train.npz") as z:
@@ -78,20 +175,27 @@ def voter_prompts(corpus: Path, n: int, seed: int) -> list[str]:
     return out
 
 
-class ToneJudge:
-    """A voter who wants the asked skin tone: the shipped reader decides."""
+def rightness(prop: str, instr: Instruments) -> Callable[[str, Image.Image], bool]:
+    """Whether an image is what the voters want for its prompt."""
+    if prop == "colour":
+        return lambda prompt, image: (c := asked_colour(prompt)) is not None and reads_as(image, c)
 
-    def __init__(self, instr: Instruments, rng: np.random.Generator):
-        self.reader, self.rng = instr.tone_reader, rng
-
-    def right(self, prompt: str, png: bytes) -> bool:
-        import io
-
+    def tone(prompt: str, image: Image.Image) -> bool:
         asked = named_tone(prompt)
-        return asked is not None and self.reader.read(Image.open(io.BytesIO(png))) == asked
+        return asked is not None and instr.tone_reader.read(image) == asked
+
+    return tone
+
+
+class Judge:
+    """A simulated voter: one image right and one wrong is a vote for it (``SLIP`` of them the
+    wrong way round); both right is a tie, both wrong "both bad"."""
+
+    def __init__(self, right: Callable[[str, Image.Image], bool], rng: np.random.Generator):
+        self.right, self.rng = right, rng
 
     def outcome(self, prompt: str, a: bytes, b: bytes) -> str:
-        ra, rb = self.right(prompt, a), self.right(prompt, b)
+        ra, rb = (self.right(prompt, Image.open(io.BytesIO(png))) for png in (a, b))
         if ra == rb:
             return "tie" if ra else "both_bad"
         pick = "a" if ra else "b"
@@ -102,22 +206,22 @@ def run_arena(
     specs: list[ModelSpec],
     pools: list[tuple[str, int]],
     prompts: list[str],
-    instr,
+    judge: Judge,
     work: Path,
     votes: int,
     voters: int,
     seed: int,
+    board: str,
 ) -> dict:
     """A fresh arena in WORK with these models, a pool per (model, seed offset), ``voters`` honest
     voters casting ``votes`` votes in all through the HTTP API, and one too-fast voter (flagged,
-    so off the boards and the export); returns the honest votes' outcomes, the boards and the
-    arena (for the export)."""
+    so off the boards and the export); returns the honest votes' outcomes, the overall and
+    ``board`` boards and the arena (for the export)."""
     settings = Settings(
         data_dir=work, secret="preference-loop", cookie_secure=False, engine_factory=lambda: Engine(specs=specs)
     )
     app = create_app(settings)
     rng = np.random.default_rng(seed)
-    judge = ToneJudge(instr, rng)
     counts: dict[str, int] = {}
     with TestClient(app):
         arena = app.state.arena
@@ -127,7 +231,9 @@ def run_arena(
         print(f"  pool: {len(prompts)} prompts × {len(pools)} in {time.time() - t:.0f} s", flush=True)
         clock = SimClock(time.time() - 86400)
         arena.clock = clock
-        arena.pairing_refresh = 0.0  # pair on every vote so far, as a live arena does over its slower votes
+        # re-pair at most once a second: a few dozen of these quick votes, as many as a live arena
+        # takes in minutes (every vote re-read on every battle costs more than the vote at thousands)
+        arena.pairing_refresh = 1.0
 
         def cast(tc: TestClient, look: float, honest: bool = True) -> None:
             battle = tc.post("/arena/api/battles", json={}).json()
@@ -141,6 +247,7 @@ def run_arena(
             )
             r.raise_for_status()
 
+        t = time.time()
         for _ in range(voters):
             tc = TestClient(app)
             for _vote in range(votes // voters):
@@ -148,6 +255,7 @@ def run_arena(
         bot = TestClient(app)
         for _ in range(30):
             cast(bot, look=float(rng.uniform(0.2, 0.6)), honest=False)  # too fast to have looked: flagged
+        print(f"  {votes // voters * voters} votes in {time.time() - t:.0f} s", flush=True)
         boards = {
             cat: [
                 {
@@ -159,54 +267,82 @@ def run_arena(
                 }
                 for s in arena.board(cat, rounds=400)
             ]
-            for cat in ("overall", "people and skin tones")
+            for cat in ("overall", board)
         }
         return {"outcomes": counts, "boards": boards, "arena": arena}
 
 
-def measure(name: str, path: Path, instr, sets: dict, val_features: np.ndarray, concepts: bool = True) -> dict:
-    """A model's figures as bench/sampling.py takes them: skin tone with seeds 1000 and 2000,
-    and (``concepts``) prompt and shape fidelity and Fréchet distance with seed 1000."""
-    spec = ModelSpec(name, "limner", path)
-    engine = Engine(specs=[spec], batching=False)
-    tones = sets["skin_tones"]
+SEEDS = (1000, 2000)
+
+
+def measure(name: str, path: Path, instr, sets: dict, right, val_features: np.ndarray) -> dict:
+    """A model's per-prompt figures on seeds 1000 and 2000: the property (right or not) on its
+    held-out prompts, prompt and shape fidelity (hit or not) on the concept prompts, and the
+    Fréchet distance of those concept images to the real ones."""
+    engine = Engine(specs=[ModelSpec(name, "limner", path)], batching=False)
+    texts = [r["prompt"] for r in sets["concepts"]]
     row: dict = {}
-    if concepts:
-        texts = [r["prompt"] for r in sets["concepts"]]
-        images = generate_images(name, texts, [1000 + i for i in range(len(texts))], instr, engine)
-        row["fidelity"] = fidelity(instr.evaluator, instr, images, texts)
-        row["shape"] = fidelity(instr.shape, instr, images, texts)
-        row["frechet"] = M.frechet_distance(features(instr, images), val_features)
-    for seed in (1000, 2000):
-        drawn = generate_images(
-            name, [r["prompt"] for r in tones], [seed + i for i in range(len(tones))], instr, engine
-        )
-        read = [instr.tone_reader.read(im) for im in drawn]
-        row[f"skin_tone_{seed}"] = float(np.mean([r == t["tone"] for r, t in zip(read, tones, strict=True)]))
+    for seed in SEEDS:
+        images = generate_images(name, texts, [seed + i for i in range(len(texts))], instr, engine)
+        drawn = generate_images(name, sets["property"], [seed + i for i in range(len(sets["property"]))], instr, engine)
+        row[str(seed)] = {
+            "property": [bool(right(p, im)) for p, im in zip(sets["property"], drawn, strict=True)],
+            "fidelity": fidelity_hits(instr.evaluator, instr, images, texts).tolist(),
+            "shape": fidelity_hits(instr.shape, instr, images, texts).tolist(),
+            "frechet": M.frechet_distance(features(instr, images), val_features),
+        }
     engine.close()
     return row
+
+
+def summarise(evals: dict, rng: np.random.Generator) -> dict:
+    """Each model's means per seed and each tuned model's paired change against the parent."""
+    out: dict = {}
+    for name, row in evals.items():
+        figures = {
+            key: [row[str(s)]["frechet"] if key == "frechet" else float(np.mean(row[str(s)][key])) for s in SEEDS]
+            for key in ("property", "fidelity", "shape", "frechet")
+        }
+        if name != "parent" and "parent" in evals:
+            base = evals["parent"]
+            figures["change"] = {
+                key: bootstrap_change(
+                    np.array([np.subtract(row[str(s)][key], base[str(s)][key], dtype=float) for s in SEEDS]), rng
+                )
+                for key in ("property", "fidelity", "shape")
+            }
+            figures["change"]["frechet"] = float(
+                np.mean([row[str(s)]["frechet"] - base[str(s)]["frechet"] for s in SEEDS])
+            )
+        out[name] = figures
+    return out
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, default=None, help="weights folder to tune (default: the shipped default)")
-    p.add_argument("--work", type=Path, default=Path("runs/preference"))
-    p.add_argument("--prompts", type=int, default=240, help="voter prompts in the pool")
-    p.add_argument("--votes", type=int, default=720, help="honest votes in the collection arena")
-    p.add_argument("--voters", type=int, default=12)
-    p.add_argument("--steps", type=int, default=200, help="tuning steps per method")
-    p.add_argument("--beta", type=float, default=2000.0)
-    p.add_argument("--lr", type=float, default=2e-5)
+    p.add_argument("--property", choices=("colour", "tone"), default="colour", help="what the voters want")
+    p.add_argument("--work", type=Path, default=Path("runs/preference-colour"))
+    p.add_argument("--prompts", type=int, default=600, help="voter prompts in the pool")
+    p.add_argument("--images", type=int, default=4, help="images of each voter prompt, each under its own name")
+    p.add_argument("--votes", type=int, default=6000, help="honest votes in the collection arena")
+    p.add_argument("--voters", type=int, default=40)
+    p.add_argument("--eval-prompts", type=int, default=256, help="held-out property prompts (colour)")
+    p.add_argument("--arena-votes", type=int, default=1500, help="honest votes in the parent-vs-DPO arena")
+    p.add_argument("--steps", type=int, default=400, help="tuning steps per method")
+    p.add_argument("--beta", type=float, default=5000.0)
+    p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None, help="first N prompts of each eval set (a quick look)")
     p.add_argument("--corpus", type=Path, default=Path("data/corpus"))
-    p.add_argument("--out", type=Path, default=Path("bench/results/preference.json"))
+    p.add_argument("--out", type=Path, default=Path("bench/results/preference-colour.json"))
     args = p.parse_args()
 
     parent = args.model or shipped_models()[-1].path
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     instr = load_instruments(args.corpus)
+    right = rightness(args.property, instr)
     results: dict = json.loads(args.out.read_text()) if args.out.exists() else {}
     results.update({"parent": str(parent), "args": {k: str(v) for k, v in vars(args).items()}})
 
@@ -218,20 +354,25 @@ def main() -> None:
     prefs = work / "prefs"
     if not (prefs / "pairs.jsonl").exists():
         print("collecting votes", flush=True)
-        prompts = voter_prompts(args.corpus, args.prompts, args.seed)
-        specs = [ModelSpec("parent-a", "limner", parent), ModelSpec("parent-b", "limner", parent)]
+        if args.property == "colour":
+            prompts = colour_prompts(VOTER_OBJECTS, args.prompts, args.seed)
+        else:
+            prompts = tone_prompts(args.corpus, args.prompts, args.seed)
+        names = [f"parent-{k}" for k in range(args.images)]
         got = run_arena(
-            specs,
-            [("parent-a", 0), ("parent-b", 500_000)],
+            [ModelSpec(n, "limner", parent) for n in names],
+            [(n, k * 500_000) for k, n in enumerate(names)],
             prompts,
-            instr,
+            Judge(right, np.random.default_rng(args.seed)),
             work / "collect",
             args.votes,
             args.voters,
             args.seed,
+            BOARD[args.property],
         )
         results["collection"] = {
             "prompts": len(prompts),
+            "images": args.images,
             "outcomes": got["outcomes"],
             "pairs": got["arena"].export_preference_pairs(prefs),
         }
@@ -268,42 +409,37 @@ def main() -> None:
                 (folder / dst).symlink_to(src.resolve())
         tuned[method] = folder
 
-    # 4: eval
+    # 4: eval, every model on the same prompts and seeds
     sets = load_prompts(REPO / "bench" / "prompts", args.limit)
+    if args.property == "colour":
+        sets["property"] = colour_prompts(EVAL_OBJECTS, args.eval_prompts, args.seed + 1)[: args.limit]
+    else:
+        sets["property"] = [r["prompt"] for r in sets["skin_tones"]]
     val_features = features(instr, [Image.fromarray(a) for a in instr.val_images[:512]])
     evals = results.setdefault("eval", {})
-    reference = REPO / "bench" / "results" / "sampling.json"
-    if "parent" not in evals and args.model is None and args.limit is None and reference.exists():
-        # the shipped model at its default settings, two seeds, measured by bench/sampling.py the same way
-        ref = json.loads(reference.read_text())
-        if ref.get("model") == str(parent) and {"ref", "ref-seed2"} <= ref.keys():
-            keys = ("fidelity", "shape", "frechet", "skin_tone")
-            evals["parent"] = {
-                "seed 1000": {k: ref["ref"][k] for k in keys},
-                "seed 2000": {k: ref["ref-seed2"][k] for k in keys},
-            }
-            evals["parent"]["source"] = "bench/results/sampling.json (ref, ref-seed2)"
-    for name, path, full in (("parent", parent, True), ("dpo", tuned["dpo"], True), ("sft", tuned["sft"], False)):
+    for name, path in (("parent", parent), ("dpo", tuned["dpo"]), ("sft", tuned["sft"])):
         if name not in evals:
             print(f"eval: {name}", flush=True)
-            evals[name] = measure(name, path, instr, sets, val_features, concepts=full)
+            evals[name] = measure(name, path, instr, sets, right, val_features)
             save()
-            print(f"  {evals[name]}", flush=True)
+    results["summary"] = summarise(evals, np.random.default_rng(args.seed))
+    save()
+    print(json.dumps(results["summary"], indent=1), flush=True)
 
-    # 5: the parent against the DPO model in a fresh arena, on the eval's skin-tone prompts
+    # 5: the parent against the DPO model in a fresh arena, on the held-out property prompts
     if "arena" not in results:
         print("arena: parent vs dpo", flush=True)
         specs = [ModelSpec("limner-parent", "limner", parent), ModelSpec("limner-dpo", "limner", tuned["dpo"])]
-        prompts = [r["prompt"] for r in sets["skin_tones"]]
         got = run_arena(
             specs,
             [("limner-parent", 1000), ("limner-dpo", 1000)],
-            prompts,
-            instr,
+            sets["property"],
+            Judge(right, np.random.default_rng(args.seed + 1)),
             work / "arena",
-            args.votes,
+            args.arena_votes,
             args.voters,
             args.seed + 1,
+            BOARD[args.property],
         )
         results["arena"] = {"outcomes": got["outcomes"], "boards": got["boards"]}
         save()

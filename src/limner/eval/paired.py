@@ -63,6 +63,21 @@ class Run:
         return [(r["prompt"], r["seed"]) for r in self.rows[name]]
 
 
+def bootstrap_change(diffs: np.ndarray, rng: np.random.Generator, rounds: int = 1000) -> dict:
+    """Per-prompt changes, (pairs, prompts) with prompt i the same text in every pair → their
+    mean, its 95 % percentile interval (the prompts resampled together across the pairs), and
+    each pair's own mean."""
+    count = diffs.shape[1]
+    idx = rng.integers(0, count, size=(rounds, count))
+    boot = diffs.mean(0)[idx].mean(1)
+    return {
+        "change": float(diffs.mean()),
+        "interval": [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))],
+        "prompts": int(count),
+        "per_pair": [float(d) for d in diffs.mean(1)],  # the change on each seed
+    }
+
+
 def compare(base: list[Path], new: list[Path], rounds: int = 1000, frechet_rounds: int = 200, seed: int = 0) -> dict:
     """Per metric: each run's figure, the mean paired change new − base, and its 95 % interval
     over resampled prompts."""
@@ -96,14 +111,10 @@ def compare(base: list[Path], new: list[Path], rounds: int = 1000, frechet_round
         count = diffs.shape[1]
         if count == 0:
             continue
-        idx = rng.integers(0, count, size=(rounds, count))
-        boot = diffs.mean(0)[idx].mean(1)
         out["metrics"][label] = {  # each run's figure over the same prompts as the change
             "base": [float(bv[valid].mean()) for bv, _ in values],
             "new": [float(nv[valid].mean()) for _, nv in values],
-            "change": float(diffs.mean()),
-            "interval": [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))],
-            "prompts": int(count),
+            **bootstrap_change(diffs, rng, rounds),
         }
     count = len(pairs[0][0].concepts)
     idx = rng.integers(0, count, size=(frechet_rounds, count))
