@@ -19,12 +19,14 @@
 5. **Arena.** The parent and the DPO model battle on the held-out property prompts (the same
    seed for both) before fresh voters; the property's board with its intervals.
 
-    python bench/preference.py --work runs/preference-colour          # about 1.5 hours on 2 CPU cores
+    python bench/preference.py                                         # about 75 minutes on 2 CPU cores
     python bench/preference.py --work /tmp/pref --prompts 10 --votes 24 --voters 2 --steps 4 --limit 8 \
         --arena-votes 24 --out /tmp/pref.json                         # a quick look, a few minutes
 
-Every phase keeps its output in WORK and is skipped when it is there, so a cut run goes on.
-Figures: bench/results/preference-colour.json (``--property tone``: bench/results/preference.json).
+The collection and the tuning keep their output in WORK (runs/preference-PROPERTY), the eval
+and the arena their figures in OUT (bench/results/preference-PROPERTY.json); a phase whose output
+is there is skipped, so a cut run goes on (drop a figure from OUT to measure it again). The first
+skin-tone loop, run with the script of its day: bench/results/preference.json.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import argparse
 import io
 import json
 import random
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -68,7 +71,7 @@ OBJECTS = [
     "balloon",
     "umbrella",
     "fish",
-    "flower",
+    "bed",
     "bird",
     "hat",
     "butterfly",
@@ -136,8 +139,8 @@ BOARD = {"colour": "objects", "tone": "people and skin tones"}
 
 
 def colour_prompts(objects: list[str], n: int, seed: int) -> list[str]:
-    """``n`` different objects asked in a colour, the colours in turn: "a teal kite, clip art, on a
-    white background"."""
+    """``n`` different prompts, each an object asked in a colour, the colours in turn: "a teal
+    kite, clip art, on a white background"."""
     rng = random.Random(seed)
     shapes = [[(o, s) for o in objects for s in COLOUR_STYLES] for _ in ASKABLE]
     for options in shapes:
@@ -217,6 +220,8 @@ def run_arena(
     voters casting ``votes`` votes in all through the HTTP API, and one too-fast voter (flagged,
     so off the boards and the export); returns the honest votes' outcomes, the overall and
     ``board`` boards and the arena (for the export)."""
+    if work.exists():  # a cut run's arena: its pool and votes would count again
+        shutil.rmtree(work)
     settings = Settings(
         data_dir=work, secret="preference-loop", cookie_secure=False, engine_factory=lambda: Engine(specs=specs)
     )
@@ -248,14 +253,14 @@ def run_arena(
             r.raise_for_status()
 
         t = time.time()
-        for _ in range(voters):
+        for k in range(voters):
             tc = TestClient(app)
-            for _vote in range(votes // voters):
+            for _vote in range(votes // voters + (k < votes % voters)):
                 cast(tc, look=float(rng.uniform(2.5, 9.0)))
         bot = TestClient(app)
         for _ in range(30):
             cast(bot, look=float(rng.uniform(0.2, 0.6)), honest=False)  # too fast to have looked: flagged
-        print(f"  {votes // voters * voters} votes in {time.time() - t:.0f} s", flush=True)
+        print(f"  {votes} votes in {time.time() - t:.0f} s", flush=True)
         boards = {
             cat: [
                 {
@@ -273,24 +278,28 @@ def run_arena(
 
 
 SEEDS = (1000, 2000)
+ARENA_SEED = 3000  # the arena's images are new ones, not the eval's drawn again
 
 
-def measure(name: str, path: Path, instr, sets: dict, right, val_features: np.ndarray) -> dict:
+def measure(name: str, path: Path, instr, sets: dict, right, val_features: np.ndarray, have: dict) -> dict:
     """A model's per-prompt figures on seeds 1000 and 2000: the property (right or not) on its
     held-out prompts, prompt and shape fidelity (hit or not) on the concept prompts, and the
-    Fréchet distance of those concept images to the real ones."""
+    Fréchet distance of those concept images to the real ones. What ``have`` holds already is
+    kept, not drawn again (drop a key from the results to measure it anew)."""
     engine = Engine(specs=[ModelSpec(name, "limner", path)], batching=False)
     texts = [r["prompt"] for r in sets["concepts"]]
     row: dict = {}
     for seed in SEEDS:
-        images = generate_images(name, texts, [seed + i for i in range(len(texts))], instr, engine)
-        drawn = generate_images(name, sets["property"], [seed + i for i in range(len(sets["property"]))], instr, engine)
-        row[str(seed)] = {
-            "property": [bool(right(p, im)) for p, im in zip(sets["property"], drawn, strict=True)],
-            "fidelity": fidelity_hits(instr.evaluator, instr, images, texts).tolist(),
-            "shape": fidelity_hits(instr.shape, instr, images, texts).tolist(),
-            "frechet": M.frechet_distance(features(instr, images), val_features),
-        }
+        got = row[str(seed)] = dict(have.get(str(seed), {}))
+        if "fidelity" not in got:
+            images = generate_images(name, texts, [seed + i for i in range(len(texts))], instr, engine)
+            got["fidelity"] = fidelity_hits(instr.evaluator, instr, images, texts).tolist()
+            got["shape"] = fidelity_hits(instr.shape, instr, images, texts).tolist()
+            got["frechet"] = M.frechet_distance(features(instr, images), val_features)
+        if "property" not in got:
+            asked = sets["property"]
+            drawn = generate_images(name, asked, [seed + i for i in range(len(asked))], instr, engine)
+            got["property"] = [bool(right(p, im)) for p, im in zip(asked, drawn, strict=True)]
     engine.close()
     return row
 
@@ -322,7 +331,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, default=None, help="weights folder to tune (default: the shipped default)")
     p.add_argument("--property", choices=("colour", "tone"), default="colour", help="what the voters want")
-    p.add_argument("--work", type=Path, default=Path("runs/preference-colour"))
+    p.add_argument("--work", type=Path, default=None, help="default: runs/preference-PROPERTY")
     p.add_argument("--prompts", type=int, default=600, help="voter prompts in the pool")
     p.add_argument("--images", type=int, default=4, help="images of each voter prompt, each under its own name")
     p.add_argument("--votes", type=int, default=6000, help="honest votes in the collection arena")
@@ -335,8 +344,10 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None, help="first N prompts of each eval set (a quick look)")
     p.add_argument("--corpus", type=Path, default=Path("data/corpus"))
-    p.add_argument("--out", type=Path, default=Path("bench/results/preference-colour.json"))
+    p.add_argument("--out", type=Path, default=None, help="default: bench/results/preference-PROPERTY.json")
     args = p.parse_args()
+    args.work = args.work or Path(f"runs/preference-{args.property}")
+    args.out = args.out or Path(f"bench/results/preference-{args.property}.json")
 
     parent = args.model or shipped_models()[-1].path
     work = args.work
@@ -344,7 +355,12 @@ def main() -> None:
     instr = load_instruments(args.corpus)
     right = rightness(args.property, instr)
     results: dict = json.loads(args.out.read_text()) if args.out.exists() else {}
-    results.update({"parent": str(parent), "args": {k: str(v) for k, v in vars(args).items()}})
+    if results and results.get("property") != args.property:
+        raise SystemExit(
+            f"{args.out} holds another loop's figures (not --property {args.property}): give another --out"
+        )
+    results.update({"parent": str(parent), "property": args.property})
+    results.setdefault("args", {k: str(v) for k, v in vars(args).items()})  # those of the run that began it
 
     def save() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -418,9 +434,10 @@ def main() -> None:
     val_features = features(instr, [Image.fromarray(a) for a in instr.val_images[:512]])
     evals = results.setdefault("eval", {})
     for name, path in (("parent", parent), ("dpo", tuned["dpo"]), ("sft", tuned["sft"])):
-        if name not in evals:
+        have = evals.get(name, {})
+        if any(k not in have.get(str(s), {}) for s in SEEDS for k in ("property", "fidelity")):
             print(f"eval: {name}", flush=True)
-            evals[name] = measure(name, path, instr, sets, right, val_features)
+            evals[name] = measure(name, path, instr, sets, right, val_features, have)
             save()
     results["summary"] = summarise(evals, np.random.default_rng(args.seed))
     save()
@@ -432,7 +449,7 @@ def main() -> None:
         specs = [ModelSpec("limner-parent", "limner", parent), ModelSpec("limner-dpo", "limner", tuned["dpo"])]
         got = run_arena(
             specs,
-            [("limner-parent", 1000), ("limner-dpo", 1000)],
+            [("limner-parent", ARENA_SEED), ("limner-dpo", ARENA_SEED)],
             sets["property"],
             Judge(right, np.random.default_rng(args.seed + 1)),
             work / "arena",

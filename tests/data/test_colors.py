@@ -24,6 +24,7 @@ from limner.typography.contrast import contrast_ratio
         ((220, 30, 30), "red"),
         ((250, 140, 20), "orange"),
         ((120, 70, 30), "brown"),
+        ((130, 120, 25), "olive"),
         ((250, 220, 40), "yellow"),
         ((40, 180, 60), "green"),
         ((20, 170, 170), "teal"),

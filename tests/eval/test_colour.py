@@ -19,6 +19,7 @@ from limner.eval.paired import bootstrap_change
         ("a golden crown, 3D emoji", "yellow"),
         ("a kite on a soft gradient background from red to sky blue", None),
         ("a star with a purple background", None),
+        ("a kite with red stripes on a blue background", "red"),
         ("a rocket", None),
         ("a redwood tree", None),  # a colour word, not a word that starts with one
     ],
@@ -46,6 +47,9 @@ def test_outlines_may_share_the_subject_but_a_grey_one_is_no_colour() -> None:
     assert subject_colours(outlined)["black"] > 0.1
     assert reads_as(outlined, "green")
     assert not reads_as(disc((128, 128, 128)), "yellow")
+    assert reads_as(disc((150, 90, 20)), "orange")  # shaded orange (brown to the caption writer)
+    olive = disc((130, 120, 25))
+    assert not reads_as(olive, "red") and not reads_as(olive, "yellow")
     # a little teal on a grey subject is the commonest colour, but too little of the subject to count
     im = disc((128, 128, 128))
     ImageDraw.Draw(im).ellipse((110, 110, 146, 146), fill=(20, 180, 180))

@@ -21,6 +21,7 @@ SYNONYMS: dict[str, list[str]] = {
     "purple": ["purple", "violet"],
     "pink": ["pink", "rose"],
     "brown": ["brown", "chocolate"],
+    "olive": ["olive"],
     "black": ["black"],
     "white": ["white"],
     "grey": ["grey", "gray", "silver"],
@@ -126,6 +127,7 @@ def colour_family(rgb: np.ndarray) -> np.ndarray:
     names[(h >= 15) & (h < 40)] = "orange"
     names[(h >= 15) & (h < 50) & (v < 0.6)] = "brown"
     names[(h >= 40) & (h < 70) & (v >= 0.6)] = "yellow"
+    names[(h >= 50) & (h < 70) & (v < 0.6)] = "olive"  # dark yellow; not left at the default "red"
     names[(h >= 70) & (h < 165)] = "green"
     names[(h >= 165) & (h < 195)] = "teal"
     names[(h >= 195) & (h < 255)] = "blue"

@@ -20,7 +20,7 @@ from PIL import Image
 from limner.data.colors import SYNONYMS, colour_family
 from limner.eval.tone import as_rgb64, foreground
 
-# the colours a prompt may ask for (brown is left out: at 64 px it is dark orange to the eye and the reader)
+# the colours a prompt may ask for (brown is left out: at 64 px it is a shaded orange, and is read as one)
 ASKABLE = ("red", "orange", "yellow", "green", "teal", "blue", "purple", "pink")
 ACHROMATIC = ("black", "grey", "white")
 MIN_SHARE = 0.2  # of the subject's pixels, for the asked colour to count
@@ -28,7 +28,9 @@ MIN_SUBJECT = 24  # subject pixels (of 64²) below which the whole image is read
 
 _FAMILY = {word: family for family in ASKABLE for word in SYNONYMS[family]}
 _WORDS = re.compile(r"\b(" + "|".join(sorted(_FAMILY, key=len, reverse=True)) + r")\b", re.I)
-_BACKGROUND = re.compile(r"\b(?:on|against|over|with|in front of)\b[^,]*?\bbackground\b(?:\s+from\b[^,]*)?", re.I)
+_BACKGROUND = re.compile(  # "on a … background (from … to …)", no other preposition inside: "with red stripes on a …"
+    r"\b(?:on|against|over|with)\b(?:(?!\b(?:on|against|over|with)\b)[^,])*?\bbackground\b(?:\s+from\b[^,]*)?", re.I
+)
 
 
 def asked_colour(prompt: str) -> str | None:
@@ -40,12 +42,14 @@ def asked_colour(prompt: str) -> str | None:
 
 def subject_colours(image: Image.Image | np.ndarray) -> dict[str, float]:
     """Share of the subject's pixels in each colour family, at 64 px (the whole image when
-    hardly anything stands off the background)."""
+    hardly anything stands off the background); brown counts as orange."""
     rgb = as_rgb64(image)
     mask = foreground(rgb)
     if mask.sum() < MIN_SUBJECT:
         mask = np.ones(mask.shape, dtype=bool)
-    values, counts = np.unique(colour_family(rgb[mask]).astype(str), return_counts=True)
+    names = colour_family(rgb[mask]).astype(str)
+    names[names == "brown"] = "orange"  # brown is not askable: a shaded orange is still orange
+    values, counts = np.unique(names, return_counts=True)
     return {str(v): float(c) / float(counts.sum()) for v, c in zip(values, counts, strict=True)}
 
 
