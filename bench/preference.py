@@ -431,12 +431,14 @@ def main() -> None:
         sets["property"] = colour_prompts(EVAL_OBJECTS, args.eval_prompts, args.seed + 1)[: args.limit]
     else:
         sets["property"] = [r["prompt"] for r in sets["skin_tones"]]
-    val_features = features(instr, [Image.fromarray(a) for a in instr.val_images[:512]])
+    val_features = None  # the real images' features, read only if some model is measured
     evals = results.setdefault("eval", {})
     for name, path in (("parent", parent), ("dpo", tuned["dpo"]), ("sft", tuned["sft"])):
         have = evals.get(name, {})
         if any(k not in have.get(str(s), {}) for s in SEEDS for k in ("property", "fidelity")):
             print(f"eval: {name}", flush=True)
+            if val_features is None:
+                val_features = features(instr, [Image.fromarray(a) for a in instr.val_images[:512]])
             evals[name] = measure(name, path, instr, sets, right, val_features, have)
             save()
     results["summary"] = summarise(evals, np.random.default_rng(args.seed))
