@@ -223,7 +223,11 @@ def run_arena(
     if work.exists():  # a cut run's arena: its pool and votes would count again
         shutil.rmtree(work)
     settings = Settings(
-        data_dir=work, secret="preference-loop", cookie_secure=False, engine_factory=lambda: Engine(specs=specs)
+        data_dir=work,
+        secret="preference-loop",
+        cookie_secure=False,
+        engine_factory=lambda: Engine(specs=specs),
+        arena_battles_per_address=10**9,  # every simulated voter comes from the loopback
     )
     app = create_app(settings)
     rng = np.random.default_rng(seed)

@@ -301,6 +301,7 @@ def main() -> None:
             secret="arena-demo",
             cookie_secure=False,  # plain http on 127.0.0.1
             engine_factory=lambda: Engine(specs=specs),
+            arena_battles_per_address=10**9,  # every simulated voter comes from the loopback
         )
         simulate(
             create_app(settings),

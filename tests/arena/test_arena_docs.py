@@ -7,6 +7,7 @@ from pathlib import Path
 
 from limner.arena import battles
 from limner.arena.categories import CATEGORIES
+from limner.server import arena as arena_routes
 from limner.server.arena import BattleOut, BoardOut, StandingOut, VoteIn, VoteOut
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -17,8 +18,9 @@ def test_every_api_field_error_code_and_category_is_documented():
     for model in (BattleOut, VoteIn, VoteOut, BoardOut, StandingOut):
         for field in model.model_fields:
             assert f'"{field}"' in text, f"{model.__name__}.{field}"
-    codes = set(re.findall(r'code ?= ?"(\w+)"', Path(battles.__file__).read_text()))
-    assert {"already_voted", "invalid_token", "live_cap_reached", "sign_in_required"} <= codes
+    sources = (Path(battles.__file__), Path(arena_routes.__file__))
+    codes = {c for path in sources for c in re.findall(r'code ?= ?"(\w+)"', path.read_text())}
+    assert {"already_voted", "invalid_token", "live_cap_reached", "sign_in_required", "battle_rate_limited"} <= codes
     for code in codes:
         assert f"`{code}`" in text, code
     for category in CATEGORIES:

@@ -3,6 +3,7 @@ daily caps, flagged voters, per-category boards, live battles and the preference
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import time
@@ -13,7 +14,7 @@ import pytest
 from arena_helpers import MODELS, POOL, battle_and_vote, error_of, new_battle, png_chunks, sign_up, vote
 from fastapi.testclient import TestClient
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from limner.arena import battles
 from limner.arena.categories import categorize
@@ -302,6 +303,40 @@ def test_a_live_battle_that_fails_to_draw_does_not_count(client, arena, monkeypa
     assert new_battle(browser, "a green pear")["prompt"] == "a green pear"  # the failed one was given back
     r = browser.post("/arena/api/battles", json={"prompt": "a yellow pear"})
     assert r.status_code == 429 and error_of(r)["code"] == "live_cap_reached"
+
+
+def test_battles_left_without_a_vote_are_swept_with_their_live_images(client, arena, pool):
+    from limner.server import janitor
+
+    sign_up(client)
+    kept = {"pool": new_battle(client), "live": new_battle(client, "a green pear")}
+    for battle in kept.values():
+        assert vote(client, battle, "a").status_code == 200
+    left = {"pool": new_battle(client), "live": new_battle(client, "a yellow pear")}
+    assert janitor.sweep_battles(client.app.state) == 0  # shown just now: kept
+
+    def files_of(battle: dict) -> list[Path]:
+        with arena.db.session() as s:
+            row = s.get_one(ArenaBattle, battle["id"])
+            return [Path(s.get_one(StoredFile, f).path) for f in (row.file_a, row.file_b)]
+
+    files = {name: files_of(b) for name, b in {**{"kept " + k: b for k, b in kept.items()}, **left}.items()}
+    with arena.db.session() as s:  # a day and an hour pass
+        s.execute(update(ArenaBattle).values(shown_at=ArenaBattle.shown_at - dt.timedelta(hours=25)))
+    assert janitor.sweep_battles(client.app.state) == 2
+    assert not any(p.exists() for p in files["live"])  # the unvoted live battle's images went with it
+    assert all(p.exists() for name in ("pool", "kept pool", "kept live") for p in files[name])
+    with arena.db.session() as s:
+        assert (
+            s.scalar(select(func.count()).select_from(StoredFile).where(StoredFile.path.in_(map(str, files["live"]))))
+            == 0
+        )
+        assert s.scalar(select(func.count()).select_from(ArenaImage)) == len(pool) * len(MODELS)
+    for battle in left.values():
+        r = vote(client, battle, "a")
+        assert r.status_code == 404 and error_of(r)["code"] == "battle_expired"
+        assert client.get(battle["images"]["a"]).status_code == 404
+    assert stored_votes(arena) == 2  # the voted ones and their figures stay
 
 
 def test_a_curated_battle_needs_a_pool(client):

@@ -1,6 +1,7 @@
 """The arena under attack by parallel requests, on SQLite and on PostgreSQL: one voter's 20
-concurrent votes all count, caps hold, a battle takes one vote, and live battles (which cost two
-generations each) need an account whose daily cap holds under a burst and survives a new cookie."""
+concurrent votes all count, caps hold, a battle takes one vote, an address starts only so many
+battles an hour, and live battles (which cost two generations each) need an account whose daily
+cap holds under a burst and survives a new cookie."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from limner.arena import battles
+from limner.store import days
 from limner.store.db import ArenaBattle, ArenaVoter
 
 pytestmark = pytest.mark.hostile
@@ -95,6 +97,22 @@ def test_one_battle_takes_one_vote_under_concurrency(client, arena, clock, pool)
     row = voter_row(arena, "anon:" + client.cookies["limner_voter"])
     assert (row.votes, row.votes_day, row.picked_a + row.picked_b) == (1, 1, 1)
     assert (row.picked_a, row.picked_b) == ((1, 0) if winner == "a" else (0, 1))
+
+
+def test_battles_per_address_hold_under_a_burst_and_a_new_cookie_does_not_reset_them(client, arena, pool, monkeypatch):
+    client.app.state.settings.arena_battles_per_address = 5
+    answers = burst(lambda _: client.post("/arena/api/battles", json={}), range(BURST))
+    assert sorted(r.status_code for r in answers) == [200] * 5 + [429] * (BURST - 5), [r.text for r in answers]
+    refused = next(r for r in answers if r.status_code == 429)
+    assert error_of(refused)["code"] == "battle_rate_limited" and "this hour" in error_of(refused)["message"]
+    assert 0 < int(refused.headers["retry-after"]) <= 3600
+    with arena.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(ArenaBattle)) == 5
+    client.cookies.clear()  # a new anonymous voter from the same address
+    assert client.post("/arena/api/battles", json={}).status_code == 429
+    later = days.now() + 3600
+    monkeypatch.setattr(days, "now", lambda: later)  # the next hour
+    assert new_battle(client)["prompt"]
 
 
 def test_the_live_cap_holds_under_concurrent_requests(client, arena, monkeypatch):

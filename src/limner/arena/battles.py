@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import CursorResult, case, select, update
+from sqlalchemy import CursorResult, case, delete, select, update
 from sqlalchemy.orm import Session
 
 from limner.arena.categories import CATEGORIES, categorize
@@ -252,6 +252,25 @@ class Arena:
                 raise NotFound("no such battle for this voter", param="battle_id", code="battle_not_found")
             return Path(s.get_one(StoredFile, battle.file_a if side == "a" else battle.file_b).path)
 
+    def sweep_unvoted(self, hours: float) -> int:
+        """Delete battles shown more than ``hours`` ago that never got a vote (anyone can start one
+        without an account, so they would pile up), and the images of the live ones among them (a
+        curated battle's images belong to the pool); → how many battles. The delete says which it
+        removed, so a vote that lands meanwhile keeps its battle and its images."""
+        cutoff = _utc(self.clock() - hours * 3600)
+        with self.db.session() as s:
+            gone = s.execute(
+                delete(ArenaBattle)
+                .where(ArenaBattle.outcome.is_(None), ArenaBattle.shown_at < cutoff)
+                .returning(ArenaBattle.source, ArenaBattle.file_a, ArenaBattle.file_b)
+            ).all()
+            live = [f for source, *files in gone if source == "live" for f in files]
+            paths = list(s.scalars(select(StoredFile.path).where(StoredFile.id.in_(live))))
+            s.execute(delete(StoredFile).where(StoredFile.id.in_(live)))
+        for path in paths:  # after the commit: a failed transaction leaves no row without its file
+            Path(path).unlink(missing_ok=True)
+        return len(gone)
+
     # -- votes --------------------------------------------------------------------------------------
 
     def vote(self, battle_id: str, voter: str, token: str, outcome: str) -> dict:
@@ -273,6 +292,12 @@ class Arena:
                 .values(outcome=outcome, voted_at=now_dt)
             )
             if not claimed.rowcount:
+                if s.get(ArenaBattle, battle_id) is None:  # the token is good: it was shown, then cleared
+                    raise NotFound(
+                        "this battle was left without a vote too long and is gone; start a new one",
+                        param="battle_id",
+                        code="battle_expired",
+                    )
                 raise Conflict("this battle already has its vote", code="already_voted")
             a, b, shown_at = s.execute(
                 select(ArenaBattle.model_a, ArenaBattle.model_b, ArenaBattle.shown_at).where(

@@ -124,10 +124,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.provenance = Provenance.from_settings(settings)
         app.state.jobs = JobRunner(app.state, concurrency=settings.job_workers, lease_s=settings.job_lease_seconds)
         app.state.job_streams = {}  # open progress streams per account (touched on the event loop only)
-        janitor = Janitor(app.state)
         app.state.arena = Arena(
             db, engine, app.state.files, app.state.policy, settings.resolved_secret(), mark=app.state.provenance.mark
         )
+        janitor = Janitor(app.state)  # last: its first round runs at once, over everything above
         log.info("limner %s serving models %s", __version__, [m["name"] for m in engine.models()])
         try:
             async with mcp.serving(mcp_server, settings):  # /mcp's sessions (set up per start)

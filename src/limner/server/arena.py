@@ -12,9 +12,12 @@ from starlette.concurrency import run_in_threadpool
 
 from limner.arena.categories import CATEGORIES
 from limner.engine.request import MAX_PROMPT_CHARS
+from limner.errors import RateLimited
+from limner.server.deps import client_address
 from limner.server.errors import ERROR_RESPONSES
 from limner.server.web.auth import user_from_request
 from limner.server.web.pages import render_page as page
+from limner.store import throttle
 from limner.store.db import ArenaBattle
 
 router = APIRouter(prefix="/arena", tags=["arena"], responses=ERROR_RESPONSES)
@@ -99,10 +102,29 @@ def _battle_out(view, voter: str) -> BattleOut:
     )
 
 
+def admit_battle(request: Request) -> None:
+    """Every battle is a row, and anyone may start one without an account (dropping the voter
+    cookie makes a new voter): so battles are counted per client address, and past the hour's
+    limit refused with 429 before anything is read or stored."""
+    settings = request.app.state.settings
+    limit = throttle.Limit("battles-address", settings.arena_battles_per_address, 3600)
+    with request.app.state.db.session() as s:
+        wait = throttle.take(s, limit, client_address(request))
+    if wait is not None:
+        minutes = max(1, round(wait / 60))
+        raise RateLimited(
+            f"{limit.attempts} battles were started from your address this hour; "
+            f"try again in {minutes} minute{'s' * (minutes != 1)}",
+            retry_after=wait,
+            code="battle_rate_limited",
+        )
+
+
 @router.post("/api/battles", response_model=BattleOut, summary="Start a battle (curated, or live with a prompt)")
 async def new_battle(request: Request, response: Response, body: BattleIn | None = None) -> BattleOut:
     voter = voter_id(request, response)
     arena = request.app.state.arena
+    await run_in_threadpool(admit_battle, request)
     view = await run_in_threadpool(arena.new_battle, voter, body.prompt if body else None)
     return _battle_out(view, voter)
 

@@ -52,6 +52,11 @@ def get_api_key(request: Request) -> ApiKey:
     return row
 
 
+def client_address(request: Request) -> str:
+    """The caller's address (behind a proxy, run uvicorn with --proxy-headers so it is the real one)."""
+    return request.client.host if request.client else "unknown"
+
+
 def get_engine(request: Request) -> Engine:
     return request.app.state.engine
 

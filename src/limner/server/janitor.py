@@ -1,5 +1,6 @@
 """Housekeeping on a timer: stored API images past their retention are deleted (file and row),
-and attempt counters of windows long gone are dropped. Runs at start-up and every ``every_s``
+arena battles left without a vote are dropped (with a live battle's images), and attempt
+counters of windows long gone are dropped. Runs at start-up and every ``every_s``
 seconds in a thread of its own; each chore is one short transaction, safe to run in several
 processes at once."""
 
@@ -32,6 +33,11 @@ def sweep_files(state: State) -> int:
     return len(rows)
 
 
+def sweep_battles(state: State) -> int:
+    """Arena battles left without a vote past ``arena_unvoted_hours`` (``Arena.sweep_unvoted``)."""
+    return state.arena.sweep_unvoted(state.settings.arena_unvoted_hours)
+
+
 def sweep_throttles(state: State, now: float | None = None) -> None:
     """Counters of windows that began a day ago or more matter to no limit (windows are ≤ 1 h)."""
     day_ago = (days.now() if now is None else now) - days.DAY
@@ -49,7 +55,7 @@ class Janitor:
 
     def _loop(self) -> None:
         while True:
-            for chore in (sweep_files, sweep_throttles):
+            for chore in (sweep_files, sweep_battles, sweep_throttles):
                 try:
                     chore(self.state)
                 except Exception:

@@ -52,6 +52,8 @@ class Settings:
     signin_failures_per_account: int = 5  # per 15 minutes; then sign-in is refused until the window ends
     signin_failures_per_address: int = 20  # per 15 minutes, from one client address
     signups_per_address: int = 5  # per hour, from one client address
+    arena_battles_per_address: int = 600  # battles started per hour from one client address (each is a row)
+    arena_unvoted_hours: float = 24.0  # a battle left without a vote is deleted after this (live: its images too)
     cookie_secure: bool = True
     smtp_host: str | None = None  # set to mail password-reset links; else the operator prints them
     smtp_port: int = 587

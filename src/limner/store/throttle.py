@@ -1,6 +1,6 @@
-"""Attempt counters for sign-in and sign-up: per account and per client address, in fixed
-windows, kept in the database (so several server processes share them) and moved in single
-statements (an upsert, a conditional read), so parallel attempts cannot slip past a limit.
+"""Attempt counters for sign-in, sign-up and arena battles: per account and per client address,
+in fixed windows, kept in the database (so several server processes share them) and moved in
+single statements (an upsert, a conditional read), so parallel attempts cannot slip past a limit.
 
 A counter is consulted *before* the password hash is computed: a locked-out guess costs the
 server nothing."""
@@ -19,7 +19,7 @@ from limner.store.db import Throttle, dialect_insert
 
 @dataclass(frozen=True)
 class Limit:
-    what: str  # "signin-account", "signin-address", "signup-address"
+    what: str  # "signin-account", "signin-address", "signup-address", "battles-address"
     attempts: int  # allowed per window
     window_s: int
 
@@ -46,17 +46,28 @@ def retry_after(session: Session, limit: Limit, subject: str, now: float | None 
     return max(1, window + limit.window_s - int(now))
 
 
-def count(session: Session, limit: Limit, subject: str, now: float | None = None) -> None:
-    """One more attempt in the current window (a new window starts the count again)."""
+def count(session: Session, limit: Limit, subject: str, now: float | None = None) -> int:
+    """One more attempt in the current window (a new window starts the count again); → the
+    window's attempts, this one included."""
     now = days.now() if now is None else now
     window = _window(limit, now)
     insert = dialect_insert(session, Throttle).values(key=_key(limit, subject), window=window, count=1)
-    session.execute(
+    return session.execute(
         insert.on_conflict_do_update(
             index_elements=["key"],
             set_={"count": case((Throttle.window == window, Throttle.count + 1), else_=1), "window": window},
-        )
-    )
+        ).returning(Throttle.count)
+    ).scalar_one()
+
+
+def take(session: Session, limit: Limit, subject: str, now: float | None = None) -> int | None:
+    """Count this attempt, then say whether it was within the limit: None if so, else the seconds
+    until the window ends. Counted first, in one statement, so of parallel attempts at the last
+    place exactly one gets it (a refused attempt counts too: hammering does not reopen the window)."""
+    now = days.now() if now is None else now
+    if count(session, limit, subject, now) <= limit.attempts:
+        return None
+    return max(1, _window(limit, now) + limit.window_s - int(now))
 
 
 def clear(session: Session, limit: Limit, subject: str) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
+from limner.server.deps import client_address
 from limner.server.settings import Settings
 from limner.server.web.auth import authenticate, check_csrf, create_user, end_session, hashing, start_session
 from limner.server.web.pages import redirect, render_page
@@ -36,11 +37,6 @@ def signup_page(request: Request) -> HTMLResponse:
     return render_page(request, "signup.html")
 
 
-def _client(request: Request) -> str:
-    """The caller's address (behind a proxy, run uvicorn with --proxy-headers so it is the real one)."""
-    return request.client.host if request.client else "unknown"
-
-
 def too_many(request: Request, page: str, seconds: int, **ctx: object) -> HTMLResponse:
     minutes = max(1, round(seconds / 60))
     response = render_page(
@@ -62,13 +58,13 @@ def signup(
     check_csrf(request, csrf_token)
     db = request.app.state.db
     with db.session() as s:
-        wait = throttle.retry_after(s, signup_address(request.app.state.settings), _client(request))
+        wait = throttle.retry_after(s, signup_address(request.app.state.settings), client_address(request))
     if wait is not None:
         return too_many(request, "signup.html", wait, email_value=email)
     try:
         with hashing(), db.session() as s:
             create_user(s, email, password)
-            throttle.count(s, signup_address(request.app.state.settings), _client(request))
+            throttle.count(s, signup_address(request.app.state.settings), client_address(request))
     except ValueError as e:
         return render_page(request, "signup.html", 400, error=str(e), email_value=email)
     return redirect("/signin?created=1")
@@ -95,7 +91,7 @@ def signin(
     db = request.app.state.db
     settings = request.app.state.settings
     account, address = signin_account(settings), signin_address(settings)
-    subjects = ((account, email), (address, _client(request)))
+    subjects = ((account, email), (address, client_address(request)))
     with db.session() as s:
         waits = [w for limit, who in subjects if (w := throttle.retry_after(s, limit, who)) is not None]
     if waits:
