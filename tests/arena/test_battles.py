@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -451,6 +452,29 @@ def test_the_leaderboard_page_is_fast_with_thousands_of_votes(client, arena, poo
     elapsed = time.perf_counter() - start
     assert r.status_code == 200 and "4000 votes" in r.text
     assert elapsed < 1.0, f"{elapsed:.2f} s"
+
+
+def test_a_pair_is_shown_every_prompt_of_the_pool_before_any_prompt_twice(client, arena, pool):
+    arena.pairing_refresh = 0.0  # every battle sees every vote before it
+    shown = Counter()
+    for _ in range(3 * len(pool)):
+        battle = new_battle(client)
+        shown[battle["prompt"]] += 1
+        assert vote(client, battle, "tie").status_code == 200
+        assert max(shown.values()) - min(shown[p] for p in pool) <= 1, shown
+    assert shown == {p: 3 for p in pool}
+
+
+def test_the_pool_is_read_once_per_refresh_and_at_once_after_seeding(client, arena, pool, monkeypatch):
+    new_battle(client)  # reads the pool
+    reads = []
+    real = arena.db.session
+    monkeypatch.setattr(arena.db, "session", lambda: reads.append(1) or real())
+    assert set(arena._curated()) == set(pool) and reads == []  # within the refresh: nothing read
+    monkeypatch.undo()
+    prompt = "a green frog, flat icon"
+    arena.seed_pool([prompt], seed=7)
+    assert prompt in arena._curated()  # seeding shows the new prompt at once
 
 
 def test_an_image_carries_content_credentials_only_after_the_vote(client, pool):

@@ -16,6 +16,7 @@ from limner.arena.ratings import (
     choose_pair,
     fit_bradley_terry,
     leaderboard,
+    least_judged,
     online_elo,
     ranks,
     ratings,
@@ -181,6 +182,15 @@ def test_choose_pair_treats_a_model_without_votes_as_uncertain():
     assert draws[frozenset(("a", "b"))] < 0.15 * 2000
     with pytest.raises(ValueError, match="at least two"):
         choose_pair(["a"], {}, {}, rng)
+
+
+def test_least_judged_takes_a_prompt_the_pair_has_met_on_least_whichever_side_each_was():
+    prompts = ["p0", "p1", "p2", "p3"]
+    slots = {("p0", ("a", "b")): 2, ("p1", ("a", "b")): 1, ("p3", ("a", "b")): 1, ("p2", ("a", "c")): 5}
+    rng = np.random.default_rng(0)
+    assert {least_judged(prompts, ("b", "a"), slots, rng) for _ in range(50)} == {"p2"}  # a–c's votes are not a–b's
+    slots[("p2", ("a", "b"))] = 1
+    assert {least_judged(prompts, ("a", "b"), slots, rng) for _ in range(200)} == {"p1", "p2", "p3"}
 
 
 def test_board_fit_is_fast_for_20_models_and_20k_votes():

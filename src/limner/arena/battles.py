@@ -21,7 +21,15 @@ from sqlalchemy import CursorResult, case, delete, select, update
 from sqlalchemy.orm import Session
 
 from limner.arena.categories import CATEGORIES, categorize
-from limner.arena.ratings import OUTCOMES, Standing, Vote, bootstrap_intervals, choose_pair, leaderboard
+from limner.arena.ratings import (
+    OUTCOMES,
+    Standing,
+    Vote,
+    bootstrap_intervals,
+    choose_pair,
+    leaderboard,
+    least_judged,
+)
 from limner.engine import Engine, GeneratedImage, GenerationRequest
 from limner.engine.metadata import plain_png
 from limner.errors import Conflict, InvalidRequest, NotFound, RateLimited, Unauthorized
@@ -58,6 +66,16 @@ class SimClock:
         self.now += seconds
 
 
+@dataclass
+class _Pairing:
+    """What choosing a battle needs from the votes, as read at ``at`` (``time.monotonic``)."""
+
+    at: float
+    intervals: dict[str, tuple[float, float]]  # the standings' bootstrap intervals
+    pairs: Counter  # votes per (model A, model B) as shown
+    slots: Counter  # votes per (prompt, (model, model) sorted)
+
+
 # marks images before they are kept (the server's invisible watermark and its marks row), in the
 # session that keeps them, with the request id the row records
 Mark = Callable[[Session, list[GeneratedImage], str], None]
@@ -71,10 +89,12 @@ class Arena:
         self.secret = secret.encode()
         self.mark = mark  # the watermark says who made an image even before the vote; nothing visible does
         self.clock = time.time  # seconds since the epoch; simulations and tests swap in their own
-        # which pair to show next: the standings' intervals and pair counts, recomputed at most
-        # every ``pairing_refresh`` seconds of real time (a slightly stale pairing costs nothing)
+        # what to show next — the curated pool, the standings' intervals, the votes per pair and per
+        # (prompt, pair) — read at most every ``pairing_refresh`` seconds of real time, not once per
+        # battle (asking for battles needs no sign-in; a slightly stale pairing costs nothing)
         self.pairing_refresh = 15.0
-        self._pairing: dict[tuple[str, ...], tuple[float, dict, Counter]] = {}
+        self._pairing: dict[tuple[str, ...], _Pairing] = {}
+        self._pool: tuple[float, dict[str, dict[str, str]]] | None = None
         self._pairing_lock = threading.Lock()
 
     # -- models and the pool ------------------------------------------------------------------------
@@ -100,9 +120,24 @@ class Arena:
                     row = self.files.save(s, plain_png(image.image.convert("RGB")), "png", meta={"arena": True})
                     s.add(ArenaImage(prompt=prompt, model=model, file_id=row.id))
                 made += 1
+                self._pool = None  # battles see the new image at once
                 if progress:
                     progress("pool", made, len(prompts) * len(models))
         return made
+
+    def _curated(self) -> dict[str, dict[str, str]]:
+        """The pool as prompt → model → file, prompts that two models or more drew."""
+        cached = self._pool
+        if cached is not None and time.monotonic() - cached[0] <= self.pairing_refresh:
+            return cached[1]
+        with self.db.session() as s:
+            rows = s.execute(select(ArenaImage.prompt, ArenaImage.model, ArenaImage.file_id)).all()
+        by_prompt: dict[str, dict[str, str]] = {}
+        for p, m, f in rows:
+            by_prompt.setdefault(p, {})[m] = f
+        eligible = {p: d for p, d in by_prompt.items() if len(d) >= 2}
+        self._pool = (time.monotonic(), eligible)
+        return eligible
 
     # -- battles ------------------------------------------------------------------------------------
 
@@ -117,7 +152,7 @@ class Arena:
         """Constant-time check; any string is acceptable input (non-ASCII compares as bytes)."""
         return hmac.compare_digest(self.token(battle_id, voter).encode(), (token or "").encode())
 
-    def _pair(self, candidates: list[str], rng: np.random.Generator) -> tuple[str, str]:
+    def _pair(self, candidates: list[str], rng: np.random.Generator) -> tuple[str, str, _Pairing]:
         if len(candidates) < 2:
             raise InvalidRequest(
                 "the arena needs at least two models: register another in models.toml",
@@ -126,46 +161,45 @@ class Arena:
             )
         key = tuple(candidates)
 
-        def fresh() -> tuple[float, dict, Counter] | None:
+        def fresh() -> _Pairing | None:
             cached = self._pairing.get(key)
-            return cached if cached is not None and time.monotonic() - cached[0] <= self.pairing_refresh else None
+            return cached if cached is not None and time.monotonic() - cached.at <= self.pairing_refresh else None
 
-        cached = fresh()
-        if cached is None:
+        pairing = fresh()
+        if pairing is None:
             with self._pairing_lock:  # one request recomputes; the others waiting then take its result
-                cached = fresh()
-                if cached is None:
-                    # every vote read and a bootstrap over prompts (~0.1 s at 20k votes): at most once
-                    # per refresh, not once per battle, so that asking for battles (no sign-in) stays cheap
+                pairing = fresh()
+                if pairing is None:
+                    # every vote read and a bootstrap over prompts (~0.1 s at 20k votes)
                     votes = self.votes()
                     intervals = bootstrap_intervals(
                         candidates, [v for v in votes if v.model_a in candidates and v.model_b in candidates], rounds=50
                     )
-                    cached = (time.monotonic(), intervals, Counter((v.model_a, v.model_b) for v in votes))
-                    self._pairing[key] = cached
-        return choose_pair(candidates, cached[1], cached[2], rng)
+                    pairing = _Pairing(
+                        time.monotonic(),
+                        intervals,
+                        Counter((v.model_a, v.model_b) for v in votes),
+                        Counter((v.group, (min(v.model_a, v.model_b), max(v.model_a, v.model_b))) for v in votes),
+                    )
+                    self._pairing[key] = pairing
+        return (*choose_pair(candidates, pairing.intervals, pairing.pairs, rng), pairing)
 
     def new_battle(self, voter: str, prompt: str | None = None, seed: int | None = None) -> BattleView:
         """A battle from the curated pool, or (with ``prompt``) generated live by two models."""
         rng = np.random.default_rng(seed if seed is not None else secrets.randbits(63))
         if prompt is None:
-            with self.db.session() as s:
-                rows = s.execute(select(ArenaImage.prompt, ArenaImage.model, ArenaImage.file_id)).all()
-            by_prompt: dict[str, dict[str, str]] = {}
-            for p, m, f in rows:
-                by_prompt.setdefault(p, {})[m] = f
-            eligible = {p: d for p, d in by_prompt.items() if len(d) >= 2}
+            eligible = self._curated()
             if not eligible:
                 raise InvalidRequest("the curated pool is empty: run `limner arena seed-pool`, or send a prompt")
             candidates = sorted({m for d in eligible.values() for m in d})
-            a, b = self._pair(candidates, rng)
-            both = [p for p, d in eligible.items() if a in d and b in d]
-            if not both:  # this pair shares no prompt: take any prompt with two models
-                p = sorted(eligible)[int(rng.integers(len(eligible)))]
-                a, b = (str(m) for m in rng.permutation(sorted(eligible[p]))[:2])
-                both = [p]
-            prompt = sorted(both)[int(rng.integers(len(both)))]
-            file_a, file_b, source = by_prompt[prompt][a], by_prompt[prompt][b], "pool"
+            a, b, pairing = self._pair(candidates, rng)
+            both = sorted(p for p, d in eligible.items() if a in d and b in d)
+            if both:
+                prompt = least_judged(both, (a, b), pairing.slots, rng)
+            else:  # this pair shares no prompt: take any prompt with two models
+                prompt = sorted(eligible)[int(rng.integers(len(eligible)))]
+                a, b = (str(m) for m in rng.permutation(sorted(eligible[prompt]))[:2])
+            file_a, file_b, source = eligible[prompt][a], eligible[prompt][b], "pool"
         else:
             if not voter.startswith("user:"):
                 raise Unauthorized(
@@ -175,7 +209,7 @@ class Arena:
                     code="sign_in_required",
                 )
             self.policy.check_input(prompt)
-            a, b = self._pair(self.models(), rng)
+            a, b, _ = self._pair(self.models(), rng)
             day = self._reserve_live(voter)
             s0 = int(rng.integers(2**31))
             try:

@@ -225,3 +225,19 @@ def choose_pair(
         p = np.array(scores) / sum(scores)
         a, b = pairs[rng.choice(len(pairs), p=p)]
     return (a, b) if rng.random() < 0.5 else (b, a)
+
+
+def least_judged(
+    prompts: Sequence[str],
+    pair: tuple[str, str],
+    slot_votes: dict[tuple[str, tuple[str, str]], int],
+    rng: np.random.Generator,
+) -> str:
+    """Of the prompts both models of ``pair`` drew, one on which the two have met in the fewest
+    votes (random among ties; ``slot_votes`` is keyed by prompt and the sorted pair): a pair's
+    votes spread over the pool before any prompt is judged twice, and the intervals, which
+    resample prompts, learn from every one of them."""
+    key = (min(pair), max(pair))
+    counts = [slot_votes.get((p, key), 0) for p in prompts]
+    fewest = [p for p, n in zip(prompts, counts, strict=True) if n == min(counts)]
+    return fewest[int(rng.integers(len(fewest)))]
