@@ -59,6 +59,7 @@ def test_info_reads_size_modes_scheduler_and_adapters_from_the_pipeline(backend,
     assert info.modes == ["text2img", "img2img", "inpaint"]
     assert info.defaults == {"num_inference_steps": 3, "guidance_scale": 5.0, "sampler": "EulerDiscreteScheduler"}
     assert info.description == "diffusers StableDiffusionPipeline; LoRA adapters: ink, pixel"
+    assert info.loras == ["ink", "pixel"]  # what list_models (MCP) shows an assistant
     assert 0 < info.parameters < 200_000
 
 
@@ -316,6 +317,20 @@ def test_the_images_api_selects_loras_and_refuses_what_the_pipeline_cannot_take(
         status, err = generate(model="tiny-sd", loras={"watercolour": 1.0})
         assert status == 400 and err["error"]["param"] == "loras"
         assert "unknown LoRA adapter 'watercolour'" in err["error"]["message"]
+
+        def edit(**fields) -> tuple[int, dict]:  # a form: object-valued fields travel as JSON text
+            photo = io.BytesIO()
+            Image.fromarray(base).save(photo, format="PNG")
+            form = {"prompt": "a red apple", "seed": "1", "model": "tiny-sd", **fields}
+            r = client.post("/v1/images/edits", headers=headers, data=form, files={"image": photo.getvalue()})
+            return r.status_code, r.json()
+
+        status, plain = edit()
+        status_inked, inked = edit(loras='{"ink": 1.0}')
+        assert (status, status_inked) == (200, 200) and not np.array_equal(pixels_of(inked), pixels_of(plain))
+        for bad in ("ink", '["ink"]', "[" * 3000, '{"ink": ' + "1" * 5000 + "}", '{"ink": 11}'):
+            status, err = edit(loras=bad)
+            assert status == 400 and err["error"]["param"] == "loras", (bad[:20], err)
         status, err = generate(model="lcm", negative_prompt="blurry")
         assert status == 400 and err["error"]["param"] == "negative_prompt"
         assert "takes no negative_prompt" in err["error"]["message"]

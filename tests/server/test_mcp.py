@@ -109,7 +109,7 @@ def test_tools_have_schemas_and_descriptions(door):
     gen = tools["generate_image"].input_schema
     assert gen["required"] == ["prompt"]  # the Context the SDK injects is no parameter
     assert set(gen["properties"]) == {
-        "prompt", "size", "n", "seed", "model", "negative_prompt", "num_inference_steps", "guidance_scale",
+        "prompt", "size", "n", "seed", "model", "negative_prompt", "num_inference_steps", "guidance_scale", "loras",
     }  # fmt: skip
     assert gen["properties"]["n"]["maximum"] == 10 and gen["properties"]["prompt"]["maxLength"] == 2000
     assert "double quotes" in gen["properties"]["prompt"]["description"]
@@ -295,8 +295,9 @@ def test_http_edit_by_link_and_a_forged_link(client, key):
         {"prompt": "a red apple", "size": "300x300"},
         {"prompt": "a red apple", "size": "banana"},
         {"prompt": "a red apple", "model": "no-such-model"},
+        {"prompt": "a red apple", "loras": {"ink": 0.8}},  # the tiny model has no adapters
     ],
-    ids=["moderation", "size", "size-format", "model"],
+    ids=["moderation", "size", "size-format", "model", "loras"],
 )
 def test_errors_are_the_apis(client, key, auth, arguments):
     """A refusal reaches the assistant as a tool error with the API's error object, word for word."""

@@ -142,6 +142,7 @@ class DiffusersBackend:
             self.params,
             dict(self.defaults),
             f"diffusers {type(self.text2img).__name__}{lora}",
+            sorted(self.loras),
         )
 
     def resolve(self, req: GenerationRequest) -> dict:

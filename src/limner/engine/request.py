@@ -248,3 +248,4 @@ class ModelInfo:
     parameters: int
     defaults: dict
     description: str = ""
+    loras: list[str] = field(default_factory=list)  # the LoRA adapters a request may name

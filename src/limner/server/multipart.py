@@ -4,6 +4,7 @@ bytes within the upload limit and decoded only after the request is admitted."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -19,6 +20,8 @@ from limner.server.uploads import read_image
 EXTRA_FIELDS = {"strength", "input_fidelity"}  # input_fidelity: an OpenAI hint with no meaning here
 FILE_FIELDS = {"image", "image[]", "mask"}
 PROMPT_FIELDS = ("prompt", "negative_prompt", "moderation", "stream", "partial_images")  # edits only
+JSON_FIELDS = {"loras": '{"ink": 0.8}'}  # object-valued parameters: JSON text in a form; an example
+MAX_JSON_FIELD = 4096  # characters; 16 adapter names and scales fit many times over
 
 
 @dataclass
@@ -86,12 +89,14 @@ async def read_form(request: Request) -> Form:
     return out
 
 
-def body_from_form(fields: dict[str, str], need_prompt: bool) -> tuple[GenerationBody, float | None]:
+def body_from_form(form: dict[str, str], need_prompt: bool) -> tuple[GenerationBody, float | None]:
     """The body (form values are text: converted, then checked against the same bounds as JSON)
     and ``strength``."""
-    fields = dict(fields)
-    strength = fields.pop("strength", None)
-    fields.pop("input_fidelity", None)
+    fields: dict[str, object] = {k: v for k, v in form.items() if k not in EXTRA_FIELDS}
+    for name, example in JSON_FIELDS.items():
+        if name in form:
+            fields[name] = _json_field(name, form[name], example)
+    strength = form.get("strength")
     if not need_prompt:
         fields.setdefault("prompt", "x")  # replaced by the caller
     try:
@@ -107,10 +112,25 @@ def body_from_form(fields: dict[str, str], need_prompt: bool) -> tuple[Generatio
     return body, s
 
 
+def _json_field(name: str, text: str, example: str) -> object:
+    """A form field holding JSON, bounded before it is parsed (deep nesting is refused too)."""
+    wrong = InvalidRequest(
+        f"'{name}' must be a JSON object in a form field, such as {example}", code="invalid_value", param=name
+    )
+    if len(text) > MAX_JSON_FIELD:
+        raise wrong
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise wrong from None
+
+
 def openapi(with_prompt: bool, with_mask: bool) -> dict:
     """The form as OpenAPI shows it, generated from ``GenerationBody``."""
     schema = GenerationBody.model_json_schema()
     props: dict = {k: v for k, v in schema["properties"].items() if with_prompt or k not in (*PROMPT_FIELDS, "prompt")}
+    for name, example in JSON_FIELDS.items():
+        props[name] = {"type": "string", "description": f"{props[name].get('description', '')} As JSON: {example}."}
     props["image"] = {"type": "string", "format": "binary", "description": "The image to edit (PNG, WebP or JPEG)."}
     props["strength"] = {"type": "number", "exclusiveMinimum": 0, "maximum": 1}
     required = ["image", "prompt"] if with_prompt else ["image"]

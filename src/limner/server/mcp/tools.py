@@ -99,6 +99,16 @@ Guidance = Annotated[
 ]
 
 
+Loras = Annotated[
+    dict[str, float] | None,
+    Field(
+        max_length=16,
+        description='LoRA adapters to apply, name → scale ({"ink": 0.8}), of those list_models shows for the model. '
+        "Omit for the model's defaults; {} for none.",
+    ),
+]
+
+
 def create_server(local: Door | None = None) -> MCPServer:
     """The tools. ``local``: what a stdio server draws with; without it (under ``limner serve``)
     each call finds the app's objects and the caller's key through its HTTP request."""
@@ -121,6 +131,7 @@ def create_server(local: Door | None = None) -> MCPServer:
         negative_prompt: Negative = "",
         num_inference_steps: Steps = None,
         guidance_scale: Guidance = None,
+        loras: Loras = None,
     ) -> CallToolResult:
         """Draw images from a text prompt. Returns each image as a PNG with its seed and every parameter used,
         and a link to the kept file. Errors carry the Images API's code: moderation_blocked (the prompt was
@@ -136,6 +147,7 @@ def create_server(local: Door | None = None) -> MCPServer:
             num_inference_steps=num_inference_steps,
             guidance_scale=guidance_scale,
             model=model,
+            loras=loras,
         )
         return await _draw(ctx, door, req.prompt, n, lambda: req)
 
@@ -168,6 +180,7 @@ def create_server(local: Door | None = None) -> MCPServer:
         negative_prompt: Negative = "",
         num_inference_steps: Steps = None,
         guidance_scale: Guidance = None,
+        loras: Loras = None,
     ) -> CallToolResult:
         """Repaint an image following a prompt: under a mask only the transparent part, without one all of it,
         keeping its composition and colours. Returns the images like generate_image, with the same errors, and
@@ -189,6 +202,7 @@ def create_server(local: Door | None = None) -> MCPServer:
                 num_inference_steps=num_inference_steps,
                 guidance_scale=guidance_scale,
                 model=model,
+                loras=loras,
                 image=source.convert("RGB"),
                 mask=matte,
                 strength=strength,  # None: the engine's one default (request.default_strength)
@@ -332,5 +346,6 @@ def _models(engine: Engine) -> list[dict]:
                 item["available"] = False
             else:
                 item |= {"sizes": info.sizes, "modes": info.modes, "defaults": info.defaults}
+                item |= {"loras": info.loras} if info.loras else {}
         out.append(item)
     return out
