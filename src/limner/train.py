@@ -18,6 +18,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -156,7 +157,7 @@ def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
 
 @torch.no_grad()
 def sample_grid(
-    model: torch.nn.Module,
+    model: Denoiser,
     store_encoder: tuple[TextEncoder, Tokenizer],
     prompts: list[str],
     device: torch.device,
@@ -343,7 +344,8 @@ def main(cfg: TrainConfig) -> dict:
         )
     flops_image = 3 * flops_per_image(model_cfg)  # forward + backward ≈ 3× forward
     peak = bf16_peak(device) * world
-    ema_params, model_params = list(ema.parameters()), list(model.parameters())
+    ema_params: list[torch.Tensor] = list(ema.parameters())
+    model_params: list[torch.Tensor] = list(model.parameters())
 
     def train_step(b: int, lr_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimisation step on a fresh batch of ``b``; returns loss and gradient norm as
@@ -407,7 +409,9 @@ def main(cfg: TrainConfig) -> dict:
                     with torch.autocast(device.type, dtype=torch.bfloat16):
                         return ema(x, s, **cond)
 
-                losses.append(flow_loss(den, part["x0"], part["noise"], part["sigma"]))
+                x0, noise, sigma = (part[k] for k in ("x0", "noise", "sigma"))
+                assert x0 is not None and noise is not None and sigma is not None  # always in the batch
+                losses.append(flow_loss(den, x0, noise, sigma))
         return float(torch.cat(losses).mean())
 
     def samples() -> Image.Image:
@@ -563,7 +567,8 @@ def probe_batch(
     """Try each batch size for a few real training steps (the first ones compile) and keep the
     one with the most images per second; sizes that run out of memory are skipped. The steps
     count as training: nothing is thrown away but the time."""
-    results, done, seen = {}, 0, 0
+    results: dict[int, dict[str, float] | str] = {}
+    done, seen = 0, 0
 
     def sync() -> None:
         if device.type == "cuda":
@@ -588,7 +593,7 @@ def probe_batch(
         seen += (3 + steps) * b
         ips = steps * b / dt
         results[b] = {"images_per_s": round(ips, 1), "mfu": round(ips * flops_image / peak, 4)}
-    ok = {b: v["images_per_s"] for b, v in results.items() if isinstance(v, dict)}
+    ok = {b: v["images_per_s"] for b, v in results.items() if not isinstance(v, str)}
     if not ok:
         raise SystemExit(f"no batch size in {batches} fits on {device}")
     return max(ok, key=lambda b: ok[b]), {"steps": done, "images": seen, "results": results}
@@ -613,7 +618,8 @@ def cli_args(argv: list[str] | None = None) -> TrainConfig:
                 kind = float if "float" in str(f.type) else str
             p.add_argument(flag, type=kind, default=f.default)
     ns = p.parse_args(argv)
-    return TrainConfig(**{k: (tuple(v) if k == "betas" else v) for k, v in vars(ns).items()})
+    values: dict[str, Any] = {k: (tuple(v) if k == "betas" else v) for k, v in vars(ns).items()}
+    return TrainConfig(**values)
 
 
 if __name__ == "__main__":
