@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from limner.arena import battles
+from limner.server.arena import address_block
 from limner.store import days
 from limner.store.db import ArenaBattle, ArenaVoter
 
@@ -113,6 +114,12 @@ def test_battles_per_address_hold_under_a_burst_and_a_new_cookie_does_not_reset_
     later = days.now() + 3600
     monkeypatch.setattr(days, "now", lambda: later)  # the next hour
     assert new_battle(client)["prompt"]
+
+
+def test_an_ipv6_client_is_counted_by_its_64():
+    assert address_block("2001:db8::1") == address_block("2001:db8::ffff:1") == "2001:db8::/64"
+    assert address_block("2001:db8:0:1::1") == "2001:db8:0:1::/64"
+    assert address_block("192.0.2.7") == "192.0.2.7" and address_block("testclient") == "testclient"
 
 
 def test_the_live_cap_holds_under_concurrent_requests(client, arena, monkeypatch):

@@ -47,7 +47,7 @@ def pixels(images) -> list[np.ndarray]:
     return [np.asarray(g.image) for g in images]
 
 
-def hold(engine: Engine, prompt: str) -> tuple[Future, threading.Event]:
+def hold(engine: Engine, prompt: str, model: str | None = None) -> tuple[Future, threading.Event]:
     """Start a one-step request that keeps the model busy until the returned event is set."""
     release, running = threading.Event(), threading.Event()
 
@@ -55,7 +55,7 @@ def hold(engine: Engine, prompt: str) -> tuple[Future, threading.Event]:
         running.set()
         assert release.wait(30)
 
-    future = engine.submit(GenerationRequest(prompt, num_inference_steps=1, on_progress=wait))
+    future = engine.submit(GenerationRequest(prompt, model=model, num_inference_steps=1, on_progress=wait))
     assert running.wait(30)
     return future, release
 
@@ -118,26 +118,16 @@ def test_concurrent_callers_are_batched_and_get_what_they_would_get_alone(engine
     def request(prompt: str, n: int) -> GenerationRequest:
         return GenerationRequest(prompt, model=model, n=n, seed=10, num_inference_steps=3)
 
-    barrier = threading.Barrier(2)
-
-    def call(args):
-        barrier.wait()
-        return batched.generate(request(*args), timeout=60)
-
-    with ThreadPoolExecutor(2) as pool:
-        # The engine was idle: the first may start alone. The batcher learns the callers overlap
-        # when the second arrives before the first's batch ends; on a loaded host one thread can
-        # wake after a three-step batch has finished, so warm up until the overlap was seen.
-        for _ in range(5):
-            list(pool.map(call, prompts))
-            stats = batched._batchers[model]
-            if stats._overlapping:
-                break
-        assert stats._overlapping, "the two callers never overlapped in five tries"
-        before = (stats.batches_run, stats.images_run, len(calls))
-        together = list(pool.map(call, prompts))  # callers overlap now, so the window is waited
-    assert (stats.batches_run - before[0], stats.images_run - before[1]) == (1, 3)
-    assert len(calls) == before[2] + 1 and sorted(calls[-1]) == sorted(p for p, _ in prompts)
+    # callers arrive while the model is busy: they queue, and the batcher, having seen callers
+    # overlap, waits its window and runs them as one batch (a blocker decides this, not timing)
+    blocker, release = hold(batched, "blocker", model)
+    futures = [batched.submit(request(*args)) for args in prompts]
+    release.set()
+    blocker.result(60)
+    together = [f.result(60) for f in futures]
+    stats = batched._batchers[model]
+    assert (stats.batches_run, stats.images_run) == (2, 4)  # the blocker's, then the callers' together
+    assert calls == [["blocker"], [p for p, _ in prompts]]
 
     sequential = engines(*specs, batching=False)
     for args, got in zip(prompts, together, strict=True):

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,7 @@ DAILY_CAP = 300  # votes per voter per UTC day
 LIVE_DAILY_CAP = 20  # live battles (two generations each) per account per UTC day
 FAST_SECONDS = 1.5  # quicker than a person can look at two images
 MIN_VOTES_TO_FLAG = 10
+SWEEP_CHUNK = 500  # unvoted battles deleted per transaction (and bound parameters per statement)
 
 
 @dataclass
@@ -73,7 +74,16 @@ class _Pairing:
     at: float
     intervals: dict[str, tuple[float, float]]  # the standings' bootstrap intervals
     pairs: Counter  # votes per (model A, model B) as shown
-    slots: Counter  # votes per (prompt, (model, model) sorted)
+    slots: Counter  # votes per (prompt, (model, model) sorted) at ``at``, plus battles shown since
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def prompt_for(self, prompts: list[str], pair: tuple[str, str], rng: np.random.Generator) -> str:
+        """The least-judged prompt of ``prompts`` for the pair, counted as shown at once: until the
+        next read, battles for the pair rotate through the pool instead of repeating one prompt."""
+        with self.lock:
+            prompt = least_judged(prompts, pair, self.slots, rng)
+            self.slots[(prompt, (min(pair), max(pair)))] += 1
+        return prompt
 
 
 # marks images before they are kept (the server's invisible watermark and its marks row), in the
@@ -95,6 +105,7 @@ class Arena:
         self.pairing_refresh = 15.0
         self._pairing: dict[tuple[str, ...], _Pairing] = {}
         self._pool: tuple[float, dict[str, dict[str, str]]] | None = None
+        self._pool_version = 0  # moved by seed_pool: a read that began before it is not kept
         self._pairing_lock = threading.Lock()
 
     # -- models and the pool ------------------------------------------------------------------------
@@ -120,7 +131,8 @@ class Arena:
                     row = self.files.save(s, plain_png(image.image.convert("RGB")), "png", meta={"arena": True})
                     s.add(ArenaImage(prompt=prompt, model=model, file_id=row.id))
                 made += 1
-                self._pool = None  # battles see the new image at once
+                self._pool_version += 1  # battles see the new image at once
+                self._pool = None
                 if progress:
                     progress("pool", made, len(prompts) * len(models))
         return made
@@ -130,13 +142,15 @@ class Arena:
         cached = self._pool
         if cached is not None and time.monotonic() - cached[0] <= self.pairing_refresh:
             return cached[1]
+        version = self._pool_version
         with self.db.session() as s:
             rows = s.execute(select(ArenaImage.prompt, ArenaImage.model, ArenaImage.file_id)).all()
         by_prompt: dict[str, dict[str, str]] = {}
         for p, m, f in rows:
             by_prompt.setdefault(p, {})[m] = f
         eligible = {p: d for p, d in by_prompt.items() if len(d) >= 2}
-        self._pool = (time.monotonic(), eligible)
+        if version == self._pool_version:
+            self._pool = (time.monotonic(), eligible)
         return eligible
 
     # -- battles ------------------------------------------------------------------------------------
@@ -195,7 +209,7 @@ class Arena:
             a, b, pairing = self._pair(candidates, rng)
             both = sorted(p for p, d in eligible.items() if a in d and b in d)
             if both:
-                prompt = least_judged(both, (a, b), pairing.slots, rng)
+                prompt = pairing.prompt_for(both, (a, b), rng)
             else:  # this pair shares no prompt: take any prompt with two models
                 prompt = sorted(eligible)[int(rng.integers(len(eligible)))]
                 a, b = (str(m) for m in rng.permutation(sorted(eligible[prompt]))[:2])
@@ -277,14 +291,22 @@ class Arena:
                 .values(live_today=ArenaVoter.live_today - 1)
             )
 
-    def battle_image(self, battle_id: str, side: str, voter: str, token: str) -> Path:
+    def battle_image(self, battle_id: str, side: str, voter: str, token: str) -> tuple[Path, str | None]:
+        """The file of one side, and the model that drew it once the battle has its vote (None
+        before), from one read: a sweep in between cannot leave half an answer."""
         if side not in ("a", "b"):
             raise InvalidRequest("side must be a or b", param="side")
+        missing = NotFound("no such battle for this voter", param="battle_id", code="battle_not_found")
         with self.db.session() as s:
             battle = s.get(ArenaBattle, battle_id)
             if battle is None or battle.voter != voter or not self._token_ok(battle_id, voter, token):
-                raise NotFound("no such battle for this voter", param="battle_id", code="battle_not_found")
-            return Path(s.get_one(StoredFile, battle.file_a if side == "a" else battle.file_b).path)
+                raise missing
+            row = s.get(StoredFile, battle.file_a if side == "a" else battle.file_b)
+            model = battle.model_a if side == "a" else battle.model_b
+            revealed = model if battle.outcome is not None else None
+        if row is None or not Path(row.path).is_file():
+            raise missing
+        return Path(row.path), revealed
 
     def sweep_unvoted(self, hours: float) -> int:
         """Delete battles shown more than ``hours`` ago that never got a vote (anyone can start one
@@ -292,18 +314,24 @@ class Arena:
         curated battle's images belong to the pool); → how many battles. The delete says which it
         removed, so a vote that lands meanwhile keeps its battle and its images."""
         cutoff = _utc(self.clock() - hours * 3600)
-        with self.db.session() as s:
-            gone = s.execute(
-                delete(ArenaBattle)
-                .where(ArenaBattle.outcome.is_(None), ArenaBattle.shown_at < cutoff)
-                .returning(ArenaBattle.source, ArenaBattle.file_a, ArenaBattle.file_b)
-            ).all()
-            live = [f for source, *files in gone if source == "live" for f in files]
-            paths = list(s.scalars(select(StoredFile.path).where(StoredFile.id.in_(live))))
-            s.execute(delete(StoredFile).where(StoredFile.id.in_(live)))
-        for path in paths:  # after the commit: a failed transaction leaves no row without its file
-            Path(path).unlink(missing_ok=True)
-        return len(gone)
+        stale = (ArenaBattle.outcome.is_(None), ArenaBattle.shown_at < cutoff)
+        swept = 0
+        while True:  # in short transactions of at most SWEEP_CHUNK battles, however many piled up
+            with self.db.session() as s:
+                ids = list(s.scalars(select(ArenaBattle.id).where(*stale).limit(SWEEP_CHUNK)))
+                gone = s.execute(
+                    delete(ArenaBattle)
+                    .where(ArenaBattle.id.in_(ids), *stale)
+                    .returning(ArenaBattle.source, ArenaBattle.file_a, ArenaBattle.file_b)
+                ).all()
+                live = [f for source, *files in gone if source == "live" for f in files]
+                paths = list(s.scalars(select(StoredFile.path).where(StoredFile.id.in_(live))))
+                s.execute(delete(StoredFile).where(StoredFile.id.in_(live)))
+            for path in paths:  # after the commit: a failed transaction leaves no row without its file
+                Path(path).unlink(missing_ok=True)
+            swept += len(gone)
+            if len(ids) < SWEEP_CHUNK:
+                return swept
 
     # -- votes --------------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from typing import Annotated, Literal
 
@@ -18,7 +19,6 @@ from limner.server.errors import ERROR_RESPONSES
 from limner.server.web.auth import user_from_request
 from limner.server.web.pages import render_page as page
 from limner.store import throttle
-from limner.store.db import ArenaBattle
 
 router = APIRouter(prefix="/arena", tags=["arena"], responses=ERROR_RESPONSES)
 VOTER_COOKIE = "limner_voter"
@@ -102,6 +102,16 @@ def _battle_out(view, voter: str) -> BattleOut:
     )
 
 
+def address_block(address: str) -> str:
+    """What one client is, for counting: its IPv4 address, or the /64 an IPv6 address lies in (one
+    host is handed a whole /64 and may pick any address in it)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else address
+
+
 def admit_battle(request: Request) -> None:
     """Every battle is a row, and anyone may start one without an account (dropping the voter
     cookie makes a new voter): so battles are counted per client address, and past the hour's
@@ -109,7 +119,7 @@ def admit_battle(request: Request) -> None:
     settings = request.app.state.settings
     limit = throttle.Limit("battles-address", settings.arena_battles_per_address, 3600)
     with request.app.state.db.session() as s:
-        wait = throttle.take(s, limit, client_address(request))
+        wait = throttle.take(s, limit, address_block(client_address(request)))
     if wait is not None:
         minutes = max(1, round(wait / 60))
         raise RateLimited(
@@ -133,12 +143,9 @@ async def new_battle(request: Request, response: Response, body: BattleIn | None
 def battle_image(
     request: Request, battle_id: str, side: Literal["a", "b"], token: Annotated[str, Query(max_length=128)]
 ):
-    path = request.app.state.arena.battle_image(battle_id, side, voter_id(request), token)
+    path, model = request.app.state.arena.battle_image(battle_id, side, voter_id(request), token)
     headers = {"Cache-Control": "private, no-store"}
-    with request.app.state.db.session() as s:
-        battle = s.get_one(ArenaBattle, battle_id)
-        voted, model = battle.outcome is not None, battle.model_a if side == "a" else battle.model_b
-    if voted:  # the models are revealed: the image may now say which one made it (Content Credentials)
+    if model is not None:  # the models are revealed: the image may now say which one made it (Content Credentials)
         return Response(request.app.state.provenance.sign(path.read_bytes(), "png", model), 200, headers, "image/png")
     return FileResponse(path, media_type="image/png", headers=headers)
 

@@ -213,7 +213,8 @@ def create_server(local: Door | None = None) -> MCPServer:
     @server.tool(title="List models", annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
     async def list_models(ctx: Context) -> CallToolResult:
         """The models this server draws with: name, backend and which is the default; for the default model
-        (and any other already loaded) also the sizes it makes, its modes and its sampling defaults."""
+        (and any other already loaded) also the sizes it makes, its modes, its sampling defaults and the
+        LoRA adapters it has (loras), which generate_image and edit_image take by name."""
         door = _door(ctx, local)
         models = await anyio.to_thread.run_sync(_models, door.engine)
         return CallToolResult(
