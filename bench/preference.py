@@ -228,6 +228,7 @@ def run_arena(
         cookie_secure=False,
         engine_factory=lambda: Engine(specs=specs),
         arena_battles_per_address=10**9,  # every simulated voter comes from the loopback
+        arena_unvoted_hours=10**6,  # the simulation's clock starts a day ago: housekeeping keeps its battles
     )
     app = create_app(settings)
     rng = np.random.default_rng(seed)

@@ -302,6 +302,7 @@ def main() -> None:
             cookie_secure=False,  # plain http on 127.0.0.1
             engine_factory=lambda: Engine(specs=specs),
             arena_battles_per_address=10**9,  # every simulated voter comes from the loopback
+            arena_unvoted_hours=10**6,  # the simulation's clock starts a day ago: housekeeping keeps its battles
         )
         simulate(
             create_app(settings),

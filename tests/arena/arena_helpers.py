@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 
 from fastapi.testclient import TestClient
 
@@ -19,8 +20,9 @@ POOL = [
 class Clock:
     """A clock that moves ``step`` seconds each time it is read."""
 
-    def __init__(self, start: float = 1_750_000_000.0, step: float = 3.0):
-        self.now, self.step = start, step
+    def __init__(self, start: float | None = None, step: float = 3.0):
+        # from the real time: the server's housekeeping, on the real clock, sees battles as new
+        self.now, self.step = time.time() if start is None else start, step
 
     def __call__(self) -> float:
         self.now += self.step

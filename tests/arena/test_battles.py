@@ -337,14 +337,17 @@ def test_battles_left_without_a_vote_are_swept_with_their_live_images(client, ar
     assert all(client.get(b["images"]["a"]).status_code == 200 for b in kept.values())
 
 
-def test_the_janitor_sweeps_with_the_configured_hours(client, arena, clock, pool):
+def test_the_janitor_sweeps_on_the_real_clock_with_the_configured_hours(client, arena, clock, pool):
     from limner.server import janitor
 
     battle = new_battle(client)
+    assert janitor.sweep_battles(client.app.state) == 0
     client.app.state.settings.arena_unvoted_hours = 1.0
-    clock.now += 2 * 3600
+    clock.now -= 2 * 3600  # the next battle is shown two hours ago
+    old = new_battle(client)
     assert janitor.sweep_battles(client.app.state) == 1
-    assert vote(client, battle, "a").status_code == 404
+    assert vote(client, old, "a").status_code == 404
+    assert vote(client, battle, "a").status_code == 200
 
 
 def test_a_curated_battle_needs_a_pool(client):

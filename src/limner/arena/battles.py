@@ -308,12 +308,13 @@ class Arena:
             raise missing
         return Path(row.path), revealed
 
-    def sweep_unvoted(self, hours: float) -> int:
+    def sweep_unvoted(self, hours: float, now: float | None = None) -> int:
         """Delete battles shown more than ``hours`` ago that never got a vote (anyone can start one
         without an account, so they would pile up), and the images of the live ones among them (a
         curated battle's images belong to the pool); → how many battles. The delete says which it
-        removed, so a vote that lands meanwhile keeps its battle and its images."""
-        cutoff = _utc(self.clock() - hours * 3600)
+        removed, so a vote that lands meanwhile keeps its battle and its images. ``now``: seconds
+        since the epoch (default: the arena's clock)."""
+        cutoff = _utc((self.clock() if now is None else now) - hours * 3600)
         stale = (ArenaBattle.outcome.is_(None), ArenaBattle.shown_at < cutoff)
         swept = 0
         while True:  # in short transactions of at most SWEEP_CHUNK battles, however many piled up

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from pathlib import Path
 
 from sqlalchemy import delete, select
@@ -35,7 +36,7 @@ def sweep_files(state: State) -> int:
 
 def sweep_battles(state: State) -> int:
     """Arena battles left without a vote past ``arena_unvoted_hours`` (``Arena.sweep_unvoted``)."""
-    return state.arena.sweep_unvoted(state.settings.arena_unvoted_hours)
+    return state.arena.sweep_unvoted(state.settings.arena_unvoted_hours, now=time.time())
 
 
 def sweep_throttles(state: State, now: float | None = None) -> None:
