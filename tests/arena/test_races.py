@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from limner.arena import battles
-from limner.server.arena import address_block
+from limner.server.deps import address_block
 from limner.store import days
 from limner.store.db import ArenaBattle, ArenaVoter
 
@@ -116,7 +116,7 @@ def test_battles_per_address_hold_under_a_burst_and_a_new_cookie_does_not_reset_
     assert new_battle(client)["prompt"]
 
 
-def test_an_ipv6_client_is_counted_by_its_64():
+def test_an_ipv6_client_is_counted_by_its_64():  # by every per-address limit: battles, sign-in, sign-up
     assert address_block("2001:db8::1") == address_block("2001:db8::ffff:1") == "2001:db8::/64"
     assert address_block("2001:db8:0:1::1") == "2001:db8:0:1::/64"
     assert address_block("192.0.2.7") == "192.0.2.7" and address_block("testclient") == "testclient"

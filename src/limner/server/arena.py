@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 from typing import Annotated, Literal
 
@@ -102,16 +101,6 @@ def _battle_out(view, voter: str) -> BattleOut:
     )
 
 
-def address_block(address: str) -> str:
-    """What one client is, for counting: its IPv4 address, or the /64 an IPv6 address lies in (one
-    host is handed a whole /64 and may pick any address in it)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    return str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else address
-
-
 def admit_battle(request: Request) -> None:
     """Every battle is a row, and anyone may start one without an account (dropping the voter
     cookie makes a new voter): so battles are counted per client address, and past the hour's
@@ -119,7 +108,7 @@ def admit_battle(request: Request) -> None:
     settings = request.app.state.settings
     limit = throttle.Limit("battles-address", settings.arena_battles_per_address, 3600)
     with request.app.state.db.session() as s:
-        wait = throttle.take(s, limit, address_block(client_address(request)))
+        wait = throttle.take(s, limit, client_address(request))
     if wait is not None:
         minutes = max(1, round(wait / 60))
         raise RateLimited(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -52,9 +53,20 @@ def get_api_key(request: Request) -> ApiKey:
     return row
 
 
+def address_block(address: str) -> str:
+    """What one client is, for counting: its IPv4 address, or the /64 an IPv6 address lies in (one
+    host is handed a whole /64 and may pick any address in it)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else address
+
+
 def client_address(request: Request) -> str:
-    """The caller's address (behind a proxy, run uvicorn with --proxy-headers so it is the real one)."""
-    return request.client.host if request.client else "unknown"
+    """The caller, as the per-address limits count it (``address_block``); behind a proxy, run
+    uvicorn with --proxy-headers so it is the real one."""
+    return address_block(request.client.host) if request.client else "unknown"
 
 
 def get_engine(request: Request) -> Engine:
