@@ -391,11 +391,17 @@ def main() -> None:
             args.seed,
             BOARD[args.property],
         )
+        pairs = got["arena"].export_preference_pairs(prefs)
+        exported = [json.loads(line) for line in (prefs / "pairs.jsonl").open()]
         results["collection"] = {
             "prompts": len(prompts),
             "images": args.images,
             "outcomes": got["outcomes"],
-            "pairs": got["arena"].export_preference_pairs(prefs),
+            "pairs": pairs,
+            # how far the votes spread: (prompt, pair of names) slots with an honest vote, of all
+            "slots_judged": len({(v.group, frozenset((v.model_a, v.model_b))) for v in got["arena"].votes()}),
+            "slots": len(prompts) * len(names) * (len(names) - 1) // 2,
+            "distinct_pairs": len({(r["prompt"], frozenset((r["winner_model"], r["loser_model"]))) for r in exported}),
         }
         save()
         print(f"  {results['collection']}", flush=True)
