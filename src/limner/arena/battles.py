@@ -29,6 +29,7 @@ from limner.arena.ratings import (
     choose_pair,
     leaderboard,
     least_judged,
+    pair_key,
 )
 from limner.engine import Engine, GeneratedImage, GenerationRequest
 from limner.engine.metadata import plain_png
@@ -82,7 +83,7 @@ class _Pairing:
         next read, battles for the pair rotate through the pool instead of repeating one prompt."""
         with self.lock:
             prompt = least_judged(prompts, pair, self.slots, rng)
-            self.slots[(prompt, (min(pair), max(pair)))] += 1
+            self.slots[(prompt, pair_key(*pair))] += 1
         return prompt
 
 
@@ -193,7 +194,7 @@ class Arena:
                         time.monotonic(),
                         intervals,
                         Counter((v.model_a, v.model_b) for v in votes),
-                        Counter((v.group, (min(v.model_a, v.model_b), max(v.model_a, v.model_b))) for v in votes),
+                        Counter((v.group, pair_key(v.model_a, v.model_b)) for v in votes),
                     )
                     self._pairing[key] = pairing
         return (*choose_pair(candidates, pairing.intervals, pairing.pairs, rng), pairing)

@@ -227,6 +227,11 @@ def choose_pair(
     return (a, b) if rng.random() < 0.5 else (b, a)
 
 
+def pair_key(a: str, b: str) -> tuple[str, str]:
+    """Two models in one order, whichever sat on which side."""
+    return (a, b) if a <= b else (b, a)
+
+
 def least_judged(
     prompts: Sequence[str],
     pair: tuple[str, str],
@@ -237,7 +242,7 @@ def least_judged(
     votes (random among ties; ``slot_votes`` is keyed by prompt and the sorted pair): a pair's
     votes spread over the pool before any prompt is judged twice, and the intervals, which
     resample prompts, learn from every one of them."""
-    key = (min(pair), max(pair))
+    key = pair_key(*pair)
     counts = [slot_votes.get((p, key), 0) for p in prompts]
     fewest = [p for p, n in zip(prompts, counts, strict=True) if n == min(counts)]
     return fewest[int(rng.integers(len(fewest)))]

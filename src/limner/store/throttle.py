@@ -29,6 +29,11 @@ def _window(limit: Limit, now: float) -> int:
     return int(now // limit.window_s) * limit.window_s
 
 
+def _left(limit: Limit, now: float) -> int:
+    """Seconds until the current window ends (at least one)."""
+    return max(1, _window(limit, now) + limit.window_s - int(now))
+
+
 def _key(limit: Limit, subject: str) -> str:
     """Subjects (emails, addresses) are stored as digests, not in clear."""
     return f"{limit.what}:{hashlib.sha256(subject.strip().lower().encode()).hexdigest()[:40]}"
@@ -43,7 +48,7 @@ def retry_after(session: Session, limit: Limit, subject: str, now: float | None 
     ).first()
     if row is None or row.window != window or row.attempts < limit.attempts:
         return None
-    return max(1, window + limit.window_s - int(now))
+    return _left(limit, now)
 
 
 def count(session: Session, limit: Limit, subject: str, now: float | None = None) -> int:
@@ -67,7 +72,7 @@ def take(session: Session, limit: Limit, subject: str, now: float | None = None)
     now = days.now() if now is None else now
     if count(session, limit, subject, now) <= limit.attempts:
         return None
-    return max(1, _window(limit, now) + limit.window_s - int(now))
+    return _left(limit, now)
 
 
 def clear(session: Session, limit: Limit, subject: str) -> None:
