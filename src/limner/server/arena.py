@@ -110,10 +110,8 @@ def admit_battle(request: Request) -> None:
     with request.app.state.db.session() as s:
         wait = throttle.take(s, limit, client_address(request))
     if wait is not None:
-        minutes = max(1, round(wait / 60))
         raise RateLimited(
-            f"{limit.attempts} battles were started from your address this hour; "
-            f"try again in {minutes} minute{'s' * (minutes != 1)}",
+            f"{limit.attempts} battles were started from your address this hour; try again in {throttle.minutes(wait)}",
             retry_after=wait,
             code="battle_rate_limited",
         )

@@ -34,6 +34,12 @@ def _left(limit: Limit, now: float) -> int:
     return max(1, _window(limit, now) + limit.window_s - int(now))
 
 
+def minutes(seconds: int) -> str:
+    """A wait in words, rounded to whole minutes (at least one): "3 minutes"."""
+    n = max(1, round(seconds / 60))
+    return f"{n} minute{'s' * (n != 1)}"
+
+
 def _key(limit: Limit, subject: str) -> str:
     """Subjects (emails, addresses) are stored as digests, not in clear."""
     return f"{limit.what}:{hashlib.sha256(subject.strip().lower().encode()).hexdigest()[:40]}"

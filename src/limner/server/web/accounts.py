@@ -38,9 +38,8 @@ def signup_page(request: Request) -> HTMLResponse:
 
 
 def too_many(request: Request, page: str, seconds: int, **ctx: object) -> HTMLResponse:
-    minutes = max(1, round(seconds / 60))
     response = render_page(
-        request, page, 429, error=f"Too many attempts; try again in {minutes} minute{'s' * (minutes != 1)}.", **ctx
+        request, page, 429, error=f"Too many attempts; try again in {throttle.minutes(seconds)}.", **ctx
     )
     response.headers["Retry-After"] = str(seconds)
     return response
